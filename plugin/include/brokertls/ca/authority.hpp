@@ -1,0 +1,117 @@
+#pragma once
+// A CA kept in one directory, with the bookkeeping of `openssl ca`:
+//   root.key root.crt                 the root (its key may be taken offline once an
+//   intermediate.key intermediate.crt intermediate exists: then the intermediate issues)
+//   index.jsonl                       every certificate issued and revoked (see index.hpp)
+//   certs/SERIAL.pem                  a copy of every certificate issued
+//   crl.pem crlnumber                 the newest CRL and its number
+//   .lock                             serialises commands
+// Every command holds the lock for its whole run, and checks that the issuing key matches its
+// certificate before it signs anything.
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brokertls/ca/index.hpp"
+#include "brokertls/ca/lock.hpp"
+#include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/csr.hpp"
+#include "brokertls/crypto/key.hpp"
+#include "brokertls/crypto/signing.hpp"
+#include "brokertls/store/files.hpp"
+
+namespace brokertls {
+
+inline constexpr int kDefaultLeafDays = 397;
+inline constexpr int kDefaultRootDays = 3650;
+inline constexpr int kDefaultIntermediateDays = 1825;
+inline constexpr int kMaxDays = 36500;
+inline constexpr std::chrono::seconds kDefaultLockTimeout{60};
+
+struct CaInitOptions {
+    std::string name = "brokertls CA";
+    std::string organization;
+    KeyType key_type = KeyType::EcP256;
+    int days = kDefaultRootDays;
+    Passphrase passphrase;  // protects the new key (and unlocks the root for an intermediate)
+};
+
+struct LeafRequest {
+    CertificateProfile profile = CertificateProfile::Client;
+    std::string name;       // the CN
+    std::string file_stem;  // output files STEM.key/.crt/.chain.pem; empty: the name
+    std::vector<SubjectAltName> subject_alt_names;
+    int days = kDefaultLeafDays;
+    KeyType key_type = KeyType::EcP256;
+};
+
+struct IssuedFiles {
+    IndexEntry entry;
+    std::filesystem::path key, cert, chain;
+};
+
+struct VerifyResult {
+    bool ok = false;
+    std::string reason;  // why not, in words; "" when ok
+    std::optional<IndexEntry> entry;
+};
+
+class CertificateAuthority {
+  public:
+    // Creates root.key/root.crt in a new (or empty) directory.
+    static void init_root(const std::filesystem::path& dir, const CaInitOptions& options);
+    // Creates intermediate.key/intermediate.crt signed by the root; leaves are then issued by it.
+    static void add_intermediate(const std::filesystem::path& dir, const CaInitOptions& options);
+
+    // Opens the CA under its lock. With `load_key` false, nothing needs the passphrase (list,
+    // show, verify).
+    CertificateAuthority(std::filesystem::path dir, const Passphrase& passphrase, bool load_key,
+                         DirectoryLock::Mode mode,
+                         std::chrono::milliseconds lock_timeout = kDefaultLockTimeout);
+
+    // Issues keys and certificates for every request in one batch: one lock, one index append,
+    // one filesystem sync. Either every file is written and indexed, or nothing changes.
+    std::vector<IssuedFiles> issue(const std::vector<LeafRequest>& requests,
+                                   const std::filesystem::path& out_dir, Overwrite overwrite);
+    // Signs a CSR after checking its signature and that every name matches an `allow` glob.
+    // Only the names come from the CSR; the profile decides every extension.
+    IndexEntry sign(const CertificateRequest& csr, std::string_view csr_source,
+                    CertificateProfile profile, int days, const std::vector<std::string>& allow,
+                    const std::filesystem::path& out, Overwrite overwrite);
+    IndexEntry revoke(const std::string& serial_or_file, RevocationReason reason);
+    Crl write_crl(int days);
+
+    std::vector<IndexEntry> list() const { return index_.read(); }
+    std::optional<IndexEntry> find(const std::string& serial) const;
+    VerifyResult verify(const std::vector<Certificate>& chain) const;
+
+    const Certificate& root() const { return root_; }
+    const Certificate& issuer() const { return intermediate_ ? *intermediate_ : root_; }
+    // The certificates above a leaf, nearest first: [intermediate] (never the root).
+    std::vector<Certificate> issuing_chain() const;
+    const std::filesystem::path& dir() const { return dir_; }
+    std::filesystem::path cert_path(const std::string& serial) const;
+
+  private:
+    TimePoint leaf_not_after(int days, TimePoint now) const;
+    IndexEntry record(const Certificate& cert, const std::string& name,
+                      std::string_view profile) const;
+
+    std::filesystem::path dir_;
+    DirectoryLock lock_;
+    Certificate root_;
+    std::optional<Certificate> intermediate_;
+    std::optional<PrivateKey> issuer_key_;
+    CertificateIndex index_;
+};
+
+std::string_view profile_name(CertificateProfile profile);
+std::optional<CertificateProfile> parse_leaf_profile(std::string_view name);
+
+// Normalises a serial typed by a person ("0a:1B..", "0x0A1B") to the index's uppercase hex.
+std::string normalize_serial(std::string_view text);
+
+}  // namespace brokertls

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/handles.hpp"
+#include "brokertls/crypto/time.hpp"
+
+namespace brokertls {
+
+// RFC 5280 CRLReason codes we accept by name.
+enum class RevocationReason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    CaCompromise = 2,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+    CertificateHold = 6,
+    PrivilegeWithdrawn = 9,
+};
+std::optional<RevocationReason> parse_revocation_reason(std::string_view name);
+std::string_view revocation_reason_name(RevocationReason reason);
+std::string_view revocation_reason_names();
+
+struct RevokedCertificate {
+    std::string serial_hex;  // as Certificate::serial_hex()
+    TimePoint revoked_at;
+    RevocationReason reason = RevocationReason::Unspecified;
+};
+
+class Crl {
+  public:
+    explicit Crl(X509CrlPtr crl) : crl_(std::move(crl)) {}
+    static Crl parse(std::string_view data, std::string_view source);
+    static Crl load(const std::filesystem::path& path);
+
+    std::string to_pem() const;
+    std::string to_der() const;
+
+    std::string issuer() const;
+    TimePoint this_update() const;
+    TimePoint next_update() const;  // TimePoint::max() when absent
+    long number() const;            // the cRLNumber extension, -1 when absent
+    std::vector<RevokedCertificate> revoked() const;
+    bool signed_by(const Certificate& issuer) const;
+
+    X509_CRL* get() const { return crl_.get(); }
+
+  private:
+    X509CrlPtr crl_;
+};
+
+}  // namespace brokertls

@@ -1,0 +1,183 @@
+#include "brokertls/crypto/key.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+
+#include <array>
+#include <cstring>
+
+#include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
+
+namespace brokertls {
+
+namespace {
+
+struct KeyTypeName {
+    KeyType type;
+    std::string_view name;
+};
+
+constexpr std::array<KeyTypeName, 11> kKeyTypeNames{{
+    {KeyType::EcP256, "ecdsa-p256"},
+    {KeyType::EcP384, "ecdsa-p384"},
+    {KeyType::Rsa2048, "rsa2048"},
+    {KeyType::Rsa3072, "rsa3072"},
+    {KeyType::Rsa4096, "rsa4096"},
+    {KeyType::Ed25519, "ed25519"},
+    // Aliases people type.
+    {KeyType::EcP256, "p256"},
+    {KeyType::EcP384, "p384"},
+    {KeyType::Rsa2048, "rsa-2048"},
+    {KeyType::Rsa3072, "rsa-3072"},
+    {KeyType::Rsa4096, "rsa-4096"},
+}};
+
+int passphrase_callback(char* buf, int size, int /*rwflag*/, void* user) {
+    const auto* pass = static_cast<const std::string*>(user);
+    if (!pass || pass->size() > static_cast<size_t>(size)) return -1;
+    std::memcpy(buf, pass->data(), pass->size());
+    return static_cast<int>(pass->size());
+}
+
+PkeyPtr generate_key(KeyType type) {
+    switch (type) {
+        case KeyType::EcP256:
+            return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+        case KeyType::EcP384:
+            return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+        case KeyType::Rsa2048:
+            return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+        case KeyType::Rsa3072:
+            return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072}));
+        case KeyType::Rsa4096:
+            return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{4096}));
+        case KeyType::Ed25519:
+            return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+std::optional<KeyType> parse_key_type(std::string_view name) {
+    for (const auto& entry : kKeyTypeNames)
+        if (entry.name == name) return entry.type;
+    return std::nullopt;
+}
+
+std::string_view key_type_name(KeyType type) {
+    for (const auto& entry : kKeyTypeNames)
+        if (entry.type == type) return entry.name;
+    return "unknown";
+}
+
+std::string_view key_type_names() {
+    return "ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519";
+}
+
+PrivateKey PrivateKey::generate(KeyType type) {
+    PkeyPtr key = generate_key(type);
+    if (!key) throw Error(ErrorKind::Io, "key generation failed: " + openssl_reason());
+    return PrivateKey(std::move(key));
+}
+
+PrivateKey PrivateKey::parse(std::string_view data, std::string_view source,
+                             const Passphrase& passphrase) {
+    ERR_clear_error();
+    PkeyPtr key;
+    if (looks_like_pem(data)) {
+        bool encrypted = data.find("ENCRYPTED") != std::string_view::npos;
+        if (encrypted && !passphrase)
+            fail(ErrorKind::Input, source, "private key is encrypted: a passphrase is needed");
+        BioPtr bio = memory_bio(data);
+        std::string pass = passphrase.value_or("");
+        key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, passphrase_callback, &pass));
+        if (!key && encrypted)
+            fail(ErrorKind::Input, source, "wrong passphrase or corrupt private key");
+        if (!key) fail(ErrorKind::Input, source, "not a PEM private key");
+    } else {
+        BioPtr bio = memory_bio(data);
+        key.reset(d2i_PrivateKey_bio(bio.get(), nullptr));
+        if (!key) fail(ErrorKind::Input, source, "not a PEM or DER private key");
+    }
+    ERR_clear_error();
+    PrivateKey result(std::move(key));
+    result.type();  // rejects key kinds we do not support
+    return result;
+}
+
+PrivateKey PrivateKey::load(const std::filesystem::path& path, const Passphrase& passphrase) {
+    return parse(read_file(path), path.string(), passphrase);
+}
+
+std::string PrivateKey::to_pem(const Passphrase& passphrase) const {
+    BioPtr bio = memory_bio();
+    int ok;
+    if (passphrase) {
+        ok = PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), EVP_aes_256_cbc(),
+                                           passphrase->data(), static_cast<int>(passphrase->size()),
+                                           nullptr, nullptr);
+    } else {
+        ok = PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr,
+                                           nullptr);
+    }
+    if (!ok) throw Error(ErrorKind::Io, "cannot encode private key: " + openssl_reason());
+    return bio_contents(bio.get());
+}
+
+std::string PrivateKey::to_der() const {
+    BioPtr bio = memory_bio();
+    if (!i2d_PKCS8PrivateKey_bio(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr))
+        throw Error(ErrorKind::Io, "cannot encode private key: " + openssl_reason());
+    return bio_contents(bio.get());
+}
+
+std::string PrivateKey::public_key_pem() const {
+    BioPtr bio = memory_bio();
+    if (!PEM_write_bio_PUBKEY(bio.get(), key_.get()))
+        throw Error(ErrorKind::Io, "cannot encode public key: " + openssl_reason());
+    return bio_contents(bio.get());
+}
+
+KeyType PrivateKey::type() const {
+    if (EVP_PKEY_is_a(key_.get(), "ED25519")) return KeyType::Ed25519;
+    if (EVP_PKEY_is_a(key_.get(), "EC")) {
+        char group[64] = {};
+        size_t len = 0;
+        EVP_PKEY_get_utf8_string_param(key_.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                       &len);
+        std::string_view g(group, len);
+        if (g == "prime256v1" || g == "P-256") return KeyType::EcP256;
+        if (g == "secp384r1" || g == "P-384") return KeyType::EcP384;
+        throw Error(ErrorKind::Input,
+                    "unsupported EC curve " + std::string(g) + " (use P-256 or P-384)");
+    }
+    if (EVP_PKEY_is_a(key_.get(), "RSA")) {
+        int bits = EVP_PKEY_get_bits(key_.get());
+        if (bits == 2048) return KeyType::Rsa2048;
+        if (bits == 3072) return KeyType::Rsa3072;
+        if (bits == 4096) return KeyType::Rsa4096;
+        throw Error(ErrorKind::Input, "unsupported RSA key size " + std::to_string(bits) +
+                                          " (use 2048, 3072 or 4096)");
+    }
+    throw Error(ErrorKind::Input,
+                std::string("unsupported key algorithm ") + EVP_PKEY_get0_type_name(key_.get()));
+}
+
+bool PrivateKey::is_rsa() const {
+    return EVP_PKEY_is_a(key_.get(), "RSA");
+}
+
+const EVP_MD* PrivateKey::signature_digest() const {
+    switch (type()) {
+        case KeyType::Ed25519:
+            return nullptr;
+        case KeyType::EcP384:
+            return EVP_sha384();
+        default:
+            return EVP_sha256();
+    }
+}
+
+}  // namespace brokertls

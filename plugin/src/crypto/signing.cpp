@@ -1,0 +1,164 @@
+#include "brokertls/crypto/signing.hpp"
+
+#include <openssl/rand.h>
+
+#include "brokertls/error.hpp"
+
+namespace brokertls {
+
+namespace {
+
+void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+    X509ExtPtr ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value));
+    if (!ext || !X509_add_ext(cert, ext.get(), -1))
+        throw Error(ErrorKind::Io, std::string("cannot add extension ") + OBJ_nid2sn(nid) + ": " +
+                                       openssl_reason());
+}
+
+Asn1IntegerPtr serial_from_hex(const std::string& hex) {
+    BIGNUM* raw = nullptr;
+    if (!BN_hex2bn(&raw, hex.c_str()))
+        fail(ErrorKind::Input, hex, "not a hexadecimal serial number");
+    BignumPtr bn(raw);
+    Asn1IntegerPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+    if (!serial) throw std::bad_alloc();
+    return serial;
+}
+
+void set_time(ASN1_TIME* field, TimePoint t) {
+    if (!ASN1_TIME_set(field, Clock::to_time_t(t)))
+        throw Error(ErrorKind::Io, "cannot set certificate time");
+}
+
+}  // namespace
+
+std::string random_serial() {
+    unsigned char bytes[16];
+    do {
+        if (RAND_bytes(bytes, sizeof bytes) != 1)
+            throw Error(ErrorKind::Io, "random generator failed");
+        bytes[0] &= 0x7f;     // positive as a DER INTEGER
+    } while (bytes[0] == 0);  // keep it 16 octets, so serials never look short
+    BignumPtr bn(BN_bin2bn(bytes, sizeof bytes, nullptr));
+    char* hex = BN_bn2hex(bn.get());
+    std::string out(hex);
+    OPENSSL_free(hex);
+    return out;
+}
+
+Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
+                             const PrivateKey& issuer_key, const Certificate* issuer) {
+    X509Ptr cert(X509_new());
+    if (!cert) throw std::bad_alloc();
+    X509_set_version(cert.get(), X509_VERSION_3);
+    Asn1IntegerPtr serial =
+        serial_from_hex(spec.serial_hex.empty() ? random_serial() : spec.serial_hex);
+    X509_set_serialNumber(cert.get(), serial.get());
+    set_time(X509_getm_notBefore(cert.get()), spec.not_before);
+    set_time(X509_getm_notAfter(cert.get()), spec.not_after);
+
+    X509_NAME* name = X509_get_subject_name(cert.get());
+    if (!spec.organization.empty() &&
+        !X509_NAME_add_entry_by_NID(
+            name, NID_organizationName, MBSTRING_UTF8,
+            reinterpret_cast<const unsigned char*>(spec.organization.c_str()), -1, -1, 0))
+        fail(ErrorKind::Usage, spec.organization,
+             "cannot be used as an organization name (at most 64 characters)");
+    if (!spec.common_name.empty() &&
+        !X509_NAME_add_entry_by_NID(
+            name, NID_commonName, MBSTRING_UTF8,
+            reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1, -1, 0))
+        fail(ErrorKind::Usage, spec.common_name,
+             "cannot be used as a common name (at most 64 characters)");
+    X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer->get()) : name);
+    if (!X509_set_pubkey(cert.get(), subject_key))
+        throw Error(ErrorKind::Input, "unusable public key: " + openssl_reason());
+
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer->get() : cert.get(), cert.get(), nullptr, nullptr, 0);
+
+    bool rsa = EVP_PKEY_is_a(subject_key, "RSA");
+    switch (spec.profile) {
+        case CertificateProfile::RootCa:
+            add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE");
+            add_extension(cert.get(), &ctx, NID_key_usage,
+                          "critical,digitalSignature,keyCertSign,cRLSign");
+            break;
+        case CertificateProfile::IntermediateCa:
+            add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
+            add_extension(cert.get(), &ctx, NID_key_usage,
+                          "critical,digitalSignature,keyCertSign,cRLSign");
+            break;
+        case CertificateProfile::Client:
+        case CertificateProfile::Server:
+            add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
+            add_extension(
+                cert.get(), &ctx, NID_key_usage,
+                rsa ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature");
+            add_extension(cert.get(), &ctx, NID_ext_key_usage,
+                          spec.profile == CertificateProfile::Client ? "clientAuth" : "serverAuth");
+            break;
+    }
+    add_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
+    if (issuer) add_extension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
+    if (!spec.subject_alt_names.empty()) {
+        GeneralNamesPtr names = to_general_names(spec.subject_alt_names);
+        // RFC 5280: the SAN extension is critical when the subject is empty.
+        int critical = spec.common_name.empty() && spec.organization.empty() ? 1 : 0;
+        if (!X509_add1_ext_i2d(cert.get(), NID_subject_alt_name, names.get(), critical,
+                               X509V3_ADD_DEFAULT))
+            throw Error(ErrorKind::Io, "cannot add subjectAltName: " + openssl_reason());
+    }
+
+    if (X509_sign(cert.get(), issuer_key.get(), issuer_key.signature_digest()) <= 0)
+        throw Error(ErrorKind::Io, "cannot sign certificate: " + openssl_reason());
+    return Certificate(std::move(cert));
+}
+
+Crl sign_crl(const Certificate& issuer, const PrivateKey& issuer_key,
+             const std::vector<RevokedCertificate>& revoked, TimePoint this_update,
+             TimePoint next_update, long crl_number) {
+    X509CrlPtr crl(X509_CRL_new());
+    if (!crl) throw std::bad_alloc();
+    X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2);
+    X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.get()));
+    Asn1TimePtr last(ASN1_TIME_set(nullptr, Clock::to_time_t(this_update)));
+    Asn1TimePtr next(ASN1_TIME_set(nullptr, Clock::to_time_t(next_update)));
+    X509_CRL_set1_lastUpdate(crl.get(), last.get());
+    X509_CRL_set1_nextUpdate(crl.get(), next.get());
+
+    for (const auto& entry : revoked) {
+        X509RevokedPtr rev(X509_REVOKED_new());
+        Asn1IntegerPtr serial = serial_from_hex(entry.serial_hex);
+        Asn1TimePtr when(ASN1_TIME_set(nullptr, Clock::to_time_t(entry.revoked_at)));
+        X509_REVOKED_set_serialNumber(rev.get(), serial.get());
+        X509_REVOKED_set_revocationDate(rev.get(), when.get());
+        if (entry.reason != RevocationReason::Unspecified) {
+            using EnumPtr = std::unique_ptr<ASN1_ENUMERATED, OpenSslDeleter<ASN1_ENUMERATED_free>>;
+            EnumPtr code(ASN1_ENUMERATED_new());
+            ASN1_ENUMERATED_set(code.get(), static_cast<long>(entry.reason));
+            X509_REVOKED_add1_ext_i2d(rev.get(), NID_crl_reason, code.get(), 0, 0);
+        }
+        if (!X509_CRL_add0_revoked(crl.get(), rev.get())) throw std::bad_alloc();
+        rev.release();
+    }
+    X509_CRL_sort(crl.get());
+
+    Asn1IntegerPtr number(ASN1_INTEGER_new());
+    ASN1_INTEGER_set(number.get(), crl_number);
+    X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer.get(), nullptr, nullptr, crl.get(), 0);
+    X509ExtPtr aki(
+        X509V3_EXT_nconf_nid(nullptr, &ctx, NID_authority_key_identifier, "keyid:always"));
+    if (!aki || !X509_CRL_add_ext(crl.get(), aki.get(), -1))
+        throw Error(ErrorKind::Io, "cannot add CRL extension: " + openssl_reason());
+
+    if (X509_CRL_sign(crl.get(), issuer_key.get(), issuer_key.signature_digest()) <= 0)
+        throw Error(ErrorKind::Io, "cannot sign CRL: " + openssl_reason());
+    return Crl(std::move(crl));
+}
+
+}  // namespace brokertls

@@ -1,0 +1,166 @@
+#include "brokertls/store/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "brokertls/error.hpp"
+
+namespace brokertls {
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail_errno(const fs::path& path, std::string_view what, int err) {
+    fail(ErrorKind::Io, path.string(), std::string(what) + ": " + std::strerror(err));
+}
+
+fs::path temp_name_for(const fs::path& target) {
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    std::ostringstream name;
+    name << '.' << target.filename().string() << ".tmp-" << std::hex << rng();
+    return target.parent_path() / name.str();
+}
+
+class Fd {
+  public:
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const { return fd_; }
+    int release() { return std::exchange(fd_, -1); }
+
+  private:
+    int fd_;
+};
+
+void write_all(int fd, std::string_view data, const fs::path& path) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_errno(path, "cannot write", errno);
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+}
+
+// Writes `data` to a new temporary file beside `target`; fsyncs it when `sync` is set.
+fs::path write_temp(const fs::path& target, std::string_view data, mode_t mode, bool sync) {
+    fs::path temp = temp_name_for(target);
+    Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (fd.get() < 0) fail_errno(target, "cannot create", errno);
+    try {
+        // The umask may have narrowed the mode; the caller's mode is what we promise.
+        if (::fchmod(fd.get(), mode) != 0) fail_errno(target, "cannot set mode", errno);
+        write_all(fd.get(), data, target);
+        if (sync && ::fsync(fd.get()) != 0) fail_errno(target, "cannot sync", errno);
+        if (::close(fd.release()) != 0) fail_errno(target, "cannot close", errno);
+    } catch (...) {
+        ::unlink(temp.c_str());
+        throw;
+    }
+    return temp;
+}
+
+void rename_into_place(const fs::path& temp, const fs::path& target, Overwrite overwrite) {
+    if (overwrite == Overwrite::Refuse) {
+        // link() fails with EEXIST instead of replacing, so a concurrent writer cannot be lost.
+        if (::link(temp.c_str(), target.c_str()) != 0) {
+            int err = errno;
+            ::unlink(temp.c_str());
+            if (err == EEXIST)
+                fail(ErrorKind::State, target.string(),
+                     "already exists (use --force to overwrite)");
+            fail_errno(target, "cannot create", err);
+        }
+        ::unlink(temp.c_str());
+        return;
+    }
+    if (::rename(temp.c_str(), target.c_str()) != 0) {
+        int err = errno;
+        ::unlink(temp.c_str());
+        fail_errno(target, "cannot replace", err);
+    }
+}
+
+fs::path directory_of(const fs::path& path) {
+    fs::path dir = path.parent_path();
+    return dir.empty() ? fs::path(".") : dir;
+}
+
+}  // namespace
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        fail(ErrorKind::Input, path.string(), std::string("cannot read: ") + std::strerror(errno));
+    std::ostringstream data;
+    data << in.rdbuf();
+    if (in.bad()) fail(ErrorKind::Input, path.string(), "cannot read");
+    return data.str();
+}
+
+void sync_directory(const fs::path& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) fail_errno(dir, "cannot open directory", errno);
+    if (::fsync(fd.get()) != 0 && errno != EINVAL) fail_errno(dir, "cannot sync directory", errno);
+}
+
+void ensure_directory(const fs::path& dir, mode_t mode) {
+    if (dir.empty() || fs::is_directory(dir)) return;
+    ensure_directory(dir.parent_path(), mode);
+    if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
+        fail_errno(dir, "cannot create directory", errno);
+}
+
+void write_file_atomic(const fs::path& path, std::string_view data, mode_t mode,
+                       Overwrite overwrite) {
+    fs::path temp = write_temp(path, data, mode, /*sync=*/true);
+    rename_into_place(temp, path, overwrite);
+    sync_directory(directory_of(path));
+}
+
+AtomicBatch::~AtomicBatch() {
+    for (const auto& s : staged_) ::unlink(s.temp.c_str());
+}
+
+void AtomicBatch::stage(const fs::path& path, std::string_view data, mode_t mode) {
+    staged_.push_back({path, write_temp(path, data, mode, /*sync=*/false)});
+}
+
+void AtomicBatch::commit(Overwrite overwrite) {
+    if (staged_.empty()) return;
+    // One syncfs() per filesystem makes every staged file durable before any becomes visible.
+    std::set<fs::path> dirs;
+    for (const auto& s : staged_) dirs.insert(directory_of(s.target));
+    for (const auto& dir : dirs) {
+        Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (fd.get() < 0 || ::syncfs(fd.get()) != 0) fail_errno(dir, "cannot sync", errno);
+    }
+    std::vector<Staged> pending = std::move(staged_);
+    staged_.clear();
+    size_t done = 0;
+    try {
+        for (; done < pending.size(); ++done) {
+            rename_into_place(pending[done].temp, pending[done].target, overwrite);
+        }
+    } catch (...) {
+        for (size_t i = done + 1; i < pending.size(); ++i) ::unlink(pending[i].temp.c_str());
+        throw;
+    }
+    for (const auto& dir : dirs) sync_directory(dir);
+}
+
+}  // namespace brokertls
