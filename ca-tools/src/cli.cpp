@@ -288,8 +288,9 @@ int cmd_revoke(const Context& ctx) {
                  "unknown reason (one of " + std::string(revocation_reason_names()) + ")");
         reason = *r;
     }
+    int crl_days = ctx.args.number("--crl-days", 1, kMaxDays).value_or(kDefaultCrlDays);
     CertificateAuthority ca = ctx.open(true, DirectoryLock::Mode::Exclusive);
-    IndexEntry e = ca.revoke(pos[0], reason);
+    IndexEntry e = ca.revoke(pos[0], reason, crl_days);
     if (ctx.json) {
         ctx.out << entry_json(e, Clock::now()).dump(2) << "\n";
     } else {
@@ -303,7 +304,7 @@ int cmd_revoke(const Context& ctx) {
 int cmd_crl(const Context& ctx) {
     if (!ctx.args.positional().empty())
         fail(ErrorKind::Usage, ctx.args.positional().front(), "unexpected argument");
-    int days = ctx.args.number("--days", 1, kMaxDays).value_or(30);
+    int days = ctx.args.number("--days", 1, kMaxDays).value_or(kDefaultCrlDays);
     CertificateAuthority ca = ctx.open(true, DirectoryLock::Mode::Exclusive);
     Crl crl = ca.write_crl(days);
     if (auto out = ctx.args.value("--out")) write_file_atomic(*out, crl.to_pem());
@@ -474,7 +475,7 @@ const std::vector<Command>& commands() {
                "--san-ip", "--san-uri", "--san-email", "--file-name"},
               {"--force"})},
         {"sign", cmd_sign, spec({"--profile", "--allow", "--days", "--out"}, {"--force"})},
-        {"revoke", cmd_revoke, spec({"--reason"})},
+        {"revoke", cmd_revoke, spec({"--reason", "--crl-days"})},
         {"crl", cmd_crl, spec({"--days", "--out"})},
         {"list", cmd_list, spec({"--status"})},
         {"show", cmd_show, spec({})},

@@ -14,7 +14,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr auto kBackdate = std::chrono::minutes(1);  // tolerate small clock skew on clients
-constexpr int kDefaultCrlDays = 30;
 
 struct CaFiles {
     explicit CaFiles(const fs::path& dir)
@@ -47,6 +46,17 @@ PrivateKey load_matching_key(const fs::path& key_path, const Certificate& cert,
         fail(ErrorKind::State, key_path.string(),
              "does not match " + cert_path.filename().string());
     return key;
+}
+
+// The number the next CRL gets: one more than crlnumber's, 1 when there is none yet.
+long next_crl_number(const CaFiles& files) {
+    if (!fs::exists(files.crl_number)) return 1;
+    std::string text = read_file(files.crl_number);
+    try {
+        return std::stol(text) + 1;
+    } catch (const std::exception&) {
+        fail(ErrorKind::State, files.crl_number.string(), "is not a number");
+    }
 }
 
 void check_name_is_file_stem(const std::string& name) {
@@ -88,7 +98,10 @@ std::string normalize_serial(std::string_view text) {
     }
     size_t first = out.find_first_not_of('0');
     if (first == std::string::npos) return out.empty() ? "" : "0";
-    return out.substr(first);
+    out.erase(0, first);
+    // Whole octets, as Certificate::serial_hex() (BN_bn2hex) writes them: "0BE6..", not "BE6..".
+    if (out.size() % 2 != 0) out.insert(out.begin(), '0');
+    return out;
 }
 
 void CertificateAuthority::init_root(const fs::path& dir, const CaInitOptions& options) {
@@ -195,11 +208,15 @@ fs::path CertificateAuthority::cert_path(const std::string& serial) const {
     return CaFiles(dir_).certs / (serial + ".pem");
 }
 
-TimePoint CertificateAuthority::leaf_not_after(int days, TimePoint now) const {
-    check_days(days);
-    TimePoint not_after = now + Days(days);
+TimePoint CertificateAuthority::leaf_not_after(int days, TimePoint now,
+                                               std::optional<std::chrono::seconds> lifetime) const {
+    if (lifetime && lifetime->count() <= 0) fail(ErrorKind::Usage, "lifetime", "must be positive");
+    if (!lifetime) check_days(days);
+    TimePoint not_after = lifetime ? now + *lifetime : now + Days(days);
     if (not_after > issuer().not_after())
-        fail(ErrorKind::Usage, "--days " + std::to_string(days),
+        fail(ErrorKind::Usage,
+             lifetime ? "lifetime " + std::to_string(lifetime->count()) + " s"
+                      : "--days " + std::to_string(days),
              "the certificate would outlive its issuing CA (valid until " +
                  to_iso8601(issuer().not_after()) + ")");
     return not_after;
@@ -232,7 +249,7 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
         if (r.name.empty()) fail(ErrorKind::Usage, "issue", "a certificate needs a name");
         if (!seen.insert(stem_of(r)).second)
             fail(ErrorKind::Usage, r.name, "named twice in one command");
-        leaf_not_after(r.days, now);
+        leaf_not_after(r.days, now, r.lifetime);
         if (r.profile == CertificateProfile::Server && r.subject_alt_names.empty())
             fail(ErrorKind::Usage, r.name, "a server certificate needs at least one name");
         for (const char* ext : {".key", ".crt", ".chain.pem"})
@@ -253,7 +270,7 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
                              "",
                              r.subject_alt_names,
                              now - kBackdate,
-                             leaf_not_after(r.days, now),
+                             leaf_not_after(r.days, now, r.lifetime),
                              ""};
         Certificate cert = sign_certificate(spec, key.get(), *issuer_key_, &issuer());
         std::string stem = stem_of(r);
@@ -328,9 +345,10 @@ std::optional<IndexEntry> CertificateAuthority::find(const std::string& serial) 
     return std::nullopt;
 }
 
-IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file,
-                                        RevocationReason reason) {
+IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, RevocationReason reason,
+                                        int crl_days) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
+    check_days(crl_days);
     std::string serial = normalize_serial(serial_or_file);
     std::optional<Certificate> given;
     if (fs::is_regular_file(serial_or_file) || serial.empty()) {
@@ -344,11 +362,12 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file,
         fail(ErrorKind::State, "serial " + serial,
              "already revoked on " + to_iso8601(*entry->revoked_at) + " (" +
                  std::string(revocation_reason_name(entry->reason)) + ")");
+    next_crl_number(CaFiles(dir_));  // fail on a corrupt crlnumber before changing the index
     TimePoint now = Clock::now();
     index_.append_revocation(serial, now, reason);
     entry->revoked_at = now;
     entry->reason = reason;
-    write_crl(kDefaultCrlDays);
+    write_crl(crl_days);
     return *entry;
 }
 
@@ -359,15 +378,7 @@ Crl CertificateAuthority::write_crl(int days) {
     std::vector<RevokedCertificate> revoked;
     for (const auto& e : index_.read())
         if (e.revoked_at) revoked.push_back({e.serial, *e.revoked_at, e.reason});
-    long number = 1;
-    if (fs::exists(files.crl_number)) {
-        std::string text = read_file(files.crl_number);
-        try {
-            number = std::stol(text) + 1;
-        } catch (const std::exception&) {
-            fail(ErrorKind::State, files.crl_number.string(), "is not a number");
-        }
-    }
+    long number = next_crl_number(files);
     TimePoint now = Clock::now();
     Crl crl = sign_crl(issuer(), *issuer_key_, revoked, now - kBackdate, now + Days(days), number);
     write_file_atomic(files.crl, crl.to_pem());

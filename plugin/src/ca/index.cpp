@@ -97,6 +97,10 @@ std::optional<IndexEntry::Status> parse_status(std::string_view name) {
 
 std::vector<IndexEntry> CertificateIndex::read() const {
     std::vector<IndexEntry> entries;
+    std::error_code ec;
+    if (std::filesystem::is_directory(path_, ec))  // an ifstream would open it and read nothing
+        fail(ErrorKind::Input, path_.string(),
+             std::string("cannot read: ") + std::strerror(EISDIR));
     std::ifstream in(path_);
     if (!in) {
         if (!std::filesystem::exists(path_)) return entries;
@@ -108,7 +112,9 @@ std::vector<IndexEntry> CertificateIndex::read() const {
     while (std::getline(in, line)) {
         ++line_no;
         if (line.empty()) continue;
-        bool complete = !in.eof();  // getline hit EOF without '\n': a torn final append
+        // getline hit EOF without '\n': a torn final append. Ignore it even when it parses, as
+        // the next append cuts it off; otherwise list/revoke could see an entry that vanishes.
+        if (in.eof()) break;
         json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
         try {
             if (j.is_discarded()) throw std::runtime_error("not JSON");
@@ -124,7 +130,6 @@ std::vector<IndexEntry> CertificateIndex::read() const {
                 by_serial.emplace(entries.back().serial, entries.size() - 1);
             }
         } catch (const std::exception& e) {
-            if (!complete) break;
             fail(ErrorKind::Input, path_.string() + ":" + std::to_string(line_no),
                  std::string("corrupt entry: ") + e.what());
         }

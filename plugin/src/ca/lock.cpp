@@ -33,7 +33,7 @@ DirectoryLock::DirectoryLock(const std::filesystem::path& lock_file, Mode mode,
             ::close(fd_);
             fail(ErrorKind::State, lock_file.string(),
                  "another brokertls-ca command holds the lock (waited " +
-                     std::to_string(timeout.count() / 1000) + " s)");
+                     std::to_string(timeout.count()) + " ms)");
         }
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::milliseconds(50));

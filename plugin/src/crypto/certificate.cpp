@@ -34,12 +34,12 @@ Certificate::Certificate(X509Ptr cert) : cert_(std::move(cert)) {
 }
 
 Certificate::Certificate(const Certificate& other) : cert_(other.cert_.get()) {
-    X509_up_ref(cert_.get());
+    if (cert_) X509_up_ref(cert_.get());
 }
 
 Certificate& Certificate::operator=(const Certificate& other) {
     if (this != &other) {
-        X509_up_ref(other.cert_.get());
+        if (other.cert_) X509_up_ref(other.cert_.get());
         cert_.reset(other.cert_.get());
     }
     return *this;

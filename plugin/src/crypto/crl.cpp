@@ -2,7 +2,9 @@
 
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
@@ -38,10 +40,11 @@ std::string serial_to_hex(const ASN1_INTEGER* serial) {
 }  // namespace
 
 std::optional<RevocationReason> parse_revocation_reason(std::string_view name) {
+    // unsigned char: std::tolower of a negative char (a non-ASCII byte) is undefined.
+    auto same = [](unsigned char a, unsigned char b) { return std::tolower(a) == std::tolower(b); };
     for (const auto& r : kReasons)
         if (r.name.size() == name.size() &&
-            std::equal(name.begin(), name.end(), r.name.begin(),
-                       [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+            std::equal(name.begin(), name.end(), r.name.begin(), same))
             return r.reason;
     return std::nullopt;
 }

@@ -17,9 +17,13 @@ void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
 
 Asn1IntegerPtr serial_from_hex(const std::string& hex) {
     BIGNUM* raw = nullptr;
-    if (!BN_hex2bn(&raw, hex.c_str()))
-        fail(ErrorKind::Input, hex, "not a hexadecimal serial number");
+    // BN_hex2bn stops at the first non-hex digit and accepts a '-': "12zz" would become 0x12.
+    int used = BN_hex2bn(&raw, hex.c_str());
     BignumPtr bn(raw);
+    if (used == 0 || static_cast<size_t>(used) != hex.size())
+        fail(ErrorKind::Input, hex, "not a hexadecimal serial number");
+    if (BN_is_negative(bn.get()) || BN_is_zero(bn.get()))
+        fail(ErrorKind::Input, hex, "a serial number must be positive (RFC 5280)");
     Asn1IntegerPtr serial(BN_to_ASN1_INTEGER(bn.get(), nullptr));
     if (!serial) throw std::bad_alloc();
     return serial;

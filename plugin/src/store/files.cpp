@@ -103,6 +103,10 @@ fs::path directory_of(const fs::path& path) {
 }  // namespace
 
 std::string read_file(const fs::path& path) {
+    // An ifstream opens a directory and then reads nothing: that is no empty file.
+    std::error_code ec;
+    if (fs::is_directory(path, ec))
+        fail(ErrorKind::Input, path.string(), std::string("cannot read: ") + std::strerror(EISDIR));
     std::ifstream in(path, std::ios::binary);
     if (!in)
         fail(ErrorKind::Input, path.string(), std::string("cannot read: ") + std::strerror(errno));
@@ -158,6 +162,11 @@ void AtomicBatch::commit(Overwrite overwrite) {
         }
     } catch (...) {
         for (size_t i = done + 1; i < pending.size(); ++i) ::unlink(pending[i].temp.c_str());
+        // Refuse mode created every target it placed, so removing them restores the state
+        // before the batch (a clash raced in by another process). Allow mode has nothing to undo
+        // that the renames did not already replace.
+        if (overwrite == Overwrite::Refuse)
+            for (size_t i = 0; i < done; ++i) ::unlink(pending[i].target.c_str());
         throw;
     }
     for (const auto& dir : dirs) sync_directory(dir);

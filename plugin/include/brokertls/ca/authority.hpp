@@ -29,6 +29,7 @@ inline constexpr int kDefaultLeafDays = 397;
 inline constexpr int kDefaultRootDays = 3650;
 inline constexpr int kDefaultIntermediateDays = 1825;
 inline constexpr int kMaxDays = 36500;
+inline constexpr int kDefaultCrlDays = 30;
 inline constexpr std::chrono::seconds kDefaultLockTimeout{60};
 
 struct CaInitOptions {
@@ -46,6 +47,8 @@ struct LeafRequest {
     std::vector<SubjectAltName> subject_alt_names;
     int days = kDefaultLeafDays;
     KeyType key_type = KeyType::EcP256;
+    // Overrides `days` to the second: short-lived certificates renewed by a local-ca profile.
+    std::optional<std::chrono::seconds> lifetime = std::nullopt;
 };
 
 struct IssuedFiles {
@@ -81,7 +84,9 @@ class CertificateAuthority {
     IndexEntry sign(const CertificateRequest& csr, std::string_view csr_source,
                     CertificateProfile profile, int days, const std::vector<std::string>& allow,
                     const std::filesystem::path& out, Overwrite overwrite);
-    IndexEntry revoke(const std::string& serial_or_file, RevocationReason reason);
+    // Records the revocation and writes a fresh crl.pem valid for `crl_days`.
+    IndexEntry revoke(const std::string& serial_or_file, RevocationReason reason,
+                      int crl_days = kDefaultCrlDays);
     Crl write_crl(int days);
 
     std::vector<IndexEntry> list() const { return index_.read(); }
@@ -96,7 +101,8 @@ class CertificateAuthority {
     std::filesystem::path cert_path(const std::string& serial) const;
 
   private:
-    TimePoint leaf_not_after(int days, TimePoint now) const;
+    TimePoint leaf_not_after(int days, TimePoint now,
+                             std::optional<std::chrono::seconds> lifetime = std::nullopt) const;
     IndexEntry record(const Certificate& cert, const std::string& name,
                       std::string_view profile) const;
 
@@ -111,7 +117,8 @@ class CertificateAuthority {
 std::string_view profile_name(CertificateProfile profile);
 std::optional<CertificateProfile> parse_leaf_profile(std::string_view name);
 
-// Normalises a serial typed by a person ("0a:1B..", "0x0A1B") to the index's uppercase hex.
+// Normalises a serial typed by a person ("0a:1B..", "0x0A1B", "A1B") to the index's uppercase
+// hex in whole octets, as Certificate::serial_hex() writes it ("0A1B").
 std::string normalize_serial(std::string_view text);
 
 }  // namespace brokertls

@@ -41,7 +41,8 @@ class Certificate {
     std::string subject() const;
     std::string issuer() const;
     std::string common_name() const;
-    std::string serial_hex() const;  // uppercase hex, no leading zeros, as `openssl x509 -serial`
+    std::string serial_hex()
+        const;  // uppercase hex in whole octets ("0A1B"), as `openssl x509 -serial`
     std::vector<SubjectAltName> subject_alt_names() const;
     TimePoint not_before() const;
     TimePoint not_after() const;

@@ -1,0 +1,208 @@
+// brokertls_mosquitto.so: the Mosquitto 2.0 (plugin API v5) glue. Thin by design: broker events
+// in, SecurityModule calls out. Everything runs on the broker thread, the only thread allowed to
+// call mosquitto_* functions.
+//
+// mosquitto.conf, per listener (with per_listener_settings true):
+//   plugin /usr/lib/brokertls_mosquitto.so
+//   plugin_opt_config_file /etc/mosquitto/brokertls.json
+//   plugin_opt_security_profile devices
+
+extern "C" {
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+}
+
+#include <openssl/x509.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "brokertls/module/security_module.hpp"
+
+#define BROKERTLS_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+using brokertls::Clock;
+using brokertls::SecurityModule;
+
+// One SecurityModule per configuration file, shared by the plugin instances of every listener
+// (Mosquitto loads the plugin once per listener with per_listener_settings true).
+std::map<std::string, std::weak_ptr<SecurityModule>>& modules() {
+    static std::map<std::string, std::weak_ptr<SecurityModule>> registry;
+    return registry;
+}
+
+struct Instance {
+    mosquitto_plugin_id_t* id = nullptr;
+    std::shared_ptr<SecurityModule> module;
+    std::string security_profile;  // empty: this listener only uses certificate profiles
+};
+
+void log_lines(int level, const std::vector<std::string>& lines) {
+    for (const auto& line : lines) mosquitto_log_printf(level, "brokertls: %s", line.c_str());
+}
+
+void apply(const SecurityModule::Outcome& outcome) {
+    log_lines(outcome.ok ? MOSQ_LOG_NOTICE : MOSQ_LOG_ERR, outcome.log);
+    for (const auto& client_id : outcome.kick)
+        mosquitto_kick_client_by_clientid(client_id.c_str(), false);
+}
+
+int on_basic_auth(int, void* event_data, void* userdata) {
+    auto* inst = static_cast<Instance*>(userdata);
+    auto* ev = static_cast<mosquitto_evt_basic_auth*>(event_data);
+    if (inst->security_profile.empty()) return MOSQ_ERR_PLUGIN_DEFER;
+    const char* id = mosquitto_client_id(ev->client);
+    std::string client_id = id ? id : "";
+    X509* cert = static_cast<X509*>(mosquitto_client_certificate(ev->client));
+    try {
+        if (!cert && !inst->module->requires_client_certificate(inst->security_profile))
+            return MOSQ_ERR_PLUGIN_DEFER;
+        auto r = inst->module->authenticate(inst->security_profile, cert, client_id, ev->client,
+                                            Clock::now());
+        if (cert) X509_free(cert);
+        if (r.ok()) {
+            mosquitto_set_username(ev->client, r.identity.c_str());
+            mosquitto_log_printf(MOSQ_LOG_INFO,
+                                 "brokertls: accepted client '%s' as '%s' (sha256 %s)",
+                                 client_id.c_str(), r.identity.c_str(), r.fingerprint.c_str());
+            return MOSQ_ERR_SUCCESS;
+        }
+        mosquitto_log_printf(
+            MOSQ_LOG_WARNING, "brokertls: rejected client '%s' (subject '%s', sha256 %s): %s: %s",
+            client_id.c_str(), r.subject.c_str(),
+            r.fingerprint.empty() ? "-" : r.fingerprint.c_str(),
+            std::string(brokertls::reject_reason_name(r.reason)).c_str(), r.detail.c_str());
+        return MOSQ_ERR_AUTH;
+    } catch (const std::exception& e) {
+        // Fail closed, never crash the broker.
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: rejected client '%s': internal error: %s",
+                             client_id.c_str(), e.what());
+        return MOSQ_ERR_AUTH;
+    }
+}
+
+int on_disconnect(int, void* event_data, void* userdata) {
+    auto* inst = static_cast<Instance*>(userdata);
+    auto* ev = static_cast<mosquitto_evt_disconnect*>(event_data);
+    const char* id = mosquitto_client_id(ev->client);
+    if (id) inst->module->disconnected(id, ev->client);
+    return MOSQ_ERR_SUCCESS;
+}
+
+int on_tick(int, void*, void* userdata) {
+    try {
+        apply(static_cast<Instance*>(userdata)->module->tick(Clock::now()));
+    } catch (const std::exception& e) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", e.what());
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+int on_reload(int, void*, void* userdata) {
+    try {
+        apply(static_cast<Instance*>(userdata)->module->reload(Clock::now()));
+    } catch (const std::exception& e) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", e.what());
+    }
+    // Mosquitto stops calling RELOAD callbacks at the first that does not defer; let the
+    // plugins after us (dynamic-security) reload too.
+    return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+struct Registration {
+    int event;
+    MOSQ_FUNC_generic_callback callback;
+};
+constexpr Registration kCallbacks[] = {
+    {MOSQ_EVT_BASIC_AUTH, on_basic_auth},
+    {MOSQ_EVT_DISCONNECT, on_disconnect},
+    {MOSQ_EVT_TICK, on_tick},
+    {MOSQ_EVT_RELOAD, on_reload},
+};
+
+}  // namespace
+
+BROKERTLS_EXPORT int mosquitto_plugin_version(int supported_version_count,
+                                              const int* supported_versions) {
+    for (int i = 0; i < supported_version_count; ++i)
+        if (supported_versions[i] == 5) return 5;
+    return -1;
+}
+
+BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
+                                           struct mosquitto_opt* options, int option_count) {
+    auto inst = std::make_unique<Instance>();
+    inst->id = identifier;
+    std::string config_file;
+    for (int i = 0; i < option_count; ++i) {
+        std::string key = options[i].key ? options[i].key : "";
+        std::string value = options[i].value ? options[i].value : "";
+        if (key == "config_file") {
+            config_file = value;
+        } else if (key == "security_profile") {
+            inst->security_profile = value;
+        } else {
+            mosquitto_log_printf(
+                MOSQ_LOG_ERR,
+                "brokertls: unknown option plugin_opt_%s (known: config_file, security_profile)",
+                key.c_str());
+            return MOSQ_ERR_INVAL;
+        }
+    }
+    if (config_file.empty()) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: plugin_opt_config_file is required");
+        return MOSQ_ERR_INVAL;
+    }
+    try {
+        auto& shared = modules()[config_file];
+        inst->module = shared.lock();
+        if (!inst->module) {
+            inst->module = std::make_shared<SecurityModule>(config_file);
+            log_lines(MOSQ_LOG_NOTICE, inst->module->take_startup_log());
+            // SIGHUP makes Mosquitto re-read its listeners' certificate files and brings a
+            // RELOAD event to the broker thread (it sends no TICK with per_listener_settings).
+            inst->module->start_watching([] { ::kill(::getpid(), SIGHUP); });
+            shared = inst->module;
+        }
+        if (!inst->security_profile.empty() &&
+            !inst->module->has_security_profile(inst->security_profile)) {
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 "brokertls: %s: security profile '%s' is not defined",
+                                 config_file.c_str(), inst->security_profile.c_str());
+            return MOSQ_ERR_INVAL;
+        }
+    } catch (const std::exception& e) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot start: %s", e.what());
+        return MOSQ_ERR_INVAL;
+    }
+    for (const auto& reg : kCallbacks) {
+        if (mosquitto_callback_register(identifier, reg.event, reg.callback, nullptr, inst.get()) !=
+            MOSQ_ERR_SUCCESS) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot register callback for event %d",
+                                 reg.event);
+            for (const auto& r : kCallbacks)
+                mosquitto_callback_unregister(identifier, r.event, r.callback, nullptr);
+            return MOSQ_ERR_UNKNOWN;
+        }
+    }
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "brokertls: loaded %s%s%s", config_file.c_str(),
+                         inst->security_profile.empty() ? "" : ", security profile ",
+                         inst->security_profile.c_str());
+    *userdata = inst.release();
+    return MOSQ_ERR_SUCCESS;
+}
+
+BROKERTLS_EXPORT int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt*, int) {
+    std::unique_ptr<Instance> inst(static_cast<Instance*>(userdata));
+    if (!inst) return MOSQ_ERR_SUCCESS;
+    for (const auto& reg : kCallbacks)
+        mosquitto_callback_unregister(inst->id, reg.event, reg.callback, nullptr);
+    return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,59 @@
+#pragma once
+// Keeps each certificate profile's deployed files (the cert and key a broker listener reads)
+// current: picks up new material from a `files` source, renews from a `local-ca` source when
+// the renewal time comes, and deploys only material that passes check_server_material. A bad
+// new certificate is refused with the reason and the deployed one stays.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brokertls/config/config.hpp"
+#include "brokertls/module/server_material.hpp"
+
+namespace brokertls {
+
+class CertificateManager {
+  public:
+    struct Result {
+        std::vector<std::string> log;
+        bool deployed = false;  // new material is on disk: the broker must reload its listeners
+        bool ok = true;
+    };
+
+    // Brings every profile up to date. `force` renews local-ca profiles now.
+    Result refresh(const Config& config, TimePoint now, bool force = false);
+    // The source files to watch (files profiles).
+    static std::vector<std::filesystem::path> source_files(const Config& config);
+
+    struct Status {
+        std::string subject, fingerprint;
+        TimePoint not_after{}, renew_at{}, last_change{};
+        std::string last_result = "not yet checked";
+        bool last_ok = true;
+        bool deployed = false;
+        TimePoint retry_at = TimePoint::max();
+    };
+    const std::map<std::string, Status>& status() const { return status_; }
+    // When refresh() has time-driven work next (a local-ca renewal, or a retry after a failure).
+    TimePoint next_due() const;
+    // True when every profile has material deployed that passes the checks.
+    bool all_deployed() const;
+
+    static constexpr std::chrono::seconds retry_after{30};
+
+  private:
+    std::optional<std::string> refresh_profile(const CertificateProfileConfig& profile,
+                                               TimePoint now, bool force, Result& result);
+    std::map<std::string, Status> status_;
+    std::map<std::string, std::string>
+        refused_;  // profile -> fingerprint refused last, to log once
+};
+
+// The moment a certificate valid [not_before, not_after] is renewed: `renew_before` ahead of
+// expiry, or with a third of its lifetime left when renew_before is zero.
+TimePoint renewal_time(TimePoint not_before, TimePoint not_after,
+                       std::chrono::seconds renew_before);
+
+}  // namespace brokertls

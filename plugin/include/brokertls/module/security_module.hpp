@@ -1,0 +1,127 @@
+#pragma once
+// The broker-neutral heart of brokertls: owns the configuration and one immutable trust
+// snapshot per security profile, validates client certificates, remembers which certificate
+// each connected client used so a CRL or pin change can disconnect it, and reloads when files
+// change. Broker adapters (Mosquitto) call it from their event callbacks.
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "brokertls/config/config.hpp"
+#include "brokertls/crypto/certificate.hpp"
+#include "brokertls/module/certificate_manager.hpp"
+#include "brokertls/module/file_watch.hpp"
+#include "brokertls/trust/validator.hpp"
+
+namespace brokertls {
+
+class SecurityModule {
+  public:
+    // Loads and checks the configuration and every security profile's files, and deploys every
+    // certificate profile's material; throws Error when any of it is unusable (the broker should
+    // then refuse to start).
+    explicit SecurityModule(std::filesystem::path config_file);
+    // What the constructor wants logged (deployments, warnings); taken once.
+    std::vector<std::string> take_startup_log();
+    ~SecurityModule();
+    SecurityModule(const SecurityModule&) = delete;
+    SecurityModule& operator=(const SecurityModule&) = delete;
+
+    // Starts the watcher thread: it polls the watched files every poll_interval and, on a
+    // change or a due renewal, builds the new snapshots and deploys new server certificates off
+    // the broker thread. What must run on the broker thread (disconnecting clients, logging)
+    // waits for the next tick() or reload(). `reload_broker` is called when the broker must
+    // re-read its listeners' certificates, and also when no tick() came for a second (Mosquitto
+    // 2.0 sends no TICK with per_listener_settings true); the Mosquitto adapter raises SIGHUP,
+    // which does both and brings a RELOAD event.
+    void start_watching(std::function<void()> reload_broker);
+    // One watcher iteration, synchronously: true when a change was found and applied (or
+    // refused). Tests call this instead of starting the thread.
+    bool poll_files(TimePoint now);
+
+    bool has_security_profile(const std::string& name) const;
+    bool requires_client_certificate(const std::string& profile) const;
+
+    // Validates a client's certificate against `profile` and, when accepted, remembers it for
+    // `connection` (an opaque broker handle): when a client id is taken over by a new
+    // connection, the old connection's disconnect must not forget the new one's certificate.
+    ValidationResult authenticate(const std::string& profile, X509* leaf,
+                                  std::string_view client_id, const void* connection,
+                                  TimePoint now);
+    void disconnected(std::string_view client_id, const void* connection);
+
+    struct Outcome {
+        std::vector<std::string> log;   // lines for the broker log
+        std::vector<std::string> kick;  // client ids whose certificates are no longer accepted
+        bool ok = true;
+    };
+    // Broker thread, on a reload request (SIGHUP, control command): applies what the watcher
+    // already built, or else re-reads the configuration and rebuilds every snapshot. On any
+    // error the previous state stays in force and the outcome says why.
+    Outcome reload(TimePoint now);
+    // Broker thread, often (every TICK): hands over what the watcher found. Cheap when idle.
+    Outcome tick(TimePoint now);
+
+    // A JSON document for getStatus: profiles, anchors, counters, last reload.
+    std::string status_json(TimePoint now) const;
+
+    static constexpr std::chrono::milliseconds poll_interval{250};
+
+  private:
+    struct State {
+        Config config;
+        std::map<std::string, std::shared_ptr<const TrustSnapshot>> trust;
+        std::vector<std::string> warnings;
+    };
+    struct Connected {
+        std::string profile;
+        Certificate certificate;
+        const void* connection;
+    };
+    static std::shared_ptr<const State> build_state(const std::filesystem::path& file);
+    std::vector<std::filesystem::path> watched_files(const State& state) const;
+    enum class Change { None, Trust, Certificates };
+    Change poll(TimePoint now);
+    // Builds and swaps in a new state and refreshes the certificates; records the result for
+    // the broker thread. True when new server certificates were deployed. Any thread.
+    bool rebuild(TimePoint now);
+    Outcome drain(TimePoint now);
+    std::vector<std::string> revalidate_connected(TimePoint now);
+    void watch_loop();
+
+    std::filesystem::path config_file_;
+    std::atomic<std::shared_ptr<const State>> state_;
+
+    // Shared between the watcher and the broker thread.
+    mutable std::mutex mutex_;
+    FileWatch watch_;
+    CertificateManager certificates_;
+    std::vector<std::string> startup_log_;
+    Outcome pending_;
+    bool pending_revalidate_ = false;
+    std::map<std::string, unsigned long> counters_;  // "accepted", "rejected.expired", ...
+    TimePoint last_reload_at_{};
+    bool last_reload_ok_ = true;
+    std::string last_reload_message_ = "initial load";
+    std::atomic<TimePoint::rep> last_tick_{0};
+
+    // Broker thread only.
+    std::map<std::string, Connected, std::less<>> connected_;
+
+    // The watcher thread.
+    std::function<void()> wake_;
+    std::condition_variable stop_cv_;
+    bool stopping_ = false;
+    std::thread watcher_;
+};
+
+}  // namespace brokertls

@@ -1,0 +1,174 @@
+#include "brokertls/module/certificate_manager.hpp"
+
+#include <algorithm>
+
+#include "brokertls/ca/authority.hpp"
+#include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
+
+namespace brokertls {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<ServerMaterial> read_deployed(const CertificateProfileConfig& p) {
+    try {
+        if (!fs::exists(p.deploy_cert) || !fs::exists(p.deploy_key)) return std::nullopt;
+        return ServerMaterial{PrivateKey::load(p.deploy_key),
+                              Certificate::load_chain(p.deploy_cert)};
+    } catch (const Error&) {
+        return std::nullopt;  // unreadable deployed files are replaced like missing ones
+    }
+}
+
+ServerMaterial read_files_source(const CertificateProfileConfig& p) {
+    ServerMaterial m{PrivateKey::load(p.key_file), Certificate::load_chain(p.cert_file)};
+    if (!p.chain_file.empty())
+        for (auto& c : Certificate::load_chain(p.chain_file)) m.chain.push_back(std::move(c));
+    return m;
+}
+
+ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p) {
+    Passphrase passphrase;
+    if (p.ca_passphrase_file) {
+        std::string text = read_file(*p.ca_passphrase_file);
+        passphrase = text.substr(0, text.find('\n'));
+    }
+    // Issued into a staging directory beside the deployed files; only checked material moves on.
+    fs::path staging = p.deploy_cert.parent_path() / (".brokertls-staging-" + p.name);
+    CertificateAuthority ca(p.ca_dir, passphrase, true, DirectoryLock::Mode::Exclusive);
+    LeafRequest request{
+        CertificateProfile::Server, p.names.front().value, p.name, p.names, 0, p.key_type};
+    request.lifetime = p.lifetime;
+    auto issued = ca.issue({request}, staging, Overwrite::Allow);
+    ServerMaterial m{PrivateKey::load(issued[0].key), Certificate::load_chain(issued[0].chain)};
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    return m;
+}
+
+bool same_material(const ServerMaterial& a, const ServerMaterial& b) {
+    return a.leaf().fingerprint_sha256() == b.leaf().fingerprint_sha256() &&
+           a.leaf().matches_key(b.key) && a.chain.size() == b.chain.size();
+}
+
+}  // namespace
+
+TimePoint renewal_time(TimePoint not_before, TimePoint not_after,
+                       std::chrono::seconds renew_before) {
+    if (renew_before.count() > 0) return not_after - renew_before;
+    return not_after - (not_after - not_before) / 3;
+}
+
+TimePoint CertificateManager::next_due() const {
+    TimePoint due = TimePoint::max();
+    for (const auto& [name, st] : status_) {
+        due = std::min(due, st.retry_at);
+        if (st.renew_at != TimePoint{}) due = std::min(due, st.renew_at);
+    }
+    return due;
+}
+
+bool CertificateManager::all_deployed() const {
+    return std::all_of(status_.begin(), status_.end(),
+                       [](const auto& kv) { return kv.second.deployed; });
+}
+
+std::vector<fs::path> CertificateManager::source_files(const Config& config) {
+    std::vector<fs::path> files;
+    for (const auto& [name, p] : config.certificate_profiles) {
+        if (p.source != CertificateSource::Files) continue;
+        files.push_back(p.key_file);
+        files.push_back(p.cert_file);
+        if (!p.chain_file.empty()) files.push_back(p.chain_file);
+    }
+    return files;
+}
+
+CertificateManager::Result CertificateManager::refresh(const Config& config, TimePoint now,
+                                                       bool force) {
+    Result result;
+    for (const auto& [name, profile] : config.certificate_profiles) {
+        Status& st = status_[name];
+        std::optional<std::string> error;
+        try {
+            error = refresh_profile(profile, now, force, result);
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        if (error) {
+            result.ok = false;
+            st.last_ok = false;
+            st.last_result = *error;
+            st.retry_at = now + retry_after;
+            result.log.push_back("certificate profile " + name +
+                                 ": new certificate refused, the deployed one stays: " + *error);
+        }
+    }
+    return result;
+}
+
+std::optional<std::string> CertificateManager::refresh_profile(const CertificateProfileConfig& p,
+                                                               TimePoint now, bool force,
+                                                               Result& result) {
+    Status& st = status_[p.name];
+    std::optional<ServerMaterial> deployed = read_deployed(p);
+    bool deployed_ok = deployed && check_server_material(*deployed, p.names, now).empty();
+
+    std::optional<ServerMaterial> next;
+    if (p.source == CertificateSource::Files) {
+        ServerMaterial source = read_files_source(p);
+        if (deployed_ok && same_material(source, *deployed)) {
+            next.reset();
+        } else {
+            if (std::string why = check_server_material(source, p.names, now); !why.empty()) {
+                // Log a refused certificate once, not at every poll.
+                std::string fp = source.chain.empty() ? "" : source.leaf().fingerprint_sha256();
+                if (refused_[p.name] == fp) return std::nullopt;
+                refused_[p.name] = fp;
+                return p.cert_file.string() + ": " + why;
+            }
+            next = std::move(source);
+        }
+    } else {
+        bool due = !deployed_ok || force ||
+                   now >= renewal_time(deployed->leaf().not_before(), deployed->leaf().not_after(),
+                                       p.renew_before);
+        if (due) {
+            ServerMaterial issued = issue_from_local_ca(p);
+            if (std::string why = check_server_material(issued, p.names, now); !why.empty())
+                return "local CA issued: " + why;
+            next = std::move(issued);
+        }
+    }
+
+    if (next) {
+        // Key first, then certificate: both are in place before the broker is asked to reload.
+        write_file_atomic(p.deploy_key, next->key.to_pem(), kPrivateMode);
+        write_file_atomic(p.deploy_cert, next->cert_pem());
+        refused_.erase(p.name);
+        result.deployed = true;
+        result.log.push_back("certificate profile " + p.name + ": deployed " +
+                             next->leaf().subject() + " (sha256 " +
+                             next->leaf().fingerprint_sha256() + ", until " +
+                             to_iso8601(next->leaf().not_after()) + ")");
+        deployed = std::move(next);
+        st.last_change = now;
+        st.last_result = "deployed";
+    } else if (st.last_result == "not yet checked") {
+        st.last_result = "up to date";
+    }
+    st.last_ok = true;
+    st.deployed = true;
+    st.retry_at = TimePoint::max();
+    st.subject = deployed->leaf().subject();
+    st.fingerprint = deployed->leaf().fingerprint_sha256();
+    st.not_after = deployed->leaf().not_after();
+    st.renew_at = p.source == CertificateSource::LocalCa
+                      ? renewal_time(deployed->leaf().not_before(), deployed->leaf().not_after(),
+                                     p.renew_before)
+                      : TimePoint{};
+    return std::nullopt;
+}
+
+}  // namespace brokertls

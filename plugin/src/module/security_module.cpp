@@ -1,0 +1,269 @@
+#include "brokertls/module/security_module.hpp"
+
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "brokertls/error.hpp"
+
+namespace brokertls {
+namespace fs = std::filesystem;
+
+SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(config_file)) {
+    auto state = build_state(config_file_);
+    last_reload_at_ = Clock::now();
+    auto deployed = certificates_.refresh(state->config, last_reload_at_);
+    if (!certificates_.all_deployed())
+        fail(ErrorKind::Input, config_file_.filename().string(),
+             "no usable server certificate: " +
+                 (deployed.log.empty() ? std::string("?") : deployed.log.back()));
+    startup_log_ = state->warnings;
+    startup_log_.insert(startup_log_.end(), deployed.log.begin(), deployed.log.end());
+    watch_.set_files(watched_files(*state));
+    state_.store(std::move(state));
+}
+
+std::vector<std::string> SecurityModule::take_startup_log() {
+    return std::exchange(startup_log_, {});
+}
+
+SecurityModule::~SecurityModule() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    if (watcher_.joinable()) watcher_.join();
+}
+
+void SecurityModule::start_watching(std::function<void()> wake) {
+    if (watcher_.joinable()) return;
+    wake_ = std::move(wake);
+    watcher_ = std::thread([this] { watch_loop(); });
+}
+
+void SecurityModule::watch_loop() {
+    std::unique_lock lock(mutex_);
+    while (!stop_cv_.wait_for(lock, poll_interval, [this] { return stopping_; })) {
+        lock.unlock();
+        TimePoint now = Clock::now();
+        Change changed = poll(now);
+        auto since_tick = now.time_since_epoch().count() - last_tick_.load();
+        bool no_ticks =
+            since_tick >
+            std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)).count();
+        if (wake_ && (changed == Change::Certificates || (changed == Change::Trust && no_ticks)))
+            wake_();
+        lock.lock();
+    }
+}
+
+bool SecurityModule::poll_files(TimePoint now) {
+    return poll(now) != Change::None;
+}
+
+SecurityModule::Change SecurityModule::poll(TimePoint now) {
+    bool files_changed, renewal_due;
+    {
+        std::lock_guard lock(mutex_);
+        files_changed = watch_.poll();
+        renewal_due = now >= certificates_.next_due();
+    }
+    if (!files_changed && !renewal_due) return Change::None;
+    return rebuild(now) ? Change::Certificates : Change::Trust;
+}
+
+std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const fs::path& file) {
+    auto state = std::make_shared<State>();
+    state->config = load_config(file);
+    for (const auto& [name, profile] : state->config.security_profiles) {
+        try {
+            auto snapshot = TrustSnapshot::build(profile);
+            for (const auto& w : snapshot->warnings())
+                state->warnings.push_back("security profile " + name + ": " + w);
+            state->trust.emplace(name, std::move(snapshot));
+        } catch (const Error& e) {
+            fail(ErrorKind::Input, file.filename().string() + ": security_profiles." + name,
+                 e.what());
+        }
+    }
+    return state;
+}
+
+std::vector<fs::path> SecurityModule::watched_files(const State& state) const {
+    std::vector<fs::path> files = CertificateManager::source_files(state.config);
+    files.push_back(config_file_);
+    for (const auto& [name, profile] : state.config.security_profiles) {
+        files.insert(files.end(), profile.trust_anchors.begin(), profile.trust_anchors.end());
+        files.insert(files.end(), profile.crls.begin(), profile.crls.end());
+    }
+    return files;
+}
+
+bool SecurityModule::has_security_profile(const std::string& name) const {
+    return state_.load()->trust.count(name) > 0;
+}
+
+bool SecurityModule::requires_client_certificate(const std::string& profile) const {
+    auto state = state_.load();
+    auto it = state->trust.find(profile);
+    return it == state->trust.end() || it->second->profile().require_client_certificate;
+}
+
+ValidationResult SecurityModule::authenticate(const std::string& profile, X509* leaf,
+                                              std::string_view client_id, const void* connection,
+                                              TimePoint now) {
+    auto state = state_.load();
+    auto it = state->trust.find(profile);
+    ValidationResult r;
+    if (it == state->trust.end()) {
+        r.reason = RejectReason::Untrusted;
+        r.detail = "security profile '" + profile + "' is not configured";
+    } else {
+        r = it->second->validate(leaf, client_id, now);
+    }
+    {
+        std::lock_guard lock(mutex_);
+        ++counters_[r.ok() ? "accepted" : "rejected." + std::string(reject_reason_name(r.reason))];
+    }
+    if (r.ok()) {
+        X509_up_ref(leaf);
+        connected_.insert_or_assign(std::string(client_id),
+                                    Connected{profile, Certificate(X509Ptr(leaf)), connection});
+    }
+    return r;
+}
+
+void SecurityModule::disconnected(std::string_view client_id, const void* connection) {
+    auto it = connected_.find(client_id);
+    if (it != connected_.end() && it->second.connection == connection) connected_.erase(it);
+}
+
+std::vector<std::string> SecurityModule::revalidate_connected(TimePoint now) {
+    auto state = state_.load();
+    std::vector<std::string> kick;
+    for (auto it = connected_.begin(); it != connected_.end();) {
+        auto snap = state->trust.find(it->second.profile);
+        bool still_ok = snap != state->trust.end() &&
+                        snap->second->validate(it->second.certificate.get(), it->first, now).ok();
+        if (still_ok) {
+            ++it;
+        } else {
+            kick.push_back(it->first);
+            it = connected_.erase(it);
+        }
+    }
+    return kick;
+}
+
+bool SecurityModule::rebuild(TimePoint now) {
+    std::shared_ptr<const State> next;
+    std::string error;
+    try {
+        next = build_state(config_file_);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    std::lock_guard lock(mutex_);
+    last_reload_at_ = now;
+    // Certificates follow the configuration in force: the new one, or the previous if refused.
+    auto certs = certificates_.refresh(next ? next->config : state_.load()->config, now);
+    pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
+    if (!certs.ok) pending_.ok = false;
+    if (!next) {
+        // The watch keeps the previous file set (which includes the config), so a fix is noticed.
+        ++counters_["reload.failed"];
+        last_reload_ok_ = false;
+        last_reload_message_ = error;
+        pending_.ok = false;
+        pending_.log.push_back("reload refused, previous configuration stays in force: " + error);
+        return certs.deployed;
+    }
+    watch_.set_files(watched_files(*next));
+    pending_.log.insert(pending_.log.end(), next->warnings.begin(), next->warnings.end());
+    pending_.log.push_back("configuration reloaded from " + config_file_.string());
+    state_.store(std::move(next));
+    ++counters_["reload.ok"];
+    last_reload_ok_ = true;
+    last_reload_message_ = "reloaded";
+    pending_revalidate_ = true;
+    return certs.deployed;
+}
+
+SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
+    Outcome out;
+    bool revalidate;
+    {
+        std::lock_guard lock(mutex_);
+        out = std::exchange(pending_, Outcome{});
+        revalidate = std::exchange(pending_revalidate_, false);
+    }
+    if (revalidate) out.kick = revalidate_connected(now);
+    for (const auto& id : out.kick)
+        out.log.push_back("disconnecting client '" + id +
+                          "': its certificate is no longer accepted");
+    return out;
+}
+
+SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
+    bool already_built;
+    {
+        std::lock_guard lock(mutex_);
+        already_built = pending_revalidate_ || !pending_.log.empty();
+    }
+    if (!already_built) rebuild(now);
+    return drain(now);
+}
+
+SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
+    last_tick_.store(now.time_since_epoch().count());
+    {
+        std::lock_guard lock(mutex_);
+        if (!pending_revalidate_ && pending_.log.empty()) return {};
+    }
+    return drain(now);
+}
+
+std::string SecurityModule::status_json(TimePoint now) const {
+    using nlohmann::json;
+    auto state = state_.load();
+    std::lock_guard lock(mutex_);
+    json profiles = json::object();
+    for (const auto& [name, snap] : state->trust) {
+        json anchors = json::array();
+        for (const auto& a : snap->anchors())
+            anchors.push_back({{"subject", a.subject()},
+                               {"fingerprint", a.fingerprint_sha256()},
+                               {"not_after", to_iso8601(a.not_after())}});
+        profiles[name] = {
+            {"identity", identity_source_name(snap->profile().identity)},
+            {"require_client_certificate", snap->profile().require_client_certificate},
+            {"trust_anchors", anchors},
+            {"crls", snap->profile().crls.size()}};
+    }
+    json certificates = json::object();
+    for (const auto& [name, st] : certificates_.status()) {
+        certificates[name] = {
+            {"subject", st.subject},
+            {"fingerprint", st.fingerprint},
+            {"not_after", st.not_after == TimePoint{} ? "" : to_iso8601(st.not_after)},
+            {"renew_at", st.renew_at == TimePoint{} ? "" : to_iso8601(st.renew_at)},
+            {"last_result", st.last_result},
+            {"ok", st.last_ok}};
+    }
+    json counters = json::object();
+    for (const auto& [k, v] : counters_) counters[k] = v;
+    return json{{"now", to_iso8601(now)},
+                {"config_file", config_file_.string()},
+                {"security_profiles", profiles},
+                {"certificate_profiles", certificates},
+                {"connected_certificate_clients", connected_.size()},
+                {"counters", counters},
+                {"last_reload",
+                 {{"at", to_iso8601(last_reload_at_)},
+                  {"ok", last_reload_ok_},
+                  {"message", last_reload_message_}}},
+                {"warnings", state->warnings}}
+        .dump();
+}
+
+}  // namespace brokertls

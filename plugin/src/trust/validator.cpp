@@ -1,0 +1,251 @@
+#include "brokertls/trust/validator.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "brokertls/crypto/crl.hpp"
+#include "brokertls/error.hpp"
+
+namespace brokertls {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::array<std::pair<IdentitySource, std::string_view>, 6> kIdentityNames{{
+    {IdentitySource::CommonName, "cn"},
+    {IdentitySource::SanDns, "san_dns"},
+    {IdentitySource::SanUri, "san_uri"},
+    {IdentitySource::SanEmail, "san_email"},
+    {IdentitySource::SubjectDn, "subject_dn"},
+    {IdentitySource::Fingerprint, "fingerprint"},
+}};
+
+std::vector<fs::path> anchor_files(const fs::path& path) {
+    if (!fs::is_directory(path)) return {path};
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(path)) {
+        std::string ext = entry.path().extension().string();
+        // Also the hashed names (abcd1234.0) that c_rehash and our capath maintenance write.
+        bool hashed =
+            ext.size() >= 2 && ext[0] == '.' && std::all_of(ext.begin() + 1, ext.end(), ::isdigit);
+        if (entry.is_regular_file() && (ext == ".pem" || ext == ".crt" || hashed))
+            files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+std::string revoked_key(const std::string& issuer, const std::string& serial) {
+    return issuer + '/' + serial;
+}
+
+RejectReason reason_for_verify_error(int err) {
+    switch (err) {
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return RejectReason::Expired;
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return RejectReason::NotYetValid;
+        default:
+            return RejectReason::Untrusted;
+    }
+}
+
+}  // namespace
+
+std::optional<IdentitySource> parse_identity_source(std::string_view name) {
+    for (const auto& [source, text] : kIdentityNames)
+        if (text == name) return source;
+    return std::nullopt;
+}
+
+std::string_view identity_source_name(IdentitySource source) {
+    for (const auto& [s, text] : kIdentityNames)
+        if (s == source) return text;
+    return "cn";
+}
+
+std::string_view identity_source_names() {
+    return "cn, san_dns, san_uri, san_email, subject_dn, fingerprint";
+}
+
+std::string_view reject_reason_name(RejectReason reason) {
+    switch (reason) {
+        case RejectReason::None:
+            return "accepted";
+        case RejectReason::NoCertificate:
+            return "no_certificate";
+        case RejectReason::Untrusted:
+            return "untrusted";
+        case RejectReason::Expired:
+            return "expired";
+        case RejectReason::NotYetValid:
+            return "not_yet_valid";
+        case RejectReason::Revoked:
+            return "revoked";
+        case RejectReason::MissingEku:
+            return "missing_eku";
+        case RejectReason::CaAsLeaf:
+            return "ca_as_leaf";
+        case RejectReason::ChainTooDeep:
+            return "chain_too_deep";
+        case RejectReason::DenyPinned:
+            return "deny_pinned";
+        case RejectReason::NotAllowPinned:
+            return "not_allow_pinned";
+        case RejectReason::NoIdentity:
+            return "no_identity";
+        case RejectReason::ClientIdMismatch:
+            return "client_id_mismatch";
+    }
+    return "unknown";
+}
+
+std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile& profile) {
+    std::shared_ptr<TrustSnapshot> snap(new TrustSnapshot());
+    snap->profile_ = profile;
+    snap->store_.reset(X509_STORE_new());
+    if (!snap->store_) throw std::bad_alloc();
+
+    for (const auto& path : profile.trust_anchors) {
+        if (!fs::exists(path)) fail(ErrorKind::Input, path.string(), "trust anchor not found");
+        auto files = anchor_files(path);
+        if (files.empty())
+            fail(ErrorKind::Input, path.string(), "directory holds no .pem or .crt certificates");
+        for (const auto& file : files) {
+            for (auto& cert : Certificate::load_chain(file)) {
+                if (!cert.is_ca())
+                    fail(ErrorKind::Input, file.string(),
+                         "'" + cert.subject() + "' is not a CA certificate");
+                X509_STORE_add_cert(snap->store_.get(), cert.get());
+                snap->anchors_.push_back(std::move(cert));
+            }
+        }
+    }
+    if (profile.require_client_certificate && snap->anchors_.empty())
+        fail(ErrorKind::Input, "security profile " + profile.name,
+             "requires client certificates but names no trust_anchors");
+    ERR_clear_error();
+
+    TimePoint now = Clock::now();
+    for (const auto& path : profile.crls) {
+        Crl crl = Crl::load(path);
+        auto issuer =
+            std::find_if(snap->anchors_.begin(), snap->anchors_.end(),
+                         [&](const Certificate& a) { return a.subject() == crl.issuer(); });
+        if (issuer == snap->anchors_.end())
+            fail(ErrorKind::Input, path.string(),
+                 "CRL issuer '" + crl.issuer() + "' is not among the trust anchors");
+        if (!crl.signed_by(*issuer))
+            fail(ErrorKind::Input, path.string(),
+                 "CRL signature does not verify against its issuer");
+        if (crl.next_update() < now)
+            snap->warnings_.push_back(path.string() + ": CRL is past its nextUpdate (" +
+                                      to_iso8601(crl.next_update()) + "); still applied");
+        for (const auto& r : crl.revoked())
+            snap->revoked_.insert(revoked_key(crl.issuer(), r.serial_hex));
+    }
+    for (const auto& fp : profile.allow_fingerprints) snap->allow_.insert(fp);
+    for (const auto& fp : profile.deny_fingerprints) snap->deny_.insert(fp);
+    return snap;
+}
+
+bool TrustSnapshot::is_revoked(const std::string& issuer, const std::string& serial) const {
+    return revoked_.count(revoked_key(issuer, serial)) > 0;
+}
+
+std::string TrustSnapshot::map_identity(const Certificate& leaf) const {
+    auto first_san = [&](SubjectAltName::Type type) -> std::string {
+        for (const auto& san : leaf.subject_alt_names())
+            if (san.type == type) return san.value;
+        return "";
+    };
+    switch (profile_.identity) {
+        case IdentitySource::CommonName:
+            return leaf.common_name();
+        case IdentitySource::SanDns:
+            return first_san(SubjectAltName::Type::Dns);
+        case IdentitySource::SanUri:
+            return first_san(SubjectAltName::Type::Uri);
+        case IdentitySource::SanEmail:
+            return first_san(SubjectAltName::Type::Email);
+        case IdentitySource::SubjectDn:
+            return leaf.subject();
+        case IdentitySource::Fingerprint:
+            return leaf.fingerprint_sha256();
+    }
+    return "";
+}
+
+ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view client_id,
+                                         TimePoint now) const {
+    ValidationResult r;
+    if (!leaf_x509) {
+        r.reason = RejectReason::NoCertificate;
+        r.detail = "the client sent no certificate";
+        return r;
+    }
+    X509_up_ref(leaf_x509);
+    Certificate leaf{X509Ptr(leaf_x509)};
+    r.subject = leaf.subject();
+    r.fingerprint = leaf.fingerprint_sha256();
+    r.issuer = leaf.issuer();
+    r.serial = leaf.serial_hex();
+    auto reject = [&](RejectReason reason, std::string detail) {
+        r.reason = reason;
+        r.detail = std::move(detail);
+        return r;
+    };
+
+    // Pins first: a deny pin wins over everything, and costs one hash lookup.
+    if (deny_.count(r.fingerprint))
+        return reject(RejectReason::DenyPinned, "fingerprint is on deny_fingerprints");
+    if (!allow_.empty() && !allow_.count(r.fingerprint))
+        return reject(RejectReason::NotAllowPinned, "fingerprint is not on allow_fingerprints");
+    if (leaf.is_ca())
+        return reject(RejectReason::CaAsLeaf,
+                      "a CA certificate was presented as a client certificate");
+
+    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+    if (!ctx || !X509_STORE_CTX_init(ctx.get(), store_.get(), leaf.get(), nullptr))
+        throw std::bad_alloc();
+    X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
+    X509_VERIFY_PARAM_set_time(param, Clock::to_time_t(now));
+    if (X509_verify_cert(ctx.get()) != 1) {
+        int err = X509_STORE_CTX_get_error(ctx.get());
+        ERR_clear_error();
+        RejectReason reason = reason_for_verify_error(err);
+        std::string detail = X509_verify_cert_error_string(err);
+        if (reason == RejectReason::Expired)
+            detail += " (notAfter " + to_iso8601(leaf.not_after()) + ")";
+        if (reason == RejectReason::NotYetValid)
+            detail += " (notBefore " + to_iso8601(leaf.not_before()) + ")";
+        return reject(reason, detail);
+    }
+    STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
+    int above_leaf = chain ? sk_X509_num(chain) - 1 : 0;
+    if (above_leaf > profile_.max_chain_depth)
+        return reject(RejectReason::ChainTooDeep,
+                      std::to_string(above_leaf) +
+                          " certificates above the leaf, max_chain_depth is " +
+                          std::to_string(profile_.max_chain_depth));
+    if (is_revoked(r.issuer, r.serial))
+        return reject(RejectReason::Revoked,
+                      "serial " + r.serial + " is on the CRL of " + r.issuer);
+    if (!profile_.required_eku.empty()) {
+        auto eku = leaf.extended_key_usage();
+        if (std::find(eku.begin(), eku.end(), profile_.required_eku) == eku.end())
+            return reject(RejectReason::MissingEku,
+                          "extended key usage lacks " + profile_.required_eku);
+    }
+    r.identity = map_identity(leaf);
+    if (r.identity.empty())
+        return reject(RejectReason::NoIdentity,
+                      "certificate has no " + std::string(identity_source_name(profile_.identity)));
+    if (profile_.client_id_must_match_identity && client_id != r.identity)
+        return reject(
+            RejectReason::ClientIdMismatch,
+            "client id '" + std::string(client_id) + "' is not the identity '" + r.identity + "'");
+    return r;
+}
+
+}  // namespace brokertls

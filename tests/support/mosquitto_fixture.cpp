@@ -1,0 +1,166 @@
+#include "mosquitto_fixture.hpp"
+
+#include <signal.h>
+
+#include <mqtt/async_client.h>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace brokertls::test {
+namespace fs = std::filesystem;
+
+std::string plugin_path() {
+    return BROKERTLS_MOSQUITTO_PLUGIN;
+}
+
+namespace {
+
+std::string listener_block(const ListenerSpec& l, const fs::path& json) {
+    std::ostringstream c;
+    c << "listener " << l.port << " 127.0.0.1\n";
+    if (!l.security_profile.empty()) {
+        c << "plugin " << plugin_path() << "\n"
+          << "plugin_opt_config_file " << json.string() << "\n"
+          << "plugin_opt_security_profile " << l.security_profile << "\n";
+    } else {
+        c << "allow_anonymous true\n";
+    }
+    c << "certfile " << l.certfile.string() << "\n"
+      << "keyfile " << l.keyfile.string() << "\n";
+    if (!l.cafile.empty()) c << "cafile " << l.cafile.string() << "\n";
+    if (!l.capath.empty()) c << "capath " << l.capath.string() << "\n";
+    if (!l.crlfile.empty()) c << "crlfile " << l.crlfile.string() << "\n";
+    c << "require_certificate " << (l.require_certificate ? "true" : "false") << "\n"
+      << l.extra << "\n";
+    return c.str();
+}
+
+std::unique_ptr<Process> start(const fs::path& dir, const std::string& conf) {
+    fs::path conf_file = dir / "mosquitto.conf";
+    std::ofstream(conf_file) << conf;
+    return std::make_unique<Process>(
+        std::vector<std::string>{"mosquitto", "-c", conf_file.string()}, dir / "mosquitto.log");
+}
+
+std::string header() {
+    // log_dest stderr: unbuffered, so tests see lines as they are written.
+    return "per_listener_settings true\nuser root\nlog_dest stderr\nlog_type all\nlog_timestamp "
+           "false\n";
+}
+
+}  // namespace
+
+Mosquitto::Mosquitto(const fs::path& dir, const fs::path& brokertls_json,
+                     std::vector<ListenerSpec> listeners, const std::string& global_extra)
+    : listeners_(std::move(listeners)) {
+    std::string conf = header() + global_extra + "\n";
+    for (auto& l : listeners_) {
+        l.port = free_port();
+        conf += listener_block(l, brokertls_json);
+    }
+    process_ = start(dir, conf);
+    if (!process_->wait_for_log("mosquitto version", std::chrono::seconds(10)) ||
+        !process_->wait_for_log(" running", std::chrono::seconds(10)) ||
+        !wait_for_port(listeners_.front().port, std::chrono::seconds(10)))
+        throw std::runtime_error("mosquitto did not start:\n" + process_->log());
+}
+
+Mosquitto::~Mosquitto() = default;
+
+bool Mosquitto::wait_for_log_after(size_t mark, const std::string& text,
+                                   std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::string l = log();
+        if (l.size() > mark && l.find(text, mark) != std::string::npos) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+void Mosquitto::sighup() {
+    ::kill(process_->pid(), SIGHUP);
+}
+
+std::string mosquitto_start_failure(const fs::path& dir, const fs::path& brokertls_json,
+                                    const std::string& security_profile) {
+    ListenerSpec l;
+    l.port = free_port();
+    l.security_profile = security_profile;
+    l.certfile = dir / "none.crt";
+    l.keyfile = dir / "none.key";
+    auto p = start(dir, header() + listener_block(l, brokertls_json));
+    // mosquitto exits on a plugin init error; bounded wait for that.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (p->running() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (p->running()) return "STILL RUNNING\n" + p->log();
+    return p->log();
+}
+
+MqttClient::MqttClient(int port, const std::string& client_id, const fs::path& ca,
+                       const ClientCert& cert)
+    : client_(std::make_unique<mqtt::async_client>("ssl://127.0.0.1:" + std::to_string(port),
+                                                   client_id)),
+      ca_(ca),
+      cert_(cert) {}
+
+MqttClient::~MqttClient() {
+    try {
+        if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (...) {
+    }
+}
+
+std::string MqttClient::connect(std::chrono::milliseconds timeout) {
+    std::string tls_error;
+    auto ssl = mqtt::ssl_options_builder().trust_store(ca_.string()).enable_server_cert_auth(true);
+    ssl.error_handler([&tls_error](const std::string& msg) { tls_error += msg + "; "; });
+    if (!cert_.cert.empty()) ssl.key_store(cert_.cert.string()).private_key(cert_.key.string());
+    auto opts = mqtt::connect_options_builder()
+                    .ssl(ssl.finalize())
+                    .clean_session(true)
+                    .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout))
+                    .automatic_reconnect(false)
+                    .finalize();
+    client_->start_consuming();
+    try {
+        auto tok = client_->connect(opts);
+        if (!tok->wait_for(timeout + std::chrono::seconds(1))) return "connect timed out";
+        return "";
+    } catch (const mqtt::exception& e) {
+        return std::string(e.what()) + " (rc " + std::to_string(e.get_return_code()) + ") " +
+               tls_error;
+    }
+}
+
+bool MqttClient::connected() const {
+    return client_->is_connected();
+}
+
+void MqttClient::subscribe(const std::string& topic) {
+    client_->subscribe(topic, 1)->wait_for(std::chrono::seconds(10));
+}
+
+void MqttClient::publish(const std::string& topic, const std::string& payload) {
+    client_->publish(topic, payload.data(), payload.size(), 1, false)
+        ->wait_for(std::chrono::seconds(10));
+}
+
+std::optional<std::string> MqttClient::next_message(std::chrono::milliseconds timeout) {
+    mqtt::const_message_ptr msg;
+    if (!client_->try_consume_message_for(&msg, timeout) || !msg) return std::nullopt;
+    return msg->get_topic() + " " + msg->to_string();
+}
+
+bool MqttClient::wait_disconnected(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!client_->is_connected()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return !client_->is_connected();
+}
+
+}  // namespace brokertls::test

@@ -1,0 +1,92 @@
+#pragma once
+// A real mosquitto on 127.0.0.1 with the brokertls plugin, and Paho C++ clients for it.
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+namespace mqtt {
+class async_client;
+}
+
+namespace brokertls::test {
+
+// The built brokertls_mosquitto.so.
+std::string plugin_path();
+
+struct ListenerSpec {
+    std::string security_profile;  // plugin_opt_security_profile; "" loads no plugin there
+    std::filesystem::path certfile, keyfile;
+    std::filesystem::path cafile;  // or capath
+    std::filesystem::path capath;
+    std::filesystem::path crlfile;  // optional
+    bool require_certificate = true;
+    std::string extra;  // more lines for this listener
+    int port = 0;       // filled in by start()
+};
+
+class Mosquitto {
+  public:
+    // Writes DIR/mosquitto.conf (per_listener_settings true, user root, plugin first on every
+    // listener that names a security profile) and starts mosquitto; waits until it runs.
+    Mosquitto(const std::filesystem::path& dir, const std::filesystem::path& brokertls_json,
+              std::vector<ListenerSpec> listeners, const std::string& global_extra = "");
+    ~Mosquitto();
+
+    bool running() { return process_->running(); }
+    std::string log() const { return process_->log(); }
+    bool wait_for_log(const std::string& text,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        return process_->wait_for_log(text, timeout);
+    }
+    // Log lines appended after this call are what wait_for_new_log sees.
+    size_t log_mark() const { return log().size(); }
+    bool wait_for_log_after(size_t mark, const std::string& text,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    int port(size_t listener = 0) const { return listeners_.at(listener).port; }
+    void sighup();
+
+  private:
+    std::vector<ListenerSpec> listeners_;
+    std::unique_ptr<Process> process_;
+};
+
+// Starts mosquitto expecting it to fail; returns its log.
+std::string mosquitto_start_failure(const std::filesystem::path& dir,
+                                    const std::filesystem::path& brokertls_json,
+                                    const std::string& security_profile);
+
+struct ClientCert {
+    std::filesystem::path cert, key;  // empty: no client certificate
+};
+
+// A Paho C++ client over TLS. Messages arrive in a queue (consumer API).
+class MqttClient {
+  public:
+    MqttClient(int port, const std::string& client_id, const std::filesystem::path& ca,
+               const ClientCert& cert);
+    ~MqttClient();
+
+    // Connects; returns "" on success, else Paho's error text (TLS errors included).
+    std::string connect(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    bool connected() const;
+    void subscribe(const std::string& topic);
+    void publish(const std::string& topic, const std::string& payload);
+    // The next message's "topic payload", or nullopt after `timeout` or when the connection
+    // was lost.
+    std::optional<std::string> next_message(std::chrono::milliseconds timeout);
+    // True once the broker closed the connection (within `timeout`).
+    bool wait_disconnected(std::chrono::milliseconds timeout);
+
+  private:
+    std::unique_ptr<mqtt::async_client> client_;
+    std::filesystem::path ca_;
+    ClientCert cert_;
+};
+
+}  // namespace brokertls::test

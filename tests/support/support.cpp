@@ -1,0 +1,211 @@
+#include "support.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace brokertls::test {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        std::string entry(*e);
+        if (!extra.count(entry.substr(0, entry.find('=')))) env.push_back(entry);
+    }
+    for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+    return env;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (auto& s : strings) out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+            int in_fd, int out_fd, int err_fd) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // Own process group, so stop() also reaches anything the program starts.
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    std::vector<std::string> args = argv;
+    std::vector<std::string> envs = environment_with(env);
+    auto cargs = c_strings(args);
+    auto cenv = c_strings(envs);
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, cargs[0], &actions, &attr, cargs.data(), cenv.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+    return pid;
+}
+
+// Waits for `pid` up to `timeout`, then kills its group; returns the exit code or -1.
+int wait_bounded(pid_t pid, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (true) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (std::chrono::steady_clock::now() >= deadline) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::mt19937_64 rng(std::random_device{}());
+    path_ = fs::path(base && *base ? base : "/tmp") / ("brokertls-test-" + std::to_string(rng()));
+    fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+RunResult run(const std::vector<std::string>& argv, const std::string& input,
+              std::chrono::milliseconds timeout, const std::map<std::string, std::string>& env) {
+    TempDir scratch;
+    fs::path in = scratch / "in", out = scratch / "out", err = scratch / "err";
+    std::ofstream(in, std::ios::binary) << input;
+    int in_fd = open(in.c_str(), O_RDONLY | O_CLOEXEC);
+    int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    RunResult result;
+    try {
+        pid_t pid = spawn(argv, env, in_fd, out_fd, err_fd);
+        result.exit_code = wait_bounded(pid, timeout);
+    } catch (...) {
+        close(in_fd), close(out_fd), close(err_fd);
+        throw;
+    }
+    close(in_fd), close(out_fd), close(err_fd);
+    result.out = slurp(out);
+    result.err = slurp(err);
+    return result;
+}
+
+Process::Process(const std::vector<std::string>& argv, const fs::path& log_file,
+                 const std::map<std::string, std::string>& env)
+    : log_file_(log_file) {
+    int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int log_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    try {
+        pid_ = spawn(argv, env, in_fd, log_fd, log_fd);
+    } catch (...) {
+        close(in_fd), close(log_fd);
+        throw;
+    }
+    close(in_fd), close(log_fd);
+}
+
+Process::~Process() {
+    stop();
+}
+
+bool Process::running() {
+    if (pid_ < 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+    }
+    return true;
+}
+
+std::string Process::log() const {
+    return slurp(log_file_);
+}
+
+bool Process::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (log().find(text) != std::string::npos) return true;
+        if (!running()) return log().find(text) != std::string::npos;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+void Process::stop() {
+    if (pid_ < 0) return;
+    kill(-pid_, SIGTERM);
+    if (wait_bounded(pid_, std::chrono::seconds(5)) == -1) kill(-pid_, SIGKILL);
+    pid_ = -1;
+}
+
+int free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        close(fd);
+        throw std::runtime_error("no free port");
+    }
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+bool wait_for_port(int port, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<uint16_t>(port));
+        bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        close(fd);
+        if (ok) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+std::string ca_binary() {
+    return BROKERTLS_CA_BINARY;
+}
+
+}  // namespace brokertls::test

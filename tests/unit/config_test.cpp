@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "brokertls/config/config.hpp"
+#include "brokertls/error.hpp"
+#include "support.hpp"
+
+namespace brokertls {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConfigTest : public ::testing::Test {
+  protected:
+    ConfigTest() { std::ofstream(tmp_ / "root.pem") << "x"; }
+    Config parse(const std::string& text) { return parse_config(text, tmp_ / "brokertls.json"); }
+    std::string error_of(const std::string& text) {
+        try {
+            parse(text);
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "no error";
+    }
+    test::TempDir tmp_;
+};
+
+TEST_F(ConfigTest, ParsesASecurityProfileWithDefaultsAndRelativePaths) {
+    Config c = parse(
+        R"({"security_profiles": {"devices": {"trust_anchors": ["root.pem"], "identity": "san_uri",
+        "deny_fingerprints": ["AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"]}}})");
+    const auto& p = c.security_profiles.at("devices");
+    EXPECT_EQ(p.trust_anchors.at(0), tmp_ / "root.pem");
+    EXPECT_TRUE(p.require_client_certificate);
+    EXPECT_EQ(p.required_eku, "clientAuth");
+    EXPECT_EQ(p.max_chain_depth, 4);
+    EXPECT_EQ(p.identity, IdentitySource::SanUri);
+    EXPECT_EQ(p.deny_fingerprints.at(0),
+              "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+}
+
+TEST_F(ConfigTest, ErrorsNameFileJsonPathAndReason) {
+    EXPECT_EQ(
+        error_of(
+            R"({"security_profiles": {"devices": {"trust_anchors": ["root.pem"], "crls": ["nope.pem"]}}})"),
+        "brokertls.json: security_profiles.devices.crls[0]: file not found (" +
+            (tmp_ / "nope.pem").string() + ")");
+    EXPECT_EQ(
+        error_of(
+            R"({"security_profiles": {"devices": {"trust_anchors": ["root.pem"], "identity": "serial"}}})"),
+        "brokertls.json: security_profiles.devices.identity: must be one of cn, san_dns, san_uri, "
+        "san_email, subject_dn, fingerprint");
+    EXPECT_EQ(error_of(R"({"security_profiles": {"devices": {"trust_anchor": ["root.pem"]}}})"),
+              "brokertls.json: security_profiles.devices.trust_anchor: unknown field");
+    EXPECT_EQ(
+        error_of(
+            R"({"security_profiles": {"devices": {"trust_anchors": ["root.pem"], "max_chain_depth": 0}}})"),
+        "brokertls.json: security_profiles.devices.max_chain_depth: must be a whole number from 1 "
+        "to 16");
+    EXPECT_EQ(
+        error_of(
+            R"({"security_profiles": {"devices": {"trust_anchors": ["root.pem"], "allow_fingerprints": ["abc"]}}})"),
+        "brokertls.json: security_profiles.devices.allow_fingerprints[0]: not a SHA-256 "
+        "fingerprint (64 hex digits, colons allowed)");
+    EXPECT_EQ(error_of(R"({"security_profiles": {"devices": {}}})"),
+              "brokertls.json: security_profiles.devices: require_client_certificate is true but "
+              "trust_anchors is empty");
+    EXPECT_EQ(error_of("{not json"), "brokertls.json: not valid JSON");
+    EXPECT_EQ(
+        error_of("{}"),
+        "brokertls.json: (top level): defines no security_profiles and no certificate_profiles");
+}
+
+TEST_F(ConfigTest, ParsesCertificateProfiles) {
+    fs::create_directories(tmp_ / "ca");
+    Config c = parse(R"({"certificate_profiles": {
+        "broker": {"source": "local-ca", "local_ca": {"dir": "ca", "lifetime": "2h"}, "renew_before": "30m",
+                   "names": ["broker.local", "10.0.0.5"], "key_type": "ecdsa-p384",
+                   "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}},
+        "files": {"source": "files", "files": {"key": "root.pem", "cert": "root.pem"},
+                  "deploy": {"cert": "live/f.crt", "key": "live/f.key"}}}})");
+    const auto& b = c.certificate_profiles.at("broker");
+    EXPECT_EQ(b.source, CertificateSource::LocalCa);
+    EXPECT_EQ(b.lifetime, std::chrono::hours(2));
+    EXPECT_EQ(b.renew_before, std::chrono::minutes(30));
+    EXPECT_EQ(b.names.size(), 2u);
+    EXPECT_EQ(b.names[1].type, SubjectAltName::Type::Ip);
+    EXPECT_EQ(b.key_type, KeyType::EcP384);
+    EXPECT_EQ(b.deploy_cert, tmp_ / "live/broker.crt");
+    EXPECT_EQ(c.certificate_profiles.at("files").source, CertificateSource::Files);
+
+    EXPECT_EQ(
+        error_of(
+            R"({"certificate_profiles": {"b": {"source": "acme", "deploy": {"cert": "a", "key": "b"}}}})"),
+        "brokertls.json: certificate_profiles.b.source: \"acme\" is not supported yet (it comes "
+        "with the ACME issuer)");
+    EXPECT_EQ(
+        error_of(
+            R"({"certificate_profiles": {"b": {"source": "local-ca", "local_ca": {"dir": "ca"}, "names": ["bad name!"],
+              "deploy": {"cert": "a", "key": "b"}}}})"),
+        "brokertls.json: certificate_profiles.b.names[0]: bad name!: not a DNS name, IP address, "
+        "URI or email address");
+}
+
+TEST(Duration, ParsesUnits) {
+    EXPECT_EQ(parse_duration("90d"), std::chrono::hours(24 * 90));
+    EXPECT_EQ(parse_duration("12h"), std::chrono::hours(12));
+    EXPECT_EQ(parse_duration("30m"), std::chrono::minutes(30));
+    EXPECT_EQ(parse_duration("45s"), std::chrono::seconds(45));
+    EXPECT_EQ(parse_duration("45"), std::chrono::seconds(45));
+    EXPECT_FALSE(parse_duration("").has_value());
+    EXPECT_FALSE(parse_duration("-5m").has_value());
+    EXPECT_FALSE(parse_duration("5 weeks").has_value());
+}
+
+}  // namespace
+}  // namespace brokertls

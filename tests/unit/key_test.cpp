@@ -1,0 +1,245 @@
+// Private keys: generation, key type names, PEM/DER encodings and passphrase protection.
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+
+#include <string>
+
+#include "brokertls/crypto/key.hpp"
+#include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
+#include "support.hpp"
+
+namespace brokertls {
+namespace {
+
+// Runs `fn`, expects an Error of `kind` and returns its message ("" when nothing was thrown).
+template <class Fn>
+std::string error_of(Fn&& fn, ErrorKind kind) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), kind) << e.what();
+        return e.what();
+    }
+    ADD_FAILURE() << "no brokertls::Error thrown";
+    return "";
+}
+
+bool same_public_key(const PrivateKey& a, const PrivateKey& b) {
+    return EVP_PKEY_eq(a.get(), b.get()) == 1;
+}
+
+class KeyTypeTest : public ::testing::TestWithParam<KeyType> {};
+
+TEST_P(KeyTypeTest, GeneratedKeyReportsItsType) {
+    PrivateKey key = PrivateKey::generate(GetParam());
+    ASSERT_NE(key.get(), nullptr);
+    EXPECT_EQ(key.type(), GetParam());
+    EXPECT_EQ(key.is_rsa(), GetParam() == KeyType::Rsa2048);
+}
+
+TEST_P(KeyTypeTest, NameRoundTrip) {
+    std::string_view name = key_type_name(GetParam());
+    EXPECT_NE(name, "unknown");
+    EXPECT_EQ(parse_key_type(name), GetParam());
+    EXPECT_NE(key_type_names().find(name), std::string_view::npos);
+}
+
+TEST_P(KeyTypeTest, PemRoundTrip) {
+    PrivateKey key = PrivateKey::generate(GetParam());
+    std::string pem = key.to_pem();
+    EXPECT_EQ(pem.rfind("-----BEGIN PRIVATE KEY-----", 0), 0u) << pem.substr(0, 40);
+    EXPECT_EQ(pem.find("ENCRYPTED"), std::string::npos);
+    PrivateKey back = PrivateKey::parse(pem, "key.pem");
+    EXPECT_EQ(back.type(), GetParam());
+    EXPECT_TRUE(same_public_key(key, back));
+    EXPECT_EQ(back.to_pem(), pem);
+}
+
+TEST_P(KeyTypeTest, DerRoundTrip) {
+    PrivateKey key = PrivateKey::generate(GetParam());
+    std::string der = key.to_der();
+    ASSERT_FALSE(der.empty());
+    EXPECT_EQ(static_cast<unsigned char>(der[0]), 0x30);  // a DER SEQUENCE
+    PrivateKey back = PrivateKey::parse(der, "key.der");
+    EXPECT_EQ(back.type(), GetParam());
+    EXPECT_TRUE(same_public_key(key, back));
+    EXPECT_EQ(back.to_der(), der);
+}
+
+TEST_P(KeyTypeTest, EncryptedPemRoundTrip) {
+    PrivateKey key = PrivateKey::generate(GetParam());
+    std::string pem = key.to_pem(std::string("correct horse"));
+    EXPECT_NE(pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----"), std::string::npos);
+    PrivateKey back = PrivateKey::parse(pem, "key.pem", std::string("correct horse"));
+    EXPECT_EQ(back.type(), GetParam());
+    EXPECT_TRUE(same_public_key(key, back));
+}
+
+TEST_P(KeyTypeTest, SignatureDigest) {
+    PrivateKey key = PrivateKey::generate(GetParam());
+    switch (GetParam()) {
+        case KeyType::Ed25519:
+            EXPECT_EQ(key.signature_digest(), nullptr);
+            break;
+        case KeyType::EcP384:
+            EXPECT_EQ(key.signature_digest(), EVP_sha384());
+            break;
+        default:
+            EXPECT_EQ(key.signature_digest(), EVP_sha256());
+            break;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(FastTypes, KeyTypeTest,
+                         ::testing::Values(KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048,
+                                           KeyType::Ed25519),
+                         [](const ::testing::TestParamInfo<KeyType>& param) {
+                             std::string name(key_type_name(param.param));
+                             std::erase(name, '-');
+                             return name;
+                         });
+
+TEST(KeyTest, Rsa3072) {
+    PrivateKey key = PrivateKey::generate(KeyType::Rsa3072);
+    EXPECT_EQ(key.type(), KeyType::Rsa3072);
+    EXPECT_TRUE(key.is_rsa());
+    EXPECT_EQ(EVP_PKEY_get_bits(key.get()), 3072);
+    EXPECT_EQ(PrivateKey::parse(key.to_pem(), "k").type(), KeyType::Rsa3072);
+}
+
+TEST(KeyTest, Rsa4096) {
+    PrivateKey key = PrivateKey::generate(KeyType::Rsa4096);
+    EXPECT_EQ(key.type(), KeyType::Rsa4096);
+    EXPECT_EQ(EVP_PKEY_get_bits(key.get()), 4096);
+    EXPECT_EQ(PrivateKey::parse(key.to_der(), "k").type(), KeyType::Rsa4096);
+}
+
+TEST(KeyTest, GeneratedKeysDiffer) {
+    PrivateKey a = PrivateKey::generate(KeyType::EcP256);
+    PrivateKey b = PrivateKey::generate(KeyType::EcP256);
+    EXPECT_FALSE(same_public_key(a, b));
+    EXPECT_NE(a.to_der(), b.to_der());
+}
+
+TEST(KeyTest, ParseKeyTypeNamesAndAliases) {
+    EXPECT_EQ(parse_key_type("ecdsa-p256"), KeyType::EcP256);
+    EXPECT_EQ(parse_key_type("ecdsa-p384"), KeyType::EcP384);
+    EXPECT_EQ(parse_key_type("rsa2048"), KeyType::Rsa2048);
+    EXPECT_EQ(parse_key_type("rsa3072"), KeyType::Rsa3072);
+    EXPECT_EQ(parse_key_type("rsa4096"), KeyType::Rsa4096);
+    EXPECT_EQ(parse_key_type("ed25519"), KeyType::Ed25519);
+    EXPECT_EQ(parse_key_type("p256"), KeyType::EcP256);
+    EXPECT_EQ(parse_key_type("p384"), KeyType::EcP384);
+    EXPECT_EQ(parse_key_type("rsa-2048"), KeyType::Rsa2048);
+    EXPECT_EQ(parse_key_type("rsa-3072"), KeyType::Rsa3072);
+    EXPECT_EQ(parse_key_type("rsa-4096"), KeyType::Rsa4096);
+}
+
+TEST(KeyTest, ParseKeyTypeRejectsUnknownNames) {
+    EXPECT_EQ(parse_key_type(""), std::nullopt);
+    EXPECT_EQ(parse_key_type("rsa1024"), std::nullopt);
+    EXPECT_EQ(parse_key_type("ecdsa-p521"), std::nullopt);
+    EXPECT_EQ(parse_key_type("dsa"), std::nullopt);
+    EXPECT_EQ(parse_key_type("ed25519 "), std::nullopt);
+}
+
+TEST(KeyTest, AliasesMapToCanonicalNames) {
+    EXPECT_EQ(key_type_name(*parse_key_type("p256")), "ecdsa-p256");
+    EXPECT_EQ(key_type_name(*parse_key_type("rsa-4096")), "rsa4096");
+}
+
+TEST(KeyTest, EncryptedKeyWithoutPassphrase) {
+    std::string pem = PrivateKey::generate(KeyType::EcP256).to_pem(std::string("secret"));
+    std::string msg = error_of([&] { PrivateKey::parse(pem, "ca/ca.key"); }, ErrorKind::Input);
+    EXPECT_EQ(msg.rfind("ca/ca.key: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("passphrase is needed"), std::string::npos) << msg;
+}
+
+TEST(KeyTest, EncryptedKeyWithWrongPassphrase) {
+    std::string pem = PrivateKey::generate(KeyType::EcP256).to_pem(std::string("secret"));
+    std::string msg = error_of([&] { PrivateKey::parse(pem, "ca/ca.key", std::string("Secret")); },
+                               ErrorKind::Input);
+    EXPECT_EQ(msg.rfind("ca/ca.key: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("wrong passphrase"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("Secret"), std::string::npos) << "the passphrase leaked: " << msg;
+}
+
+TEST(KeyTest, UnencryptedKeyIgnoresPassphrase) {
+    PrivateKey key = PrivateKey::generate(KeyType::Ed25519);
+    PrivateKey back = PrivateKey::parse(key.to_pem(), "k", std::string("unused"));
+    EXPECT_TRUE(same_public_key(key, back));
+}
+
+TEST(KeyTest, GarbagePem) {
+    std::string garbage =
+        "-----BEGIN PRIVATE KEY-----\nnot base64 at all!\n-----END PRIVATE KEY-----\n";
+    std::string msg =
+        error_of([&] { PrivateKey::parse(garbage, "garbage.pem"); }, ErrorKind::Input);
+    EXPECT_EQ(msg, "garbage.pem: not a PEM private key");
+}
+
+TEST(KeyTest, GarbageDer) {
+    std::string msg =
+        error_of([] { PrivateKey::parse("\x30\x03\x02\x01", "blob.der"); }, ErrorKind::Input);
+    EXPECT_EQ(msg.rfind("blob.der: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("not a PEM or DER private key"), std::string::npos) << msg;
+}
+
+TEST(KeyTest, CertificatePemIsNotAKey) {
+    // A PEM block of another kind: still "not a PEM private key".
+    std::string pem = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+    std::string msg = error_of([&] { PrivateKey::parse(pem, "cert.pem"); }, ErrorKind::Input);
+    EXPECT_EQ(msg, "cert.pem: not a PEM private key");
+}
+
+TEST(KeyTest, LoadNamesTheFile) {
+    test::TempDir dir;
+    auto path = dir / "device.key";
+    write_file_atomic(path, "nonsense", kPrivateMode);
+    std::string msg = error_of([&] { PrivateKey::load(path); }, ErrorKind::Input);
+    EXPECT_EQ(msg.rfind(path.string() + ": ", 0), 0u) << msg;
+}
+
+TEST(KeyTest, LoadEncryptedFromFile) {
+    test::TempDir dir;
+    auto path = dir / "device.key";
+    PrivateKey key = PrivateKey::generate(KeyType::EcP384);
+    write_file_atomic(path, key.to_pem(std::string("pw")), kPrivateMode);
+    EXPECT_TRUE(same_public_key(PrivateKey::load(path, std::string("pw")), key));
+    std::string msg = error_of([&] { PrivateKey::load(path); }, ErrorKind::Input);
+    EXPECT_EQ(msg.rfind(path.string() + ": ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("passphrase is needed"), std::string::npos) << msg;
+}
+
+TEST(KeyTest, LoadMissingFileNamesIt) {
+    test::TempDir dir;
+    auto path = dir / "absent.key";
+    std::string msg = error_of([&] { PrivateKey::load(path); }, ErrorKind::Input);
+    EXPECT_EQ(msg.rfind(path.string() + ": ", 0), 0u) << msg;
+}
+
+TEST(KeyTest, UnsupportedCurveIsRejected) {
+    PkeyPtr p521(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521"));
+    ASSERT_NE(p521, nullptr);
+    BioPtr bio = memory_bio();
+    ASSERT_EQ(
+        PEM_write_bio_PrivateKey(bio.get(), p521.get(), nullptr, nullptr, 0, nullptr, nullptr), 1);
+    std::string pem = bio_contents(bio.get());
+    std::string msg = error_of([&] { PrivateKey::parse(pem, "p521.pem"); }, ErrorKind::Input);
+    EXPECT_NE(msg.find("unsupported EC curve"), std::string::npos) << msg;
+}
+
+TEST(KeyTest, PublicKeyPem) {
+    PrivateKey key = PrivateKey::generate(KeyType::EcP256);
+    std::string pub = key.public_key_pem();
+    EXPECT_EQ(pub.rfind("-----BEGIN PUBLIC KEY-----", 0), 0u);
+    BioPtr bio = memory_bio(pub);
+    PkeyPtr parsed(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+    ASSERT_NE(parsed, nullptr);
+    EXPECT_EQ(EVP_PKEY_eq(parsed.get(), key.get()), 1);
+}
+
+}  // namespace
+}  // namespace brokertls
