@@ -48,8 +48,7 @@ ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p) {
 }
 
 bool same_material(const ServerMaterial& a, const ServerMaterial& b) {
-    return a.leaf().fingerprint_sha256() == b.leaf().fingerprint_sha256() &&
-           a.leaf().matches_key(b.key) && a.chain.size() == b.chain.size();
+    return a.cert_pem() == b.cert_pem() && EVP_PKEY_eq(a.key.get(), b.key.get()) == 1;
 }
 
 }  // namespace
