@@ -116,6 +116,41 @@ int on_reload(int, void*, void* userdata) {
     return MOSQ_ERR_PLUGIN_DEFER;
 }
 
+constexpr const char* kControlTopic = "$CONTROL/brokertls/v1";
+constexpr const char* kControlResponseTopic = "$CONTROL/brokertls/v1/response";
+
+int on_control(int, void* event_data, void* userdata) {
+    auto* inst = static_cast<Instance*>(userdata);
+    auto* ev = static_cast<mosquitto_evt_control*>(event_data);
+    // Deny by default: only identities in control.allow. (Not an ACL_CHECK callback: in
+    // Mosquitto 2.0 an ACL check where every plugin defers is a denial, so deferring on all
+    // other topics would deny every publish on listeners without acl_file or dynsec.)
+    const char* user = mosquitto_client_username(ev->client);
+    if (!user || !inst->module->control_allowed(user)) {
+        mosquitto_log_printf(
+            MOSQ_LOG_WARNING,
+            "brokertls: %s refused for client '%s' (username '%s' is not in control.allow)",
+            kControlTopic, mosquitto_client_id(ev->client), user ? user : "");
+        const std::string denied =
+            R"({"responses":[{"command":"unknown","error":"not authorised"}]})";
+        mosquitto_broker_publish_copy(mosquitto_client_id(ev->client), kControlResponseTopic,
+                                      static_cast<int>(denied.size()), denied.data(), 0, false,
+                                      nullptr);
+        return MOSQ_ERR_SUCCESS;  // answered; an error code would make Mosquitto drop the client
+    }
+    try {
+        auto result = inst->module->control(
+            std::string_view(static_cast<const char*>(ev->payload), ev->payloadlen), Clock::now());
+        apply(result.outcome);
+        mosquitto_broker_publish_copy(mosquitto_client_id(ev->client), kControlResponseTopic,
+                                      static_cast<int>(result.response.size()),
+                                      result.response.data(), 0, false, nullptr);
+    } catch (const std::exception& e) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: control request failed: %s", e.what());
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
 struct Registration {
     int event;
     MOSQ_FUNC_generic_callback callback;
@@ -191,6 +226,13 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
                 mosquitto_callback_unregister(identifier, r.event, r.callback, nullptr);
             return MOSQ_ERR_UNKNOWN;
         }
+    }
+    if (mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, kControlTopic,
+                                    inst.get()) != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot register %s", kControlTopic);
+        for (const auto& r : kCallbacks)
+            mosquitto_callback_unregister(identifier, r.event, r.callback, nullptr);
+        return MOSQ_ERR_UNKNOWN;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "brokertls: loaded %s%s%s", config_file.c_str(),
                          inst->security_profile.empty() ? "" : ", security profile ",

@@ -13,6 +13,9 @@ namespace fs = std::filesystem;
 std::string plugin_path() {
     return BROKERTLS_MOSQUITTO_PLUGIN;
 }
+std::string ctl_binary() {
+    return BROKERTLS_CTL_BINARY;
+}
 
 namespace {
 

@@ -16,8 +16,9 @@ class async_client;
 
 namespace brokertls::test {
 
-// The built brokertls_mosquitto.so.
+// The built brokertls_mosquitto.so and brokertls-ctl.
 std::string plugin_path();
+std::string ctl_binary();
 
 struct ListenerSpec {
     std::string security_profile;  // plugin_opt_security_profile; "" loads no plugin there

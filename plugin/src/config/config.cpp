@@ -212,7 +212,7 @@ Config parse_config(const std::string& text, const fs::path& file) {
     json root = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
     if (root.is_discarded()) fail(ErrorKind::Input, file.filename().string(), "not valid JSON");
     Node top(root, "", file);
-    top.only_keys({"security_profiles", "certificate_profiles", "capath", "comment"});
+    top.only_keys({"security_profiles", "certificate_profiles", "capath", "control", "comment"});
     Config config;
     config.file = file;
     if (top.has("security_profiles"))
@@ -222,6 +222,13 @@ Config parse_config(const std::string& text, const fs::path& file) {
         for (const auto& [name, node] : top.field("certificate_profiles").members())
             config.certificate_profiles.emplace(name, parse_certificate_profile(name, node));
     if (top.has("capath")) config.capath = top.field("capath").path_value(false);
+    if (top.has("control")) {
+        Node control = top.field("control");
+        control.only_keys({"allow", "comment"});
+        if (control.has("allow"))
+            for (const auto& item : control.field("allow").array())
+                config.control_allow.push_back(item.string());
+    }
     if (config.security_profiles.empty() && config.certificate_profiles.empty())
         top.error("defines no security_profiles and no certificate_profiles");
     return config;

@@ -1,5 +1,6 @@
 #include "brokertls/module/security_module.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -264,6 +265,49 @@ std::string SecurityModule::status_json(TimePoint now) const {
                   {"message", last_reload_message_}}},
                 {"warnings", state->warnings}}
         .dump();
+}
+
+}  // namespace brokertls
+
+namespace brokertls {
+
+bool SecurityModule::control_allowed(std::string_view identity) const {
+    const auto& allow = state_.load()->config.control_allow;
+    return std::find(allow.begin(), allow.end(), identity) != allow.end();
+}
+
+SecurityModule::ControlResult SecurityModule::control(std::string_view request, TimePoint now) {
+    using nlohmann::json;
+    ControlResult result;
+    json responses = json::array();
+    json doc = json::parse(request, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("commands") ||
+        !doc["commands"].is_array()) {
+        responses.push_back(
+            {{"command", "unknown"}, {"error", "payload must be {\"commands\": [...]}"}});
+    } else {
+        for (const auto& cmd : doc["commands"]) {
+            json response{{"command", cmd.is_object() ? cmd.value("command", "") : ""}};
+            if (cmd.is_object() && cmd.contains("correlationData"))
+                response["correlationData"] = cmd["correlationData"];
+            std::string name = response["command"];
+            if (name == "getStatus") {
+                response["data"] = json::parse(status_json(now));
+            } else if (name == "reload") {
+                Outcome o = reload(now);
+                response["data"] = {{"ok", o.ok}, {"log", o.log}, {"disconnected", o.kick}};
+                if (!o.ok) response["error"] = o.log.empty() ? "reload failed" : o.log.back();
+                result.outcome.log.insert(result.outcome.log.end(), o.log.begin(), o.log.end());
+                result.outcome.kick.insert(result.outcome.kick.end(), o.kick.begin(), o.kick.end());
+                result.outcome.ok = result.outcome.ok && o.ok;
+            } else {
+                response["error"] = "unknown command '" + name + "' (known: getStatus, reload)";
+            }
+            responses.push_back(std::move(response));
+        }
+    }
+    result.response = json{{"responses", responses}}.dump();
+    return result;
 }
 
 }  // namespace brokertls

@@ -41,6 +41,8 @@ struct Config {
     // A directory the plugin keeps filled with hashed links to every trust anchor (a listener's
     // capath), so a CA added to a profile is trusted by the broker's handshake without a restart.
     std::optional<std::filesystem::path> capath;
+    // Identities (mapped usernames) allowed to use $CONTROL/brokertls/v1; nobody by default.
+    std::vector<std::string> control_allow;
 };
 
 // Throws Error(Input) naming the file, JSON path and reason. Checks that every file a profile

@@ -74,6 +74,16 @@ class SecurityModule {
     // A JSON document for getStatus: profiles, anchors, counters, last reload.
     std::string status_json(TimePoint now) const;
 
+    // May this identity use $CONTROL/brokertls/v1? (control.allow in brokertls.json)
+    bool control_allowed(std::string_view identity) const;
+    // Runs a $CONTROL/brokertls/v1 request ({"commands":[{"command":..,"correlationData":..}]})
+    // and returns the response document plus what a reload wants done on the broker thread.
+    struct ControlResult {
+        std::string response;
+        Outcome outcome;
+    };
+    ControlResult control(std::string_view request, TimePoint now);
+
     static constexpr std::chrono::milliseconds poll_interval{250};
 
   private:

@@ -1,0 +1,178 @@
+// brokertls-ctl: sends a $CONTROL/brokertls/v1 command to a broker running the brokertls plugin
+// (as mosquitto_ctrl does for dynamic-security) and prints the answer.
+
+#include <mqtt/async_client.h>
+
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kUsage = R"(Usage: brokertls-ctl [options] status|reload
+
+Commands:
+  status   profiles, certificates (subject, fingerprint, expiry, next renewal), counters of
+           accepted and rejected connections by reason, last reload and its result
+  reload   re-read brokertls.json and every profile file now; prints what changed
+
+Options:
+  --host H        broker host (default 127.0.0.1)
+  --port P        broker TLS port (default 8883)
+  --ca FILE       CA certificate of the broker's certificate (required)
+  --cert FILE     client certificate (chain) for mutual TLS; its identity must be in control.allow
+  --key FILE      its private key
+  --id ID         MQTT client id (default brokertls-ctl)
+  --timeout S     seconds to wait for the answer (default 10)
+  --json          print the answer as JSON
+Exit codes: 0 ok, 1 usage error, 2 connection failure, refusal or error answer.
+)";
+
+struct Options {
+    std::string host = "127.0.0.1", ca, cert, key, id = "brokertls-ctl", command;
+    int port = 8883, timeout = 10;
+    bool json = false;
+};
+
+[[noreturn]] void usage(const std::string& message) {
+    std::cerr << "brokertls-ctl: " << message << "\n\n" << kUsage;
+    std::exit(1);
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            std::cout << kUsage;
+            std::exit(0);
+        }
+        if (a == "--json") {
+            o.json = true;
+            continue;
+        }
+        if (a.rfind("--", 0) != 0) {
+            if (!o.command.empty()) usage("one command only");
+            o.command = a;
+            continue;
+        }
+        if (i + 1 >= argc) usage(a + " needs a value (or is unknown)");
+        std::string v = argv[++i];
+        try {
+            if (a == "--host")
+                o.host = v;
+            else if (a == "--port")
+                o.port = std::stoi(v);
+            else if (a == "--ca")
+                o.ca = v;
+            else if (a == "--cert")
+                o.cert = v;
+            else if (a == "--key")
+                o.key = v;
+            else if (a == "--id")
+                o.id = v;
+            else if (a == "--timeout")
+                o.timeout = std::stoi(v);
+            else
+                usage("unknown option " + a);
+        } catch (const std::logic_error&) {
+            usage(a + " " + v + ": not a number");
+        }
+    }
+    if (o.command != "status" && o.command != "reload")
+        usage(o.command.empty() ? "a command is needed" : "unknown command " + o.command);
+    if (o.ca.empty()) usage("--ca is required");
+    if (o.cert.empty() != o.key.empty()) usage("--cert and --key go together");
+    return o;
+}
+
+void print_status(const json& d) {
+    std::cout << "config:   " << d.value("config_file", "") << "\n"
+              << "reload:   " << d["last_reload"].value("at", "") << " "
+              << (d["last_reload"].value("ok", false) ? "ok" : "FAILED") << " ("
+              << d["last_reload"].value("message", "") << ")\n";
+    if (!d["certificate_profiles"].empty()) {
+        std::cout << "\ncertificate profiles:\n";
+        for (const auto& [name, c] : d["certificate_profiles"].items())
+            std::cout << "  " << std::left << std::setw(16) << name << c.value("subject", "")
+                      << "  sha256 " << c.value("fingerprint", "").substr(0, 16) << "…  until "
+                      << c.value("not_after", "")
+                      << (c.value("renew_at", "").empty() ? ""
+                                                          : "  renew " + c.value("renew_at", ""))
+                      << "  " << c.value("last_result", "") << "\n";
+    }
+    if (!d["security_profiles"].empty()) {
+        std::cout << "\nsecurity profiles:\n";
+        for (const auto& [name, p] : d["security_profiles"].items())
+            std::cout << "  " << std::left << std::setw(16) << name << "identity "
+                      << p.value("identity", "") << ", " << p["trust_anchors"].size()
+                      << " anchor(s), " << p.value("crls", 0) << " CRL(s)\n";
+    }
+    std::cout << "\ncounters:\n";
+    for (const auto& [name, v] : d["counters"].items())
+        std::cout << "  " << std::left << std::setw(28) << name << v << "\n";
+    for (const auto& w : d["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o = parse(argc, argv);
+    std::string uri = "ssl://" + o.host + ":" + std::to_string(o.port);
+    mqtt::async_client client(uri, o.id);
+    auto ssl = mqtt::ssl_options_builder().trust_store(o.ca).enable_server_cert_auth(true);
+    std::string tls_errors;
+    ssl.error_handler([&tls_errors](const std::string& m) { tls_errors += "\n  TLS: " + m; });
+    if (!o.cert.empty()) ssl.key_store(o.cert).private_key(o.key);
+    auto options = mqtt::connect_options_builder()
+                       .ssl(ssl.finalize())
+                       .clean_session(true)
+                       .mqtt_version(MQTTVERSION_3_1_1)
+                       .connect_timeout(std::chrono::seconds(o.timeout))
+                       .finalize();
+    std::string correlation = std::to_string(std::random_device{}());
+    std::string command = o.command == "status" ? "getStatus" : "reload";
+    json request{{"commands", {{{"command", command}, {"correlationData", correlation}}}}};
+    try {
+        client.start_consuming();
+        client.connect(options)->wait();
+        client.subscribe("$CONTROL/brokertls/v1/response", 1)->wait();
+        client.publish("$CONTROL/brokertls/v1", request.dump(), 1, false)->wait();
+    } catch (const mqtt::exception& e) {
+        std::cerr << "brokertls-ctl: " << uri << ": " << e.what() << tls_errors << "\n";
+        return 2;
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout);
+    while (std::chrono::steady_clock::now() < deadline) {
+        mqtt::const_message_ptr msg;
+        if (!client.try_consume_message_until(&msg, deadline) || !msg) break;
+        json doc = json::parse(msg->to_string(), nullptr, false);
+        if (doc.is_discarded() || !doc.contains("responses")) continue;
+        for (const auto& r : doc["responses"]) {
+            if (r.value("correlationData", "") != correlation && !r.contains("error")) continue;
+            client.disconnect()->wait();
+            if (o.json) std::cout << r.dump(2) << "\n";
+            if (r.contains("error")) {
+                std::cerr << "brokertls-ctl: " << command << ": " << r["error"].get<std::string>()
+                          << "\n";
+                return 2;
+            }
+            if (o.json) return 0;
+            if (command == "getStatus") {
+                print_status(r["data"]);
+            } else {
+                for (const auto& line : r["data"]["log"])
+                    std::cout << line.get<std::string>() << "\n";
+                std::cout << "reload ok\n";
+            }
+            return 0;
+        }
+    }
+    std::cerr << "brokertls-ctl: no answer within " << o.timeout
+              << " s (is the brokertls plugin loaded on this listener, and may this client publish "
+                 "to $CONTROL/brokertls/v1?)\n";
+    return 2;
+}
