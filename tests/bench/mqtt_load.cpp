@@ -1,0 +1,182 @@
+// A small MQTT-over-mTLS load tool for the broker benchmarks. Each "connection" is a full TLS
+// handshake (no session resumption), an MQTT 3.1.1 CONNECT, the CONNACK, and a DISCONNECT.
+//
+//   mqtt_load rate PORT CA CERT KEY COUNT
+//       sequential connections; prints "connections N failed F seconds S rate R"
+//   mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS
+//       connects continuously while another thread rotates the broker's server certificate
+//       ROTATIONS times (new certificates from the brokertls-ca directory CA_DIR, written to the
+//       files source SRC_CERT/SRC_KEY); prints handshakes attempted and failed, and the delay from
+//       each new certificate on disk to the first handshake that served it.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "brokertls/ca/authority.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Client {
+    SSL_CTX* ctx;
+    int port;
+};
+
+// One connection; returns the served leaf's SHA-256 fingerprint, or "" on any failure.
+std::string connect_once(const Client& c, const std::string& client_id) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(c.port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string fingerprint;
+    SSL* ssl = nullptr;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        ssl = SSL_new(c.ctx);
+        SSL_set_fd(ssl, fd);
+        if (SSL_connect(ssl) == 1) {
+            // CONNECT: protocol "MQTT" level 4, clean session, keepalive 60, client id.
+            std::string p;
+            p += std::string("\x00\x04MQTT\x04\x02\x00\x3c", 10);
+            p += static_cast<char>(client_id.size() >> 8);
+            p += static_cast<char>(client_id.size() & 0xff);
+            p += client_id;
+            std::string packet = std::string(1, '\x10') + static_cast<char>(p.size()) + p;
+            unsigned char connack[4] = {};
+            if (SSL_write(ssl, packet.data(), static_cast<int>(packet.size())) > 0 &&
+                SSL_read(ssl, connack, 4) == 4 && connack[0] == 0x20 && connack[3] == 0) {
+                X509* leaf = SSL_get0_peer_certificate(ssl);
+                unsigned char md[32];
+                unsigned len = 0;
+                if (leaf && X509_digest(leaf, EVP_sha256(), md, &len)) {
+                    char hex[65];
+                    for (unsigned i = 0; i < len; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
+                    fingerprint = hex;
+                }
+                SSL_write(ssl, "\xe0\x00", 2);
+            }
+            SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+    }
+    ERR_clear_error();
+    close(fd);
+    return fingerprint;
+}
+
+SSL_CTX* make_ctx(const char* ca, const char* cert, const char* key) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // a full handshake every time
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (!SSL_CTX_load_verify_locations(ctx, ca, nullptr) ||
+        !SSL_CTX_use_certificate_chain_file(ctx, cert) ||
+        !SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)) {
+        std::fprintf(stderr, "cannot load %s / %s / %s\n", ca, cert, key);
+        std::exit(1);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    return ctx;
+}
+
+int rate(const Client& c, int count) {
+    int failed = 0;
+    auto t0 = Clock::now();
+    for (int i = 0; i < count; ++i)
+        if (connect_once(c, "bench").empty()) ++failed;
+    double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::printf("connections %d failed %d seconds %.3f rate %.1f\n", count, failed, s, count / s);
+    return failed == 0 ? 0 : 2;
+}
+
+int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char* src_key,
+           int rotations) {
+    using namespace brokertls;
+    // Issue every certificate first, so the measured loop only writes files.
+    CertificateAuthority ca(ca_dir, {}, true, DirectoryLock::Mode::Exclusive);
+    std::vector<LeafRequest> requests;
+    for (int i = 0; i < rotations; ++i)
+        requests.push_back({CertificateProfile::Server,
+                            "localhost",
+                            "rot-" + std::to_string(i),
+                            {classify_name("localhost"), classify_name("127.0.0.1")},
+                            30,
+                            KeyType::EcP256});
+    auto tmp = std::filesystem::temp_directory_path() / ("mqtt-load-" + std::to_string(getpid()));
+    auto issued = ca.issue(requests, tmp, Overwrite::Allow);
+
+    std::atomic<bool> done{false};
+    std::atomic<long> attempted{0}, failed{0};
+    std::mutex mu;
+    std::string served;
+    std::thread load([&] {
+        while (!done) {
+            std::string fp = connect_once(c, "bench");
+            ++attempted;
+            if (fp.empty()) {
+                ++failed;
+                continue;
+            }
+            std::lock_guard lock(mu);
+            served = fp;
+        }
+    });
+    std::vector<double> delays;
+    for (const auto& f : issued) {
+        write_file_atomic(src_key, read_file(f.key), kPrivateMode);
+        write_file_atomic(src_cert, read_file(f.chain));
+        auto t0 = Clock::now();
+        while (Clock::now() - t0 < std::chrono::seconds(10)) {
+            {
+                std::lock_guard lock(mu);
+                if (served == f.entry.fingerprint) break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        delays.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    done = true;
+    load.join();
+    std::filesystem::remove_all(tmp);
+    std::sort(delays.begin(), delays.end());
+    std::printf("rotations %d handshakes %ld failed %ld delay_ms median %.0f p95 %.0f max %.0f\n",
+                rotations, attempted.load(), failed.load(), delays[delays.size() / 2],
+                delays[delays.size() * 95 / 100], delays.back());
+    return failed == 0 ? 0 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> a(argv, argv + argc);
+    if (a.size() == 7 && a[1] == "rate") {
+        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
+        return rate(c, std::stoi(a[6]));
+    }
+    if (a.size() == 10 && a[1] == "rotate") {
+        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
+        return rotate(c, argv[6], argv[7], argv[8], std::stoi(a[9]));
+    }
+    std::fprintf(stderr,
+                 "usage: mqtt_load rate PORT CA CERT KEY COUNT\n"
+                 "       mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS\n");
+    return 1;
+}
