@@ -140,6 +140,24 @@ TEST_F(TrustValidator, EnforcesMaxChainDepth) {
     EXPECT_NE(r.detail.find("max_chain_depth is 1"), std::string::npos);
 }
 
+TEST_F(TrustValidator, IntermediatesBuildTheChainWithoutBeingTrusted) {
+    auto c =
+        sign_certificate(spec(CertificateProfile::Client, "via-int", Days(30)),
+                         PrivateKey::generate(KeyType::EcP256).get(), int_key_, &intermediate_);
+    auto r = check(c);
+    EXPECT_EQ(r.reason, RejectReason::Untrusted);  // the broker passes the leaf only
+    EXPECT_NE(r.detail.find("neither a trust anchor nor listed in intermediates"),
+              std::string::npos)
+        << r.detail;
+    write(tmp_ / "int.pem", intermediate_.to_pem());
+    profile_.intermediates = {tmp_ / "int.pem"};
+    EXPECT_TRUE(check(c).ok()) << check(c).detail;
+    // An intermediate alone is not an anchor.
+    profile_.trust_anchors = {tmp_ / "int.pem"};
+    profile_.intermediates.clear();
+    EXPECT_FALSE(check(c).ok());
+}
+
 TEST_F(TrustValidator, AppliesCrlsAndPins) {
     auto revoked = leaf("revoked");
     auto good = leaf("good");

@@ -87,9 +87,9 @@ class Node {
 };
 
 SecurityProfile parse_security_profile(const std::string& name, const Node& node) {
-    node.only_keys({"require_client_certificate", "trust_anchors", "crls", "required_eku",
-                    "max_chain_depth", "allow_fingerprints", "deny_fingerprints", "identity",
-                    "client_id_must_match_identity", "comment"});
+    node.only_keys({"require_client_certificate", "trust_anchors", "intermediates", "crls",
+                    "required_eku", "max_chain_depth", "allow_fingerprints", "deny_fingerprints",
+                    "identity", "client_id_must_match_identity", "comment"});
     SecurityProfile p;
     p.name = name;
     if (node.has("require_client_certificate"))
@@ -97,6 +97,9 @@ SecurityProfile parse_security_profile(const std::string& name, const Node& node
     if (node.has("trust_anchors"))
         for (const auto& item : node.field("trust_anchors").array())
             p.trust_anchors.push_back(item.path_value(true));
+    if (node.has("intermediates"))
+        for (const auto& item : node.field("intermediates").array())
+            p.intermediates.push_back(item.path_value(true));
     if (node.has("crls"))
         for (const auto& item : node.field("crls").array()) p.crls.push_back(item.path_value(true));
     if (node.has("required_eku")) p.required_eku = node.field("required_eku").string();

@@ -95,6 +95,7 @@ std::vector<fs::path> SecurityModule::watched_files(const State& state) const {
     files.push_back(config_file_);
     for (const auto& [name, profile] : state.config.security_profiles) {
         files.insert(files.end(), profile.trust_anchors.begin(), profile.trust_anchors.end());
+        files.insert(files.end(), profile.intermediates.begin(), profile.intermediates.end());
         files.insert(files.end(), profile.crls.begin(), profile.crls.end());
     }
     return files;

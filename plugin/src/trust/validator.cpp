@@ -121,6 +121,16 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
             }
         }
     }
+    snap->untrusted_.reset(sk_X509_new_null());
+    for (const auto& path : profile.intermediates) {
+        for (auto& cert : Certificate::load_chain(path)) {
+            if (!cert.is_ca())
+                fail(ErrorKind::Input, path.string(),
+                     "'" + cert.subject() + "' is not a CA certificate");
+            sk_X509_push(snap->untrusted_.get(), cert.get());
+            snap->intermediates_.push_back(std::move(cert));
+        }
+    }
     if (profile.require_client_certificate && snap->anchors_.empty())
         fail(ErrorKind::Input, "security profile " + profile.name,
              "requires client certificates but names no trust_anchors");
@@ -129,12 +139,15 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
     TimePoint now = Clock::now();
     for (const auto& path : profile.crls) {
         Crl crl = Crl::load(path);
-        auto issuer =
-            std::find_if(snap->anchors_.begin(), snap->anchors_.end(),
-                         [&](const Certificate& a) { return a.subject() == crl.issuer(); });
-        if (issuer == snap->anchors_.end())
+        std::vector<Certificate> cas = snap->anchors_;
+        cas.insert(cas.end(), snap->intermediates_.begin(), snap->intermediates_.end());
+        auto issuer = std::find_if(cas.begin(), cas.end(), [&](const Certificate& a) {
+            return a.subject() == crl.issuer();
+        });
+        if (issuer == cas.end())
             fail(ErrorKind::Input, path.string(),
-                 "CRL issuer '" + crl.issuer() + "' is not among the trust anchors");
+                 "CRL issuer '" + crl.issuer() +
+                     "' is not among the trust anchors or intermediates");
         if (!crl.signed_by(*issuer))
             fail(ErrorKind::Input, path.string(),
                  "CRL signature does not verify against its issuer");
@@ -206,7 +219,7 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
                       "a CA certificate was presented as a client certificate");
 
     X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-    if (!ctx || !X509_STORE_CTX_init(ctx.get(), store_.get(), leaf.get(), nullptr))
+    if (!ctx || !X509_STORE_CTX_init(ctx.get(), store_.get(), leaf.get(), untrusted_.get()))
         throw std::bad_alloc();
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
     X509_VERIFY_PARAM_set_time(param, Clock::to_time_t(now));
@@ -219,6 +232,9 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
             detail += " (notAfter " + to_iso8601(leaf.not_after()) + ")";
         if (reason == RejectReason::NotYetValid)
             detail += " (notBefore " + to_iso8601(leaf.not_before()) + ")";
+        if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY)
+            detail += " (issuer '" + r.issuer +
+                      "' is neither a trust anchor nor listed in intermediates)";
         return reject(reason, detail);
     }
     STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());

@@ -40,6 +40,12 @@ using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, OpenSslDeleter<ASN1_INTEGER
 using Asn1TimePtr = std::unique_ptr<ASN1_TIME, OpenSslDeleter<ASN1_TIME_free>>;
 using Pkcs12Ptr = std::unique_ptr<PKCS12, OpenSslDeleter<PKCS12_free>>;
 
+// A stack that borrows its certificates (freed without freeing them).
+struct X509StackBorrowFree {
+    void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_free(s); }
+};
+using X509BorrowedStackPtr = std::unique_ptr<STACK_OF(X509), X509StackBorrowFree>;
+
 // A read-only memory BIO over `data` (which must outlive the BIO).
 BioPtr memory_bio(std::string_view data);
 // A fresh writable memory BIO, and the bytes written to one.

@@ -20,10 +20,14 @@ struct SecurityProfile {
     std::string name;
     bool require_client_certificate = true;
     std::vector<std::filesystem::path> trust_anchors;  // PEM files (bundles) or directories of them
-    std::vector<std::filesystem::path> crls;           // PEM or DER CRL files
-    std::string required_eku = "clientAuth";           // "" to accept any EKU
-    int max_chain_depth = 4;                           // certificates above the leaf, root included
-    std::vector<std::string> allow_fingerprints;       // SHA-256, normalised; empty: any
+    // CA certificates that may sit between a client and an anchor without being trusted
+    // themselves. Needed because the broker hands plugins the leaf only, not the chain the
+    // client sent.
+    std::vector<std::filesystem::path> intermediates;
+    std::vector<std::filesystem::path> crls;      // PEM or DER CRL files
+    std::string required_eku = "clientAuth";      // "" to accept any EKU
+    int max_chain_depth = 4;                      // certificates above the leaf, root included
+    std::vector<std::string> allow_fingerprints;  // SHA-256, normalised; empty: any
     std::vector<std::string> deny_fingerprints;
     IdentitySource identity = IdentitySource::CommonName;
     bool client_id_must_match_identity = false;

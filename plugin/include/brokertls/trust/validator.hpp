@@ -69,6 +69,8 @@ class TrustSnapshot {
     SecurityProfile profile_;
     std::vector<Certificate> anchors_;
     X509StorePtr store_;
+    std::vector<Certificate> intermediates_;
+    X509BorrowedStackPtr untrusted_;
     std::unordered_set<std::string> revoked_;  // issuer DN + '/' + serial hex
     std::unordered_set<std::string> allow_;
     std::unordered_set<std::string> deny_;
