@@ -49,6 +49,7 @@ JSON
 plugin_port=$(free_port)
 plain_port=$(free_port)
 common="user root
+set_tcp_nodelay true
 log_dest file $work/%s.log
 log_type error
 log_type warning"
