@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "brokertls/error.hpp"
+#include "brokertls/trust/capath.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -18,6 +19,7 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
              "no usable server certificate: " +
                  (deployed.log.empty() ? std::string("?") : deployed.log.back()));
     startup_log_ = state->warnings;
+    startup_log_.insert(startup_log_.end(), state->changes.begin(), state->changes.end());
     startup_log_.insert(startup_log_.end(), deployed.log.begin(), deployed.log.end());
     watch_.set_files(watched_files(*state));
     state_.store(std::move(state));
@@ -85,6 +87,19 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const f
         } catch (const Error& e) {
             fail(ErrorKind::Input, file.filename().string() + ": security_profiles." + name,
                  e.what());
+        }
+    }
+    if (state->config.capath) {
+        std::vector<Certificate> cas;
+        for (const auto& [name, snap] : state->trust) {
+            cas.insert(cas.end(), snap->anchors().begin(), snap->anchors().end());
+            cas.insert(cas.end(), snap->intermediates().begin(), snap->intermediates().end());
+        }
+        try {
+            auto lines = sync_capath(*state->config.capath, cas);
+            state->changes = std::move(lines);
+        } catch (const Error& e) {
+            fail(ErrorKind::Io, file.filename().string() + ": capath", e.what());
         }
     }
     return state;
@@ -182,6 +197,7 @@ bool SecurityModule::rebuild(TimePoint now) {
     }
     watch_.set_files(watched_files(*next));
     pending_.log.insert(pending_.log.end(), next->warnings.begin(), next->warnings.end());
+    pending_.log.insert(pending_.log.end(), next->changes.begin(), next->changes.end());
     pending_.log.push_back("configuration reloaded from " + config_file_.string());
     state_.store(std::move(next));
     ++counters_["reload.ok"];

@@ -90,7 +90,8 @@ class SecurityModule {
     struct State {
         Config config;
         std::map<std::string, std::shared_ptr<const TrustSnapshot>> trust;
-        std::vector<std::string> warnings;
+        std::vector<std::string> warnings;  // shown in getStatus while this state is in force
+        std::vector<std::string> changes;   // logged once (capath updates)
     };
     struct Connected {
         std::string profile;

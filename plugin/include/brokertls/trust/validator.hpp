@@ -59,6 +59,7 @@ class TrustSnapshot {
 
     const SecurityProfile& profile() const { return profile_; }
     const std::vector<Certificate>& anchors() const { return anchors_; }
+    const std::vector<Certificate>& intermediates() const { return intermediates_; }
     // Non-fatal findings at build time, e.g. a CRL past its nextUpdate.
     const std::vector<std::string>& warnings() const { return warnings_; }
 
