@@ -13,6 +13,7 @@
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
+#include "expect_error.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -21,17 +22,7 @@ namespace {
 using Type = SubjectAltName::Type;
 using std::chrono::seconds;
 
-template <class Fn>
-std::string error_of(Fn&& fn, ErrorKind kind) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), kind) << e.what();
-        return e.what();
-    }
-    ADD_FAILURE() << "no brokertls::Error thrown";
-    return "";
-}
+using test::error_of;
 
 bool starts_with(const std::string& text, const std::string& prefix) {
     return text.rfind(prefix, 0) == 0;

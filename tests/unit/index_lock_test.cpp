@@ -16,6 +16,7 @@
 #include "brokertls/ca/lock.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
+#include "expect_error.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -24,17 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::seconds;
 
-template <class Fn>
-std::string error_of(Fn&& fn, ErrorKind kind) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), kind) << e.what();
-        return e.what();
-    }
-    ADD_FAILURE() << "no brokertls::Error thrown";
-    return "";
-}
+using test::error_of;
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;

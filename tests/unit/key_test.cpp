@@ -8,23 +8,14 @@
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
+#include "expect_error.hpp"
 #include "support.hpp"
 
 namespace brokertls {
 namespace {
 
 // Runs `fn`, expects an Error of `kind` and returns its message ("" when nothing was thrown).
-template <class Fn>
-std::string error_of(Fn&& fn, ErrorKind kind) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), kind) << e.what();
-        return e.what();
-    }
-    ADD_FAILURE() << "no brokertls::Error thrown";
-    return "";
-}
+using test::error_of;
 
 bool same_public_key(const PrivateKey& a, const PrivateKey& b) {
     return EVP_PKEY_eq(a.get(), b.get()) == 1;

@@ -197,7 +197,7 @@ TEST_F(TrustValidator, BuildRejectsBadFilesNamingThem) {
         }
     };
     profile_.trust_anchors = {tmp_ / "missing.pem"};
-    expect_error("missing.pem: trust anchor not found");
+    expect_error("missing.pem: CA certificate file not found");
     write(tmp_ / "leaf.pem", leaf("x").to_pem());
     profile_.trust_anchors = {tmp_ / "leaf.pem"};
     expect_error("is not a CA certificate");

@@ -35,6 +35,26 @@ std::vector<fs::path> anchor_files(const fs::path& path) {
     return files;
 }
 
+// Every certificate in the files (bundles) and directories named; each must be a CA.
+std::vector<Certificate> load_ca_certificates(const std::vector<fs::path>& paths) {
+    std::vector<Certificate> out;
+    for (const auto& path : paths) {
+        if (!fs::exists(path))
+            fail(ErrorKind::Input, path.string(), "CA certificate file not found");
+        auto files = anchor_files(path);
+        if (files.empty())
+            fail(ErrorKind::Input, path.string(), "directory holds no .pem or .crt certificates");
+        for (const auto& file : files)
+            for (auto& cert : Certificate::load_chain(file)) {
+                if (!cert.is_ca())
+                    fail(ErrorKind::Input, file.string(),
+                         "'" + cert.subject() + "' is not a CA certificate");
+                out.push_back(std::move(cert));
+            }
+    }
+    return out;
+}
+
 std::string revoked_key(const std::string& issuer, const std::string& serial) {
     return issuer + '/' + serial;
 }
@@ -106,31 +126,11 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
     snap->store_.reset(X509_STORE_new());
     if (!snap->store_) throw std::bad_alloc();
 
-    for (const auto& path : profile.trust_anchors) {
-        if (!fs::exists(path)) fail(ErrorKind::Input, path.string(), "trust anchor not found");
-        auto files = anchor_files(path);
-        if (files.empty())
-            fail(ErrorKind::Input, path.string(), "directory holds no .pem or .crt certificates");
-        for (const auto& file : files) {
-            for (auto& cert : Certificate::load_chain(file)) {
-                if (!cert.is_ca())
-                    fail(ErrorKind::Input, file.string(),
-                         "'" + cert.subject() + "' is not a CA certificate");
-                X509_STORE_add_cert(snap->store_.get(), cert.get());
-                snap->anchors_.push_back(std::move(cert));
-            }
-        }
-    }
+    snap->anchors_ = load_ca_certificates(profile.trust_anchors);
+    for (const auto& cert : snap->anchors_) X509_STORE_add_cert(snap->store_.get(), cert.get());
+    snap->intermediates_ = load_ca_certificates(profile.intermediates);
     snap->untrusted_.reset(sk_X509_new_null());
-    for (const auto& path : profile.intermediates) {
-        for (auto& cert : Certificate::load_chain(path)) {
-            if (!cert.is_ca())
-                fail(ErrorKind::Input, path.string(),
-                     "'" + cert.subject() + "' is not a CA certificate");
-            sk_X509_push(snap->untrusted_.get(), cert.get());
-            snap->intermediates_.push_back(std::move(cert));
-        }
-    }
+    for (const auto& cert : snap->intermediates_) sk_X509_push(snap->untrusted_.get(), cert.get());
     if (profile.require_client_certificate && snap->anchors_.empty())
         fail(ErrorKind::Input, "security profile " + profile.name,
              "requires client certificates but names no trust_anchors");
