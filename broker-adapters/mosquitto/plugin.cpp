@@ -38,10 +38,16 @@ std::map<std::string, std::weak_ptr<SecurityModule>>& modules() {
     return registry;
 }
 
+struct Registration {
+    int event;
+    MOSQ_FUNC_generic_callback callback;
+};
+
 struct Instance {
     mosquitto_plugin_id_t* id = nullptr;
     std::shared_ptr<SecurityModule> module;
     std::string security_profile;  // empty: this listener only uses certificate profiles
+    std::vector<Registration> registered;
 };
 
 void log_lines(int level, const std::vector<std::string>& lines) {
@@ -57,7 +63,6 @@ void apply(const SecurityModule::Outcome& outcome) {
 int on_basic_auth(int, void* event_data, void* userdata) {
     auto* inst = static_cast<Instance*>(userdata);
     auto* ev = static_cast<mosquitto_evt_basic_auth*>(event_data);
-    if (inst->security_profile.empty()) return MOSQ_ERR_PLUGIN_DEFER;
     const char* id = mosquitto_client_id(ev->client);
     std::string client_id = id ? id : "";
     X509* cert = static_cast<X509*>(mosquitto_client_certificate(ev->client));
@@ -151,16 +156,32 @@ int on_control(int, void* event_data, void* userdata) {
     return MOSQ_ERR_SUCCESS;
 }
 
-struct Registration {
-    int event;
-    MOSQ_FUNC_generic_callback callback;
-};
-constexpr Registration kCallbacks[] = {
-    {MOSQ_EVT_BASIC_AUTH, on_basic_auth},
-    {MOSQ_EVT_DISCONNECT, on_disconnect},
-    {MOSQ_EVT_TICK, on_tick},
-    {MOSQ_EVT_RELOAD, on_reload},
-};
+void unregister_all(Instance& inst) {
+    for (const auto& reg : inst.registered)
+        mosquitto_callback_unregister(inst.id, reg.event, reg.callback, nullptr);
+    inst.registered.clear();
+    if (int rc =
+            mosquitto_callback_unregister(inst.id, MOSQ_EVT_CONTROL, on_control, kControlTopic);
+        rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NOT_FOUND)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "brokertls: cannot unregister %s (error %d)",
+                             kControlTopic, rc);
+}
+
+// Which events this instance handles: client checks only where a listener names a security
+// profile (elsewhere they would only defer), and TICK/RELOAD once per module, by the instance
+// that created it (Mosquitto delivers RELOAD to every listener's plugins).
+std::vector<Registration> events_for(const Instance& inst, bool owns_module) {
+    std::vector<Registration> events;
+    if (!inst.security_profile.empty()) {
+        events.push_back({MOSQ_EVT_BASIC_AUTH, on_basic_auth});
+        events.push_back({MOSQ_EVT_DISCONNECT, on_disconnect});
+    }
+    if (owns_module) {
+        events.push_back({MOSQ_EVT_TICK, on_tick});
+        events.push_back({MOSQ_EVT_RELOAD, on_reload});
+    }
+    return events;
+}
 
 }  // namespace
 
@@ -195,10 +216,12 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: plugin_opt_config_file is required");
         return MOSQ_ERR_INVAL;
     }
+    bool owns_module = false;
     try {
         auto& shared = modules()[config_file];
         inst->module = shared.lock();
         if (!inst->module) {
+            owns_module = true;
             inst->module = std::make_shared<SecurityModule>(config_file);
             log_lines(MOSQ_LOG_NOTICE, inst->module->take_startup_log());
             // SIGHUP makes Mosquitto re-read its listeners' certificate files and brings a
@@ -217,21 +240,20 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot start: %s", e.what());
         return MOSQ_ERR_INVAL;
     }
-    for (const auto& reg : kCallbacks) {
+    for (const auto& reg : events_for(*inst, owns_module)) {
         if (mosquitto_callback_register(identifier, reg.event, reg.callback, nullptr, inst.get()) !=
             MOSQ_ERR_SUCCESS) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot register callback for event %d",
                                  reg.event);
-            for (const auto& r : kCallbacks)
-                mosquitto_callback_unregister(identifier, r.event, r.callback, nullptr);
+            unregister_all(*inst);
             return MOSQ_ERR_UNKNOWN;
         }
+        inst->registered.push_back(reg);
     }
     if (mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, kControlTopic,
                                     inst.get()) != MOSQ_ERR_SUCCESS) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot register %s", kControlTopic);
-        for (const auto& r : kCallbacks)
-            mosquitto_callback_unregister(identifier, r.event, r.callback, nullptr);
+        unregister_all(*inst);
         return MOSQ_ERR_UNKNOWN;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "brokertls: loaded %s%s%s", config_file.c_str(),
@@ -243,8 +265,6 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
 
 BROKERTLS_EXPORT int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt*, int) {
     std::unique_ptr<Instance> inst(static_cast<Instance*>(userdata));
-    if (!inst) return MOSQ_ERR_SUCCESS;
-    for (const auto& reg : kCallbacks)
-        mosquitto_callback_unregister(inst->id, reg.event, reg.callback, nullptr);
+    if (inst) unregister_all(*inst);
     return MOSQ_ERR_SUCCESS;
 }

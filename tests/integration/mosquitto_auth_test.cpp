@@ -63,6 +63,27 @@ TEST_F(MosquittoAuth, AcceptedClientGetsItsCnAsUsernameAndAclPatternsApply) {
     EXPECT_EQ(*msg, "devices/dev-1/temp 21.5");
 }
 
+TEST_F(MosquittoAuth, TlsOnlyListenerWithoutSecurityProfileLetsAnonymousClientsIn) {
+    ListenerSpec mtls;
+    mtls.security_profile = "devices";
+    mtls.certfile = pki_->server_cert();
+    mtls.keyfile = pki_->server_key();
+    mtls.cafile = pki_->root();
+    ListenerSpec tls = mtls;
+    tls.security_profile = "";
+    tls.cafile.clear();
+    tls.require_certificate = false;
+    Mosquitto broker(tmp_.path(), write_config(default_profile()), {mtls, tls});
+
+    MqttClient device(broker.port(0), "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(device.connect(), "");
+    device.subscribe("public/#");
+    MqttClient anonymous(broker.port(1), "anon-1", pki_->root(), {});
+    ASSERT_EQ(anonymous.connect(), "");  // server-authenticated TLS only, no client certificate
+    anonymous.publish("public/x", "hello");
+    EXPECT_EQ(device.next_message(5s).value_or("none"), "public/x hello");
+}
+
 TEST_F(MosquittoAuth, RevokedClientIsRejectedWithReasonInLog) {
     auto dev1 = pki_->client("dev-1");
     pki_->revoke(dev1);

@@ -22,10 +22,10 @@ namespace {
 std::string listener_block(const ListenerSpec& l, const fs::path& json) {
     std::ostringstream c;
     c << "listener " << l.port << " 127.0.0.1\n";
+    c << "plugin " << plugin_path() << "\n"
+      << "plugin_opt_config_file " << json.string() << "\n";
     if (!l.security_profile.empty()) {
-        c << "plugin " << plugin_path() << "\n"
-          << "plugin_opt_config_file " << json.string() << "\n"
-          << "plugin_opt_security_profile " << l.security_profile << "\n";
+        c << "plugin_opt_security_profile " << l.security_profile << "\n";
     } else {
         c << "allow_anonymous true\n";
     }

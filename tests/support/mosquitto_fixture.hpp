@@ -21,7 +21,9 @@ std::string plugin_path();
 std::string ctl_binary();
 
 struct ListenerSpec {
-    std::string security_profile;  // plugin_opt_security_profile; "" loads no plugin there
+    // plugin_opt_security_profile; "" loads the plugin without one (a TLS-only listener where
+    // brokertls manages certificates only) and allows anonymous clients.
+    std::string security_profile;
     std::filesystem::path certfile, keyfile;
     std::filesystem::path cafile;  // or capath
     std::filesystem::path capath;

@@ -355,8 +355,11 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
         given = Certificate::load(serial_or_file);
         serial = given->serial_hex();
     }
-    std::optional<IndexEntry> entry = find(serial);
-    if (!entry || (given && given->fingerprint_sha256() != entry->fingerprint))
+    // One replay of the index serves both the lookup and the new CRL.
+    std::vector<IndexEntry> entries = index_.read();
+    auto entry = std::find_if(entries.begin(), entries.end(),
+                              [&](const IndexEntry& e) { return e.serial == serial; });
+    if (entry == entries.end() || (given && given->fingerprint_sha256() != entry->fingerprint))
         fail(ErrorKind::State, "serial " + serial, "was not issued by this CA");
     if (entry->revoked_at)
         fail(ErrorKind::State, "serial " + serial,
@@ -367,16 +370,20 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
     index_.append_revocation(serial, now, reason);
     entry->revoked_at = now;
     entry->reason = reason;
-    write_crl(crl_days);
+    write_crl_from(entries, crl_days);
     return *entry;
 }
 
 Crl CertificateAuthority::write_crl(int days) {
+    return write_crl_from(index_.read(), days);
+}
+
+Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries, int days) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
     check_days(days);
     CaFiles files(dir_);
     std::vector<RevokedCertificate> revoked;
-    for (const auto& e : index_.read())
+    for (const auto& e : entries)
         if (e.revoked_at) revoked.push_back({e.serial, *e.revoked_at, e.reason});
     long number = next_crl_number(files);
     TimePoint now = Clock::now();

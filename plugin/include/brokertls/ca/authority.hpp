@@ -101,6 +101,7 @@ class CertificateAuthority {
     std::filesystem::path cert_path(const std::string& serial) const;
 
   private:
+    Crl write_crl_from(const std::vector<IndexEntry>& entries, int days);
     TimePoint leaf_not_after(int days, TimePoint now,
                              std::optional<std::chrono::seconds> lifetime = std::nullopt) const;
     IndexEntry record(const Certificate& cert, const std::string& name,
