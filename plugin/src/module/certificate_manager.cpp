@@ -1,4 +1,5 @@
 #include "brokertls/module/certificate_manager.hpp"
+#include "brokertls/renewal/policy.hpp"
 
 #include <algorithm>
 
@@ -52,12 +53,6 @@ bool same_material(const ServerMaterial& a, const ServerMaterial& b) {
 }
 
 }  // namespace
-
-TimePoint renewal_time(TimePoint not_before, TimePoint not_after,
-                       std::chrono::seconds renew_before) {
-    if (renew_before.count() > 0) return not_after - renew_before;
-    return not_after - (not_after - not_before) / 3;
-}
 
 TimePoint CertificateManager::next_due() const {
     TimePoint due = TimePoint::max();

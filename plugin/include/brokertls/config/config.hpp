@@ -16,7 +16,7 @@
 
 namespace brokertls {
 
-enum class CertificateSource { Files, LocalCa };
+enum class CertificateSource { Files, LocalCa, Acme };
 
 struct CertificateProfileConfig {
     std::string name;
@@ -30,14 +30,83 @@ struct CertificateProfileConfig {
     std::chrono::seconds renew_before{0};  // 0: a third of the lifetime
     std::vector<SubjectAltName> names;
     KeyType key_type = KeyType::EcP256;
+    // source "acme": the issuer (a key of `issuers`), the chain to prefer among the CA's
+    // alternates (the top issuer's CN), and a directory `profiles` name ("" = CA default).
+    std::string issuer;
+    std::string preferred_chain;
+    std::string acme_profile;
     // The paths the broker listener reads (certfile, keyfile).
     std::filesystem::path deploy_cert, deploy_key;
+};
+
+// How an ACME issuer proves control of the names (`issuers.NAME.challenge`).
+struct ChallengeConfig {
+    enum class Type { Http01, Dns01, TlsAlpn01 };
+    enum class DnsProvider { Rfc2136, Exec, Manual };
+    Type type = Type::Http01;
+    // http-01 built-in responder / tls-alpn-01 responder: "ADDRESS:PORT".
+    std::string listen;  // default "0.0.0.0:80" (http-01), "0.0.0.0:443" (tls-alpn-01)
+    // http-01 webroot mode: token files go to WEBROOT/.well-known/acme-challenge/ instead.
+    std::optional<std::filesystem::path> webroot;
+
+    DnsProvider provider = DnsProvider::Rfc2136;
+    // rfc2136: the primary taking the UPDATE ("host:port", port 53 by default), the BIND
+    // tsig-keygen key file, the zone (found by SOA lookup when empty).
+    std::string dns_server;
+    std::filesystem::path tsig_key_file;
+    std::string zone;
+    // Where CNAME and SOA lookups go ("host:port"); "" = the system resolver (/etc/resolv.conf).
+    std::string resolver;
+    // Servers that must show the record before the challenge is answered ("host:port"); empty =
+    // the zone's NS hosts on port 53.
+    std::vector<std::string> propagation_servers;
+    // name -> the record name to set instead of _acme-challenge.NAME (explicit delegation).
+    std::map<std::string, std::string> challenge_domains;
+    std::chrono::seconds propagation_timeout{120};
+    std::chrono::milliseconds propagation_interval{2000};
+    std::chrono::seconds ttl{60};
+    // exec: COMMAND present|cleanup RECORD_NAME VALUE NAME, killed after `timeout`.
+    std::filesystem::path command;
+    std::chrono::seconds timeout{60};  // exec hook; manual: how long an order waits
+};
+
+struct IssuerConfig {
+    std::string name;
+    std::string directory;  // ACME directory URL
+    std::string email;      // account contact ("" = none)
+    std::optional<std::string> eab_key_id;
+    std::optional<std::string> eab_hmac_key;  // base64url
+    std::optional<std::filesystem::path> ca_bundle;  // trust for the directory's HTTPS
+    KeyType account_key_type = KeyType::EcP256;
+    ChallengeConfig challenge;
+};
+
+// Renewal of acme profiles (`renewal`), and where their state lives.
+struct RenewalConfig {
+    std::chrono::seconds check_interval{12 * 3600};  // ±50% jitter
+    int max_concurrent_orders = 4;
+    std::chrono::seconds expiring_threshold{7 * 86400};  // `expiring` event below this
+    std::chrono::seconds order_timeout{600};             // one order, start to certificate
+};
+
+// Where renewal events go besides the broker log (`events`).
+struct EventsConfig {
+    std::string mqtt_topic = "$SYS/broker/brokertls/events";  // "" = not published
+    std::filesystem::path exec;  // run with the event JSON on stdin; "" = none
+    std::string webhook;         // POST the event JSON; "" = none
+    std::chrono::seconds timeout{10};
 };
 
 struct Config {
     std::filesystem::path file;
     std::map<std::string, SecurityProfile> security_profiles;
     std::map<std::string, CertificateProfileConfig> certificate_profiles;
+    std::map<std::string, IssuerConfig> issuers;
+    RenewalConfig renewal;
+    EventsConfig events;
+    // Accounts, job state, staging and archives of acme profiles (default: DIR/state beside
+    // the configuration file).
+    std::filesystem::path state_dir;
     // A directory the plugin keeps filled with hashed links to every trust anchor (a listener's
     // capath), so a CA added to a profile is trusted by the broker's handshake without a restart.
     std::optional<std::filesystem::path> capath;

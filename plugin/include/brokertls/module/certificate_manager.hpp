@@ -51,9 +51,4 @@ class CertificateManager {
         refused_;  // profile -> fingerprint refused last, to log once
 };
 
-// The moment a certificate valid [not_before, not_after] is renewed: `renew_before` ahead of
-// expiry, or with a third of its lifetime left when renew_before is zero.
-TimePoint renewal_time(TimePoint not_before, TimePoint not_after,
-                       std::chrono::seconds renew_before);
-
 }  // namespace brokertls

@@ -1,0 +1,53 @@
+#pragma once
+// The HTTP seam of the ACME client: the real transport is libcurl; unit tests inject a scripted
+// one so every error path (badNonce, 429, malformed answers) is testable without a server.
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace brokertls {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;  // names lower-case
+
+struct HttpRequest {
+    std::string method;  // "GET", "HEAD", "POST"
+    std::string url;
+    HttpHeaders headers;
+    std::string body;
+};
+
+struct HttpResponse {
+    long status = 0;
+    HttpHeaders headers;  // names lower-case, in the order received (Link may repeat)
+    std::string body;
+    // The first value of a header, or nullopt.
+    std::optional<std::string> header(std::string_view name) const;
+    // Every value of a header (Link: several rel="up"/"alternate").
+    std::vector<std::string> header_values(std::string_view name) const;
+};
+
+class HttpTransport {
+  public:
+    virtual ~HttpTransport() = default;
+    // Throws Error(Io) "URL: reason" when no HTTP answer came (refused, TLS failure, timeout).
+    virtual HttpResponse send(const HttpRequest& request) = 0;
+};
+
+struct CurlOptions {
+    // Extra trust for the ACME server's HTTPS (a private CA such as Pebble's); the system
+    // store otherwise.
+    std::optional<std::filesystem::path> ca_bundle;
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds timeout{30'000};  // whole request
+    std::string user_agent = "brokertls/0.1";
+};
+
+std::unique_ptr<HttpTransport> make_curl_transport(const CurlOptions& options);
+
+}  // namespace brokertls

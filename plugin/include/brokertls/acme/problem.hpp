@@ -1,0 +1,40 @@
+#pragma once
+// RFC 8555 §6.7 problem documents, turned into errors an operator can act on:
+// "acme: urn:ietf:params:acme:error:unauthorized: Incorrect TXT record ... (_acme-challenge.a.example)".
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brokertls/crypto/time.hpp"
+#include "brokertls/error.hpp"
+
+namespace brokertls {
+
+struct AcmeProblem {
+    std::string type;  // "urn:ietf:params:acme:error:badNonce", ... ("" when the body had none)
+    std::string detail;
+    long status = 0;  // HTTP status of the answer
+    struct Sub {
+        std::string type, detail, identifier;  // identifier value ("a.example.com")
+    };
+    std::vector<Sub> subproblems;
+    std::optional<TimePoint> retry_after;  // from a Retry-After header
+    // The type without "urn:ietf:params:acme:error:" ("badNonce", "rateLimited").
+    std::string short_type() const;
+    // One line: "rateLimited: too many certificates (HTTP 429); a.example: caa: ..."
+    std::string to_string() const;
+};
+
+// What the ACME client throws when the server answers with a problem (or garbage). The message
+// is problem.to_string() prefixed by what was being done.
+class AcmeError : public Error {
+  public:
+    AcmeError(const std::string& context, AcmeProblem problem);
+    const AcmeProblem& problem() const noexcept { return problem_; }
+
+  private:
+    AcmeProblem problem_;
+};
+
+}  // namespace brokertls
