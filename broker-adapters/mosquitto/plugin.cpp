@@ -58,6 +58,9 @@ void apply(const SecurityModule::Outcome& outcome) {
     log_lines(outcome.ok ? MOSQ_LOG_NOTICE : MOSQ_LOG_ERR, outcome.log);
     for (const auto& client_id : outcome.kick)
         mosquitto_kick_client_by_clientid(client_id.c_str(), false);
+    for (const auto& m : outcome.publish)
+        mosquitto_broker_publish_copy(nullptr, m.topic.c_str(), static_cast<int>(m.payload.size()),
+                                      m.payload.data(), 0, m.retain, nullptr);
 }
 
 int on_basic_auth(int, void* event_data, void* userdata) {

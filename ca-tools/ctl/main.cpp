@@ -12,12 +12,16 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kUsage = R"(Usage: brokertls-ctl [options] status|reload
+constexpr const char* kUsage =
+    R"(Usage: brokertls-ctl [options] status|reload|renew PROFILE|resume PROFILE
 
 Commands:
-  status   profiles, certificates (subject, fingerprint, expiry, next renewal), counters of
-           accepted and rejected connections by reason, last reload and its result
-  reload   re-read brokertls.json and every profile file now; prints what changed
+  status          profiles, certificates (subject, fingerprint, expiry, next renewal, last
+                  result, failures), counters of accepted and rejected connections by reason,
+                  last reload and its result
+  reload          re-read brokertls.json and every profile file now; prints what changed
+  renew PROFILE   start an ACME order for this acme certificate profile now
+  resume PROFILE  the manual dns-01 record of PROFILE is in place: let its order continue
 
 Options:
   --host H        broker host (default 127.0.0.1)
@@ -32,7 +36,7 @@ Exit codes: 0 ok, 1 usage error, 2 connection failure, refusal or error answer.
 )";
 
 struct Options {
-    std::string host = "127.0.0.1", ca, cert, key, id = "brokertls-ctl", command;
+    std::string host = "127.0.0.1", ca, cert, key, id = "brokertls-ctl", command, profile;
     int port = 8883, timeout = 10;
     bool json = false;
 };
@@ -55,8 +59,12 @@ Options parse(int argc, char** argv) {
             continue;
         }
         if (a.rfind("--", 0) != 0) {
-            if (!o.command.empty()) usage("one command only");
-            o.command = a;
+            if (o.command.empty())
+                o.command = a;
+            else if ((o.command == "renew" || o.command == "resume") && o.profile.empty())
+                o.profile = a;
+            else
+                usage("one command only");
             continue;
         }
         if (i + 1 >= argc) usage(a + " needs a value (or is unknown)");
@@ -82,8 +90,11 @@ Options parse(int argc, char** argv) {
             usage(a + " " + v + ": not a number");
         }
     }
-    if (o.command != "status" && o.command != "reload")
+    if (o.command != "status" && o.command != "reload" && o.command != "renew" &&
+        o.command != "resume")
         usage(o.command.empty() ? "a command is needed" : "unknown command " + o.command);
+    if ((o.command == "renew" || o.command == "resume") && o.profile.empty())
+        usage(o.command + " needs the name of a certificate profile");
     if (o.ca.empty()) usage("--ca is required");
     if (o.cert.empty() != o.key.empty()) usage("--cert and --key go together");
     return o;
@@ -103,6 +114,20 @@ void print_status(const json& d) {
                       << (c.value("renew_at", "").empty() ? ""
                                                           : "  renew " + c.value("renew_at", ""))
                       << "  " << c.value("last_result", "") << "\n";
+        for (const auto& [name, c] : d["certificate_profiles"].items()) {
+            if (c.value("source", "") != "acme") continue;
+            std::cout << "  " << name << ": issuer " << c.value("issuer", "") << ", next renewal "
+                      << c.value("next_renewal", "") << ", failures "
+                      << c.value("consecutive_failures", 0)
+                      << (c.value("temporary", false) ? ", serving the temporary certificate" : "")
+                      << (c.value("waiting_for_operator", false)
+                              ? ", WAITING: run `brokertls-ctl resume " + name + "`"
+                              : "")
+                      << (c.value("last_error", "").empty()
+                              ? ""
+                              : "\n    last error: " + c.value("last_error", ""))
+                      << "\n";
+        }
     }
     if (!d["security_profiles"].empty()) {
         std::cout << "\nsecurity profiles:\n";
@@ -134,8 +159,12 @@ int main(int argc, char** argv) {
                        .connect_timeout(std::chrono::seconds(o.timeout))
                        .finalize();
     std::string correlation = std::to_string(std::random_device{}());
-    std::string command = o.command == "status" ? "getStatus" : "reload";
-    json request{{"commands", {{{"command", command}, {"correlationData", correlation}}}}};
+    std::string command = o.command == "status"   ? "getStatus"
+                          : o.command == "resume" ? "resumeChallenge"
+                                                  : o.command;
+    json cmd{{"command", command}, {"correlationData", correlation}};
+    if (!o.profile.empty()) cmd["profile"] = o.profile;
+    json request{{"commands", json::array({cmd})}};
     try {
         client.start_consuming();
         client.connect(options)->wait();
@@ -163,6 +192,8 @@ int main(int argc, char** argv) {
             if (o.json) return 0;
             if (command == "getStatus") {
                 print_status(r["data"]);
+            } else if (command != "reload") {
+                std::cout << o.command << " " << o.profile << ": ok\n";
             } else {
                 for (const auto& line : r["data"]["log"])
                     std::cout << line.get<std::string>() << "\n";

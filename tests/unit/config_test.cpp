@@ -93,8 +93,7 @@ TEST_F(ConfigTest, ParsesCertificateProfiles) {
     EXPECT_EQ(
         error_of(
             R"({"certificate_profiles": {"b": {"source": "acme", "deploy": {"cert": "a", "key": "b"}}}})"),
-        "brokertls.json: certificate_profiles.b.source: \"acme\" is not supported yet (it comes "
-        "with the ACME issuer)");
+        "brokertls.json: certificate_profiles.b: source \"acme\" needs \"acme\": {\"issuer\"}");
     EXPECT_EQ(
         error_of(
             R"({"certificate_profiles": {"b": {"source": "local-ca", "local_ca": {"dir": "ca"}, "names": ["bad name!"],

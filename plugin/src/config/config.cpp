@@ -135,9 +135,152 @@ std::chrono::seconds duration_field(const Node& node) {
     return *d;
 }
 
+std::chrono::milliseconds duration_ms_field(const Node& node) {
+    if (node.value().is_string() && node.value().get<std::string>().ends_with("ms")) {
+        auto text = node.string();
+        long n = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size() - 2, n);
+        if (ec != std::errc() || end != text.data() + text.size() - 2 || n <= 0)
+            node.error("must be a duration such as \"500ms\" or \"2s\"");
+        return std::chrono::milliseconds(n);
+    }
+    return duration_field(node);
+}
+
+// "host:port", "[v6]:port" or a bare host (when the port may default).
+std::string endpoint_field(const Node& node, bool port_required) {
+    std::string text = node.string();
+    if (text.empty()) node.error("must not be empty");
+    std::string port;
+    if (text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos) node.error("unterminated [IPv6 address]");
+        if (close + 1 < text.size()) {
+            if (text[close + 1] != ':') node.error("expected \":PORT\" after \"]\"");
+            port = text.substr(close + 2);
+        }
+    } else if (auto colon = text.rfind(':'); colon != std::string::npos) {
+        if (text.find(':') != colon) node.error("an IPv6 address needs brackets: \"[::1]:53\"");
+        port = text.substr(colon + 1);
+    }
+    if (port.empty()) {
+        if (port_required) node.error("must be \"ADDRESS:PORT\" (for example \"0.0.0.0:80\")");
+        return text;
+    }
+    long number = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (ec != std::errc() || end != port.data() + port.size() || number < 1 || number > 65535)
+        node.error("port must be a number from 1 to 65535");
+    return text;
+}
+
+ChallengeConfig parse_challenge(const Node& node) {
+    node.expect_object();
+    if (!node.has("type")) node.error("needs \"type\": \"http-01\", \"dns-01\" or \"tls-alpn-01\"");
+    ChallengeConfig c;
+    std::string type = node.field("type").string();
+    if (type == "http-01") {
+        node.only_keys({"type", "listen", "webroot", "comment"});
+        c.type = ChallengeConfig::Type::Http01;
+        c.listen = node.has("listen") ? endpoint_field(node.field("listen"), true) : "0.0.0.0:80";
+        if (node.has("webroot")) c.webroot = node.field("webroot").path_value(true);
+        return c;
+    }
+    if (type == "tls-alpn-01") {
+        node.only_keys({"type", "listen", "comment"});
+        c.type = ChallengeConfig::Type::TlsAlpn01;
+        c.listen = node.has("listen") ? endpoint_field(node.field("listen"), true) : "0.0.0.0:443";
+        return c;
+    }
+    if (type != "dns-01")
+        node.field("type").error("must be \"http-01\", \"dns-01\" or \"tls-alpn-01\"");
+    c.type = ChallengeConfig::Type::Dns01;
+    if (!node.has("provider"))
+        node.error("dns-01 needs \"provider\": \"rfc2136\", \"exec\" or \"manual\"");
+    std::string provider = node.field("provider").string();
+    if (provider == "rfc2136") {
+        node.only_keys({"type", "provider", "server", "tsig_key_file", "zone", "resolver",
+                        "propagation_servers", "challenge_domains", "propagation_timeout",
+                        "propagation_interval", "ttl", "comment"});
+        c.provider = ChallengeConfig::DnsProvider::Rfc2136;
+        if (!node.has("server") || !node.has("tsig_key_file"))
+            node.error("rfc2136 needs \"server\" and \"tsig_key_file\"");
+        c.dns_server = endpoint_field(node.field("server"), false);
+        c.tsig_key_file = node.field("tsig_key_file").path_value(true);
+        if (node.has("zone")) c.zone = node.field("zone").string();
+        if (node.has("resolver")) c.resolver = endpoint_field(node.field("resolver"), false);
+        if (node.has("propagation_servers"))
+            for (const auto& item : node.field("propagation_servers").array())
+                c.propagation_servers.push_back(endpoint_field(item, false));
+        if (node.has("propagation_timeout"))
+            c.propagation_timeout = duration_field(node.field("propagation_timeout"));
+        if (node.has("propagation_interval"))
+            c.propagation_interval = duration_ms_field(node.field("propagation_interval"));
+        if (node.has("ttl")) c.ttl = std::chrono::seconds(node.field("ttl").integer(1, 86400));
+    } else if (provider == "exec") {
+        node.only_keys({"type", "provider", "command", "timeout", "challenge_domains", "comment"});
+        c.provider = ChallengeConfig::DnsProvider::Exec;
+        if (!node.has("command")) node.error("exec needs \"command\" (the hook to run)");
+        c.command = node.field("command").path_value(true);
+        if (node.has("timeout")) c.timeout = duration_field(node.field("timeout"));
+    } else if (provider == "manual") {
+        node.only_keys({"type", "provider", "timeout", "challenge_domains", "comment"});
+        c.provider = ChallengeConfig::DnsProvider::Manual;
+        c.timeout = node.has("timeout") ? duration_field(node.field("timeout"))
+                                        : std::chrono::seconds(24 * 3600);
+    } else {
+        node.field("provider").error("must be \"rfc2136\", \"exec\" or \"manual\"");
+    }
+    if (node.has("challenge_domains"))
+        for (const auto& [name, target] : node.field("challenge_domains").members()) {
+            std::string record = target.string();
+            if (!is_valid_dns_name(record, false)) target.error("not a DNS name");
+            c.challenge_domains.emplace(name, record);
+        }
+    return c;
+}
+
+IssuerConfig parse_issuer(const std::string& name, const Node& node) {
+    node.only_keys({"type", "directory", "email", "eab", "ca_bundle", "account_key_type",
+                    "challenge", "comment"});
+    IssuerConfig c;
+    c.name = name;
+    if (!node.has("type") || node.field("type").string() != "acme")
+        node.error("needs \"type\": \"acme\"");
+    if (!node.has("directory")) node.error("needs \"directory\" (the ACME directory URL)");
+    Node directory = node.field("directory");
+    c.directory = directory.string();
+    if (!c.directory.starts_with("https://") && !c.directory.starts_with("http://"))
+        directory.error("must be an http(s) URL");
+    if (node.has("email")) {
+        c.email = node.field("email").string();
+        if (c.email.find('@') == std::string::npos)
+            node.field("email").error("not an email address");
+    }
+    if (node.has("eab")) {
+        Node eab = node.field("eab");
+        eab.only_keys({"key_id", "hmac_key"});
+        if (!eab.has("key_id") || !eab.has("hmac_key"))
+            eab.error("needs \"key_id\" and \"hmac_key\"");
+        c.eab_key_id = eab.field("key_id").string();
+        c.eab_hmac_key = eab.field("hmac_key").string();
+    }
+    if (node.has("ca_bundle")) c.ca_bundle = node.field("ca_bundle").path_value(true);
+    if (node.has("account_key_type")) {
+        Node kt = node.field("account_key_type");
+        auto type = parse_key_type(kt.string());
+        if (!type || *type == KeyType::Ed25519)
+            kt.error("must be ecdsa-p256, ecdsa-p384 or an rsa type");
+        c.account_key_type = *type;
+    }
+    if (!node.has("challenge")) node.error("needs \"challenge\" (how names are proven)");
+    c.challenge = parse_challenge(node.field("challenge"));
+    return c;
+}
+
 CertificateProfileConfig parse_certificate_profile(const std::string& name, const Node& node) {
-    node.only_keys(
-        {"source", "files", "local_ca", "names", "key_type", "renew_before", "deploy", "comment"});
+    node.only_keys({"source", "files", "local_ca", "acme", "names", "key_type", "renew_before",
+                    "deploy", "comment"});
     CertificateProfileConfig c;
     c.name = name;
     if (!node.has("source")) node.error("needs \"source\": \"files\" or \"local-ca\"");
@@ -163,9 +306,16 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
         if (ca.has("passphrase_file"))
             c.ca_passphrase_file = ca.field("passphrase_file").path_value(true);
     } else if (s == "acme") {
-        source.error("\"acme\" is not supported yet (it comes with the ACME issuer)");
+        c.source = CertificateSource::Acme;
+        if (!node.has("acme")) node.error("source \"acme\" needs \"acme\": {\"issuer\"}");
+        Node acme = node.field("acme");
+        acme.only_keys({"issuer", "preferred_chain", "profile"});
+        if (!acme.has("issuer")) acme.error("needs \"issuer\" (a key of \"issuers\")");
+        c.issuer = acme.field("issuer").string();
+        if (acme.has("preferred_chain")) c.preferred_chain = acme.field("preferred_chain").string();
+        if (acme.has("profile")) c.acme_profile = acme.field("profile").string();
     } else {
-        source.error("must be \"files\" or \"local-ca\"");
+        source.error("must be \"files\", \"local-ca\" or \"acme\"");
     }
     if (node.has("names"))
         for (const auto& item : node.field("names").array()) {
@@ -175,8 +325,8 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
                 item.error(e.what());
             }
         }
-    if (c.source == CertificateSource::LocalCa && c.names.empty())
-        node.error("source \"local-ca\" needs \"names\"");
+    if (c.source != CertificateSource::Files && c.names.empty())
+        node.error("source \"" + s + "\" needs \"names\"");
     if (node.has("key_type")) {
         Node kt = node.field("key_type");
         auto type = parse_key_type(kt.string());
@@ -194,6 +344,57 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
     c.deploy_cert = deploy.field("cert").path_value(false);
     c.deploy_key = deploy.field("key").path_value(false);
     return c;
+}
+
+// The names an acme profile asks for must be ones its issuer's challenge can prove.
+void check_acme_profile(const CertificateProfileConfig& profile,
+                        const std::map<std::string, IssuerConfig>& issuers, const Node& node) {
+    auto issuer = issuers.find(profile.issuer);
+    if (issuer == issuers.end())
+        node.field("acme").field("issuer").error("no issuer \"" + profile.issuer +
+                                                 "\" in \"issuers\"");
+    bool dns01 = issuer->second.challenge.type == ChallengeConfig::Type::Dns01;
+    auto names = node.field("names").array();
+    for (size_t i = 0; i < profile.names.size(); ++i) {
+        const auto& name = profile.names[i];
+        if (name.type != SubjectAltName::Type::Dns && name.type != SubjectAltName::Type::Ip)
+            names[i].error("ACME certificates hold DNS names and IP addresses only");
+        if (name.type == SubjectAltName::Type::Dns && name.value.starts_with("*.") && !dns01)
+            names[i].error("a wildcard needs an issuer with a dns-01 challenge");
+        if (name.type == SubjectAltName::Type::Ip && dns01)
+            names[i].error("an IP address cannot be proven by dns-01 (use http-01 or tls-alpn-01)");
+    }
+}
+
+RenewalConfig parse_renewal(const Node& node) {
+    node.only_keys({"check_interval", "max_concurrent_orders", "expiring_threshold",
+                    "order_timeout", "comment"});
+    RenewalConfig r;
+    if (node.has("check_interval")) r.check_interval = duration_field(node.field("check_interval"));
+    if (node.has("max_concurrent_orders"))
+        r.max_concurrent_orders = node.field("max_concurrent_orders").integer(1, 64);
+    if (node.has("expiring_threshold"))
+        r.expiring_threshold = duration_field(node.field("expiring_threshold"));
+    if (node.has("order_timeout")) r.order_timeout = duration_field(node.field("order_timeout"));
+    return r;
+}
+
+EventsConfig parse_events(const Node& node) {
+    node.only_keys({"mqtt_topic", "exec", "webhook", "timeout", "comment"});
+    EventsConfig e;
+    if (node.has("mqtt_topic")) {
+        e.mqtt_topic = node.field("mqtt_topic").string();
+        if (e.mqtt_topic.find_first_of("+#") != std::string::npos)
+            node.field("mqtt_topic").error("must not contain wildcards (+ or #)");
+    }
+    if (node.has("exec")) e.exec = node.field("exec").path_value(true);
+    if (node.has("webhook")) {
+        e.webhook = node.field("webhook").string();
+        if (!e.webhook.starts_with("https://") && !e.webhook.starts_with("http://"))
+            node.field("webhook").error("must be an http(s) URL");
+    }
+    if (node.has("timeout")) e.timeout = duration_field(node.field("timeout"));
+    return e;
 }
 
 }  // namespace
@@ -215,15 +416,27 @@ Config parse_config(const std::string& text, const fs::path& file) {
     json root = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
     if (root.is_discarded()) fail(ErrorKind::Input, file.filename().string(), "not valid JSON");
     Node top(root, "", file);
-    top.only_keys({"security_profiles", "certificate_profiles", "capath", "control", "comment"});
+    top.only_keys({"security_profiles", "certificate_profiles", "issuers", "renewal", "events",
+                   "state_dir", "capath", "control", "comment"});
     Config config;
     config.file = file;
     if (top.has("security_profiles"))
         for (const auto& [name, node] : top.field("security_profiles").members())
             config.security_profiles.emplace(name, parse_security_profile(name, node));
+    if (top.has("issuers"))
+        for (const auto& [name, node] : top.field("issuers").members())
+            config.issuers.emplace(name, parse_issuer(name, node));
     if (top.has("certificate_profiles"))
-        for (const auto& [name, node] : top.field("certificate_profiles").members())
-            config.certificate_profiles.emplace(name, parse_certificate_profile(name, node));
+        for (const auto& [name, node] : top.field("certificate_profiles").members()) {
+            auto profile = parse_certificate_profile(name, node);
+            if (profile.source == CertificateSource::Acme)
+                check_acme_profile(profile, config.issuers, node);
+            config.certificate_profiles.emplace(name, std::move(profile));
+        }
+    if (top.has("renewal")) config.renewal = parse_renewal(top.field("renewal"));
+    if (top.has("events")) config.events = parse_events(top.field("events"));
+    config.state_dir = top.has("state_dir") ? top.field("state_dir").path_value(false)
+                                            : file.parent_path() / "state";
     if (top.has("capath")) config.capath = top.field("capath").path_value(false);
     if (top.has("control")) {
         Node control = top.field("control");

@@ -12,16 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::optional<ServerMaterial> read_deployed(const CertificateProfileConfig& p) {
-    try {
-        if (!fs::exists(p.deploy_cert) || !fs::exists(p.deploy_key)) return std::nullopt;
-        return ServerMaterial{PrivateKey::load(p.deploy_key),
-                              Certificate::load_chain(p.deploy_cert)};
-    } catch (const Error&) {
-        return std::nullopt;  // unreadable deployed files are replaced like missing ones
-    }
-}
-
 ServerMaterial read_files_source(const CertificateProfileConfig& p) {
     ServerMaterial m{PrivateKey::load(p.key_file), Certificate::load_chain(p.cert_file)};
     if (!p.chain_file.empty())
@@ -83,6 +73,7 @@ CertificateManager::Result CertificateManager::refresh(const Config& config, Tim
                                                        bool force) {
     Result result;
     for (const auto& [name, profile] : config.certificate_profiles) {
+        if (profile.source == CertificateSource::Acme) continue;  // the AcmeRenewer's
         Status& st = status_[name];
         std::optional<std::string> error;
         try {
@@ -106,7 +97,7 @@ std::optional<std::string> CertificateManager::refresh_profile(const Certificate
                                                                TimePoint now, bool force,
                                                                Result& result) {
     Status& st = status_[p.name];
-    std::optional<ServerMaterial> deployed = read_deployed(p);
+    std::optional<ServerMaterial> deployed = read_deployed(p.deploy_cert, p.deploy_key);
     bool deployed_ok = deployed && check_server_material(*deployed, p.names, now).empty();
 
     std::optional<ServerMaterial> next;
@@ -137,9 +128,7 @@ std::optional<std::string> CertificateManager::refresh_profile(const Certificate
     }
 
     if (next) {
-        // Key first, then certificate: both are in place before the broker is asked to reload.
-        write_file_atomic(p.deploy_key, next->key.to_pem(), kPrivateMode);
-        write_file_atomic(p.deploy_cert, next->cert_pem());
+        deploy_material(*next, p.deploy_cert, p.deploy_key);
         refused_.erase(p.name);
         result.deployed = true;
         result.log.push_back("certificate profile " + p.name + ": deployed " +

@@ -13,6 +13,10 @@ namespace fs = std::filesystem;
 SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(config_file)) {
     auto state = build_state(config_file_);
     last_reload_at_ = Clock::now();
+    acme_ = std::make_unique<AcmeRenewer>(AcmeRenewer::Hooks{
+        [this] { on_renewal_deployed(); }, [this](const RenewalEvent& e) { on_renewal_event(e); },
+        [this](const std::string& line) { on_renewal_log(line); }});
+    acme_->configure(state->config, last_reload_at_);
     auto deployed = certificates_.refresh(state->config, last_reload_at_);
     if (!certificates_.all_deployed())
         fail(ErrorKind::Input, config_file_.filename().string(),
@@ -21,6 +25,8 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
     startup_log_ = state->warnings;
     startup_log_.insert(startup_log_.end(), state->changes.begin(), state->changes.end());
     startup_log_.insert(startup_log_.end(), deployed.log.begin(), deployed.log.end());
+    startup_log_.insert(startup_log_.end(), pending_.log.begin(), pending_.log.end());
+    pending_ = Outcome{};
     watch_.set_files(watched_files(*state));
     state_.store(std::move(state));
 }
@@ -30,6 +36,7 @@ std::vector<std::string> SecurityModule::take_startup_log() {
 }
 
 SecurityModule::~SecurityModule() {
+    acme_->stop();
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
@@ -42,6 +49,28 @@ void SecurityModule::start_watching(std::function<void()> wake) {
     if (watcher_.joinable()) return;
     wake_ = std::move(wake);
     watcher_ = std::thread([this] { watch_loop(); });
+    start_renewals();
+}
+
+void SecurityModule::start_renewals() {
+    acme_->start();
+}
+
+void SecurityModule::on_renewal_deployed() {
+    acme_deployed_ = true;
+}
+
+void SecurityModule::on_renewal_log(const std::string& line) {
+    std::lock_guard lock(mutex_);
+    pending_.log.push_back(line);
+}
+
+void SecurityModule::on_renewal_event(const RenewalEvent& event) {
+    std::lock_guard lock(mutex_);
+    pending_.log.push_back("certificate profile " + event.profile + ": " + event.type + ": " +
+                           event.message);
+    const std::string& topic = state_.load()->config.events.mqtt_topic;
+    if (!topic.empty()) pending_.publish.push_back({topic + "/" + event.profile, event.to_json()});
 }
 
 void SecurityModule::watch_loop() {
@@ -54,7 +83,11 @@ void SecurityModule::watch_loop() {
         bool no_ticks =
             since_tick >
             std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)).count();
-        if (wake_ && (changed == Change::Certificates || (changed == Change::Trust && no_ticks)))
+        bool renewed = acme_deployed_.exchange(false);
+        lock.lock();
+        bool work_waits = pending_revalidate_ || !pending_.log.empty();
+        lock.unlock();
+        if (wake_ && (changed == Change::Certificates || renewed || (work_waits && no_ticks)))
             wake_();
         lock.lock();
     }
@@ -175,9 +208,12 @@ std::vector<std::string> SecurityModule::revalidate_connected(TimePoint now) {
 bool SecurityModule::rebuild(TimePoint now) {
     std::shared_ptr<const State> next;
     std::string error;
+    bool stand_in = false;
     try {
         next = build_state(config_file_);
+        stand_in = acme_->configure(next->config, now);
     } catch (const std::exception& e) {
+        next.reset();
         error = e.what();
     }
     std::lock_guard lock(mutex_);
@@ -204,7 +240,7 @@ bool SecurityModule::rebuild(TimePoint now) {
     last_reload_ok_ = true;
     last_reload_message_ = "reloaded";
     pending_revalidate_ = true;
-    return certs.deployed;
+    return certs.deployed || stand_in;
 }
 
 SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
@@ -236,7 +272,7 @@ SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
     last_tick_.store(now.time_since_epoch().count());
     {
         std::lock_guard lock(mutex_);
-        if (!pending_revalidate_ && pending_.log.empty()) return {};
+        if (!pending_revalidate_ && pending_.log.empty() && pending_.publish.empty()) return {};
     }
     return drain(now);
 }
@@ -267,6 +303,27 @@ std::string SecurityModule::status_json(TimePoint now) const {
             {"renew_at", st.renew_at == TimePoint{} ? "" : to_iso8601(st.renew_at)},
             {"last_result", st.last_result},
             {"ok", st.last_ok}};
+    }
+    auto iso = [](TimePoint t) { return t == TimePoint{} ? std::string() : to_iso8601(t); };
+    for (const auto& [name, st] : acme_->status()) {
+        json activity = json::array();
+        for (const auto& e : st.job.activity) activity.push_back(json::parse(e.to_json()));
+        certificates[name] = {{"source", "acme"},
+                              {"issuer", st.issuer},
+                              {"names", st.names},
+                              {"subject", st.subject},
+                              {"fingerprint", st.fingerprint},
+                              {"not_after", iso(st.not_after)},
+                              {"temporary", st.temporary},
+                              {"next_renewal", iso(st.next_run)},
+                              {"running", st.running},
+                              {"waiting_for_operator", st.waiting_for_operator},
+                              {"last_result", st.job.last_result},
+                              {"last_error", st.job.last_error},
+                              {"consecutive_failures", st.job.consecutive_failures},
+                              {"last_success", iso(st.job.last_success)},
+                              {"activity", activity},
+                              {"ok", st.job.consecutive_failures == 0}};
     }
     json counters = json::object();
     for (const auto& [k, v] : counters_) counters[k] = v;
@@ -317,8 +374,20 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request, 
                 result.outcome.log.insert(result.outcome.log.end(), o.log.begin(), o.log.end());
                 result.outcome.kick.insert(result.outcome.kick.end(), o.kick.begin(), o.kick.end());
                 result.outcome.ok = result.outcome.ok && o.ok;
+            } else if (name == "resumeChallenge" || name == "renew") {
+                std::string profile =
+                    cmd.contains("profile") && cmd["profile"].is_string() ? cmd["profile"] : "";
+                bool done = name == "renew" ? acme_->renew_now(profile) : acme_->resume(profile);
+                if (done)
+                    response["data"] = {{"profile", profile}};
+                else
+                    response["error"] = name == "renew"
+                                            ? "no acme certificate profile '" + profile + "'"
+                                            : "no order of certificate profile '" + profile +
+                                                  "' waits for the operator";
             } else {
-                response["error"] = "unknown command '" + name + "' (known: getStatus, reload)";
+                response["error"] = "unknown command '" + name +
+                                    "' (known: getStatus, reload, renew, resumeChallenge)";
             }
             responses.push_back(std::move(response));
         }

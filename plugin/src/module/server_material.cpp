@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 
+#include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
+
 namespace brokertls {
 
 namespace {
@@ -50,6 +53,22 @@ std::string check_server_material(const ServerMaterial& m, const std::vector<Sub
                          [&](const SubjectAltName& s) { return san_covers(s, wanted); }))
             return "the certificate does not cover " + wanted.to_string();
     return "";
+}
+
+std::optional<ServerMaterial> read_deployed(const std::filesystem::path& cert,
+                                            const std::filesystem::path& key) {
+    try {
+        if (!std::filesystem::exists(cert) || !std::filesystem::exists(key)) return std::nullopt;
+        return ServerMaterial{PrivateKey::load(key), Certificate::load_chain(cert)};
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
+void deploy_material(const ServerMaterial& material, const std::filesystem::path& cert,
+                     const std::filesystem::path& key) {
+    write_file_atomic(key, material.key.to_pem(), kPrivateMode);
+    write_file_atomic(cert, material.cert_pem());
 }
 
 }  // namespace brokertls

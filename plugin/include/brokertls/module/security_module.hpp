@@ -20,6 +20,7 @@
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/module/certificate_manager.hpp"
 #include "brokertls/module/file_watch.hpp"
+#include "brokertls/renewal/acme_renewer.hpp"
 #include "brokertls/trust/validator.hpp"
 
 namespace brokertls {
@@ -44,6 +45,8 @@ class SecurityModule {
     // 2.0 sends no TICK with per_listener_settings true); the Mosquitto adapter raises SIGHUP,
     // which does both and brings a RELOAD event.
     void start_watching(std::function<void()> reload_broker);
+    // Starts renewing acme certificate profiles (also done by start_watching).
+    void start_renewals();
     // One watcher iteration, synchronously: true when a change was found and applied (or
     // refused). Tests call this instead of starting the thread.
     bool poll_files(TimePoint now);
@@ -59,9 +62,14 @@ class SecurityModule {
                                   TimePoint now);
     void disconnected(std::string_view client_id, const void* connection);
 
+    struct Message {
+        std::string topic, payload;
+        bool retain = true;
+    };
     struct Outcome {
         std::vector<std::string> log;   // lines for the broker log
         std::vector<std::string> kick;  // client ids whose certificates are no longer accepted
+        std::vector<Message> publish;   // renewal events for events.mqtt_topic
         bool ok = true;
     };
     // Broker thread, on a reload request (SIGHUP, control command): applies what the watcher
@@ -108,6 +116,9 @@ class SecurityModule {
     Outcome drain(TimePoint now);
     std::vector<std::string> revalidate_connected(TimePoint now);
     void watch_loop();
+    void on_renewal_event(const RenewalEvent& event);
+    void on_renewal_log(const std::string& line);
+    void on_renewal_deployed();
 
     std::filesystem::path config_file_;
     std::atomic<std::shared_ptr<const State>> state_;
@@ -127,6 +138,10 @@ class SecurityModule {
 
     // Broker thread only.
     std::map<std::string, Connected, std::less<>> connected_;
+
+    // Acme profiles: their own scheduler and order threads (stopped first in the destructor).
+    std::unique_ptr<AcmeRenewer> acme_;
+    std::atomic<bool> acme_deployed_{false};
 
     // The watcher thread.
     std::function<void()> wake_;

@@ -2,6 +2,8 @@
 // A server certificate set (key + leaf + chain) and the checks it must pass before a broker
 // listener is allowed to serve it.
 
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,15 @@ struct ServerMaterial {
 // cover every name in `names` (a DNS wildcard covers one label). Otherwise the reason.
 std::string check_server_material(const ServerMaterial& material,
                                   const std::vector<SubjectAltName>& names, TimePoint now);
+
+// The material deployed at (cert, key), or nullopt when missing or unreadable (it is then
+// replaced like missing material).
+std::optional<ServerMaterial> read_deployed(const std::filesystem::path& cert,
+                                            const std::filesystem::path& key);
+// Key first (0600), then certificate, each atomically: both are in place before the broker is
+// asked to reload, and a reader never sees half a file.
+void deploy_material(const ServerMaterial& material, const std::filesystem::path& cert,
+                     const std::filesystem::path& key);
 
 // Does a certificate SAN cover `wanted`? (exact match; "*.example.com" covers "a.example.com").
 bool san_covers(const SubjectAltName& san, const SubjectAltName& wanted);
