@@ -3,6 +3,10 @@
 // run next, how many attempts failed in a row and why, and the recent activity. Kept at
 // STATE_DIR/PROFILE/job.json, written atomically; a damaged file is reported and replaced by a
 // fresh state rather than stopping renewals.
+//
+// The file is JSON an operator can read: times are ISO 8601 UTC strings (whole seconds; null
+// for "never"/"as soon as possible"), `activity` a list of events, oldest first. It holds no
+// secrets (last_error is a CA's message), so it is world-readable.
 
 #include <deque>
 #include <filesystem>
@@ -18,7 +22,9 @@ struct RenewalEvent {
     std::string profile;
     std::string message;
     TimePoint at{};
-    std::string to_json() const;  // {"type":..,"profile":..,"message":..,"at":"ISO8601"}
+    // {"type":..,"profile":..,"message":..,"at":"ISO8601"} on one line; invalid UTF-8 (a
+    // hook's or CA's bytes) is replaced, never thrown.
+    std::string to_json() const;
 };
 
 struct JobState {
@@ -27,16 +33,22 @@ struct JobState {
     std::string last_error;
     std::string last_result;  // "obtained", "failed", ...
     TimePoint last_attempt{}, last_success{};
-    std::string directory;  // the directory URL the last certificate came from
+    std::string directory;              // the directory URL the last certificate came from
     std::deque<RenewalEvent> activity;  // newest last, at most activity_limit
     static constexpr std::size_t activity_limit = 20;
 
+    // Appends the event and drops the oldest beyond activity_limit.
     void record(RenewalEvent event);
     std::string to_json() const;
-    // Throws Error(Input) naming `source` when the text is not a job state.
+    // Throws Error(Input) "SOURCE: FIELD: reason" when the text is not a job state. Missing
+    // fields keep their defaults and unknown ones are ignored, so files written by other
+    // versions still load.
     static JobState from_json(const std::string& text, const std::string& source);
-    // A missing file gives a fresh state; a damaged one too, with `warning` set to the reason.
+    // A missing file gives a fresh state; a damaged or unreadable one too, with `warning` (when
+    // not null) set to the error naming the file and the reason, "" otherwise.
     static JobState load(const std::filesystem::path& file, std::string* warning);
+    // Atomic replace (mode 0644); creates a missing parent directory with mode 0700, as the
+    // state directory also holds account keys.
     void save(const std::filesystem::path& file) const;
 };
 

@@ -5,9 +5,11 @@
 //     Let's Encrypt's 6-day `shortlived`), or `renew_before` ahead of expiry when set;
 //   - an ARI window (RFC 9773) moves that to a random time inside the window, but never later
 //     than the point where a twentieth of the lifetime remains;
-//   - failures back off 1, 2, 5, 10, 20, 40 min ... capped at 6 h, jittered, and never sooner
-//     than a CA's Retry-After;
+//   - failures back off 1, 2, 5, 10, 20, 40, 80, 160, 320 min, then 6 h, each jittered by
+//     ±20% (never above 6 h), and never sooner than a CA's Retry-After;
 //   - periodic checks every check_interval ±50% (mod_md).
+// The random spread keeps many brokers that started together (a fleet rollout, a CA outage)
+// from hitting the CA in the same second.
 
 #include <chrono>
 #include <optional>
@@ -30,7 +32,12 @@ TimePoint ari_deadline(TimePoint not_before, TimePoint not_after);
 TimePoint ari_renewal_time(const RenewalInfo& info, TimePoint not_before, TimePoint not_after,
                            TimePoint now, Random& random);
 
-// The delay before retry number `failures` (1 = after the first failure).
+inline constexpr std::chrono::seconds max_failure_backoff = std::chrono::hours(6);
+// The delay before retry number `failures` without jitter: 1, 2, 5, 10, 20, 40, 80, 160,
+// 320 min, then max_failure_backoff. 0 for failures < 1 (nothing failed).
+std::chrono::seconds failure_backoff_base(int failures);
+// The delay before retry number `failures` (1 = after the first failure): the base ±20%,
+// never above max_failure_backoff.
 std::chrono::seconds failure_backoff(int failures, Random& random);
 // now + backoff, or the CA's retry-after when that is later.
 TimePoint retry_time(int failures, TimePoint now, std::optional<TimePoint> retry_after,
