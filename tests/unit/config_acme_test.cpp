@@ -4,6 +4,7 @@
 
 #include "brokertls/config/config.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -153,6 +154,15 @@ TEST_F(ConfigAcmeTest, ErrorsNameThePathAndReason) {
         error_of(document(
             R"({"type": "acme", "directory": "https://x/d", "eab": {"key_id": "k"}, "challenge": {"type": "http-01"}})")),
         "brokertls.json: issuers.ca.eab: needs \"key_id\" and \"hmac_key\"");
+}
+
+TEST_F(ConfigAcmeTest, TheCommentedExampleParses) {
+    auto example = std::filesystem::path(__FILE__).parent_path() /
+                   "../../examples/mosquitto/brokertls-acme.json";
+    Config c = parse(read_file(example));
+    EXPECT_EQ(c.certificate_profiles.at("broker").issuer, "letsencrypt");
+    EXPECT_EQ(c.issuers.at("letsencrypt").challenge.listen, "0.0.0.0:80");
+    EXPECT_EQ(c.state_dir, tmp_ / "state");
 }
 
 }  // namespace
