@@ -163,8 +163,9 @@ TEST_F(MakeSolverTest, Dns01ManualWaitsOnTheGate) {
     config_.provider = ChallengeConfig::DnsProvider::Manual;
     config_.timeout = std::chrono::seconds(0);
     std::vector<std::string> events;
-    context_.event = [&](const std::string& type, const std::string& profile,
-                         const std::string&) { events.push_back(type + " " + profile); };
+    context_.event = [&](const std::string& type, const std::string& profile, const std::string&) {
+        events.push_back(type + " " + profile);
+    };
     auto s = make();
     EXPECT_EQ(s->type(), "dns-01");
     EXPECT_EQ(error_of([&] { s->present({task("tok")}); }, ErrorKind::State),

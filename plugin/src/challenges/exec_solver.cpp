@@ -48,10 +48,10 @@ class ExecSolver : public ChallengeSolver {
   private:
     // Runs the hook for one task; returns "" on success, else SubprocessResult::failure().
     std::string run_hook(const std::string& action, const ChallengeTask& task) {
-        auto result = run_subprocess(
-            {config_.command.string(), action, dns01_record_name(config_, task),
-             dns01_txt_value(task.key_authorization), task.identifier.value},
-            "", config_.timeout, {{"BROKERTLS_PROFILE", task.profile}});
+        auto result =
+            run_subprocess({config_.command.string(), action, dns01_record_name(config_, task),
+                            dns01_txt_value(task.key_authorization), task.identifier.value},
+                           "", config_.timeout, {{"BROKERTLS_PROFILE", task.profile}});
         std::istringstream err(result.err);
         for (std::string line; std::getline(err, line);) {
             if (!line.empty() && line.back() == '\r') line.pop_back();

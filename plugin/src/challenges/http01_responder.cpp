@@ -98,8 +98,8 @@ class HttpConnection : public ServedConnection {
             if (response_.empty()) return 0;
         }
         while (sent_ < response_.size()) {
-            ssize_t n = ::send(fd_, response_.data() + sent_, response_.size() - sent_,
-                               MSG_NOSIGNAL);
+            ssize_t n =
+                ::send(fd_, response_.data() + sent_, response_.size() - sent_, MSG_NOSIGNAL);
             if (n > 0) {
                 sent_ += static_cast<std::size_t>(n);
             } else if (n < 0 && errno == EINTR) {

@@ -19,7 +19,9 @@ struct ManualGate::Impl {
     std::map<std::string, Profile> profiles;
 };
 
-std::shared_ptr<ManualGate::Impl> ManualGate::make_impl() { return std::make_shared<Impl>(); }
+std::shared_ptr<ManualGate::Impl> ManualGate::make_impl() {
+    return std::make_shared<Impl>();
+}
 
 bool ManualGate::resume(const std::string& profile) {
     std::lock_guard lock(impl_->mutex);

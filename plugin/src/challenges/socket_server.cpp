@@ -86,7 +86,8 @@ void SocketServer::run() {
         }
         if (!accepting) next_deadline = std::min(next_deadline, accept_paused_until);
         auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - now);
-        int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(0, wait.count())));
+        int ready =
+            ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long>(0, wait.count())));
         if (ready < 0 && errno != EINTR) return;
         if (fds[0].revents) break;
 

@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cctype>
@@ -68,8 +69,8 @@ std::string sni_for(const AcmeIdentifier& identifier) {
 
 // The RFC 8737 §3 validation certificate: self-signed, the identifier as its only SAN, and the
 // critical id-pe-acmeIdentifier extension holding an OCTET STRING of SHA-256(key authorization).
-X509Ptr challenge_certificate(const AcmeIdentifier& identifier, const std::string& key_authorization,
-                              const PrivateKey& key) {
+X509Ptr challenge_certificate(const AcmeIdentifier& identifier,
+                              const std::string& key_authorization, const PrivateKey& key) {
     X509Ptr cert(X509_new());
     if (!cert) throw std::bad_alloc();
     X509_set_version(cert.get(), X509_VERSION_3);
@@ -89,9 +90,9 @@ X509Ptr challenge_certificate(const AcmeIdentifier& identifier, const std::strin
     X509_set_issuer_name(cert.get(), name);
     if (!X509_set_pubkey(cert.get(), key.get())) fail_openssl("public key");
 
-    auto san = make_san(identifier.type == "ip" ? SubjectAltName::Type::Ip
-                                                : SubjectAltName::Type::Dns,
-                        identifier.value);
+    auto san =
+        make_san(identifier.type == "ip" ? SubjectAltName::Type::Ip : SubjectAltName::Type::Dns,
+                 identifier.value);
     GeneralNamesPtr names = to_general_names({san});
     if (X509_add1_ext_i2d(cert.get(), NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) !=
         1) {
@@ -266,6 +267,9 @@ class TlsAlpnResponder : public ChallengeSolver {
         std::lock_guard lock(listeners_mutex);
         auto it = listeners.find(listen_);
         if (it == listeners.end()) {
+            // OpenSSL writes with write(): a validator resetting mid-handshake must not raise
+            // SIGPIPE in the broker (run_subprocess makes the same choice).
+            ::signal(SIGPIPE, SIG_IGN);
             Listener listener;
             listener.table = std::make_unique<CertificateTable>();
             listener.ctx = make_context(listener.table.get());

@@ -78,7 +78,8 @@ class WebrootSolver : public ChallengeSolver {
             ::chmod(dir.c_str(), 0755);
             created_directories.insert(dir);
         } else if (errno != EEXIST) {
-            fail(ErrorKind::Io, dir.string(), std::string("cannot create: ") + std::strerror(errno));
+            fail(ErrorKind::Io, dir.string(),
+                 std::string("cannot create: ") + std::strerror(errno));
         }
     }
 
