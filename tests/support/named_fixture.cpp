@@ -36,7 +36,10 @@ std::string zone_file(const NamedZone& zone) {
 std::vector<NamedZone> default_named_zones() {
     return {
         {"example.test",
-         {"broker IN A 127.0.0.1", "_acme-challenge.broker IN CNAME broker.acme-delegate.test."},
+         {"broker IN A 127.0.0.1", "_acme-challenge.broker IN CNAME broker.acme-delegate.test.",
+          "_acme-challenge.keep IN TXT \"kept-by-operator\"",
+          "_acme-challenge.loop IN CNAME loop2.example.test.",
+          "loop2 IN CNAME _acme-challenge.loop.example.test."},
          true},
         {"acme-delegate.test", {}, true},
     };
@@ -49,9 +52,10 @@ void write_tsig_key(const fs::path& file, const std::string& name, const std::st
     write_text(file, r.out);
 }
 
-Named::Named(std::vector<NamedZone> zones, const std::string& key_name)
+Named::Named(std::vector<NamedZone> zones, const std::string& key_name,
+             const std::string& key_algorithm)
     : key_name_(key_name), key_file_(dir_ / "tsig.key") {
-    write_tsig_key(key_file_, key_name_);
+    write_tsig_key(key_file_, key_name_, key_algorithm);
     std::string dir = dir_.path().string();
     for (const auto& zone : zones) write_text(dir_ / (zone.name + ".zone"), zone_file(zone));
     // A port free a moment ago may be taken by the time named binds it: then try another.

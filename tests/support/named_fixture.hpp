@@ -17,8 +17,10 @@ struct NamedZone {
     bool allow_update = true;          // with the fixture's key
 };
 
-// example.test (holding "_acme-challenge.broker CNAME broker.acme-delegate.test.") and
-// acme-delegate.test, both updatable.
+// example.test and acme-delegate.test, both updatable. example.test holds
+//   _acme-challenge.broker CNAME broker.acme-delegate.test.   (CNAME delegation)
+//   _acme-challenge.keep   TXT "kept-by-operator"              (a value that is not ours)
+//   _acme-challenge.loop   CNAME loop2 / loop2 CNAME _acme-challenge.loop   (a CNAME loop)
 std::vector<NamedZone> default_named_zones();
 
 // Writes `tsig-keygen -a ALGORITHM NAME` output to `file`.
@@ -29,7 +31,8 @@ class Named {
   public:
     // Starts named (stopped in the destructor) and waits until it serves the zones.
     explicit Named(std::vector<NamedZone> zones = default_named_zones(),
-                   const std::string& key_name = "brokertls-acme");
+                   const std::string& key_name = "brokertls-acme",
+                   const std::string& key_algorithm = "hmac-sha256");
     ~Named();
     Named(const Named&) = delete;
     Named& operator=(const Named&) = delete;

@@ -4,9 +4,12 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "brokertls/error.hpp"
@@ -185,10 +188,19 @@ DnsPacket DnsClient::query(const std::string& name, ldns_rr_type type, bool recu
     return out;
 }
 
-DnsPacket DnsClient::send(const ldns_pkt* packet, ldns_status& status) const {
-    forget_failures(resolver_.get());
+DnsPacket DnsClient::send_signed(const ldns_pkt* packet, const std::string& key_name,
+                                 const std::string& algorithm, const std::string& secret,
+                                 ldns_status& status) const {
+    ldns_resolver* r = resolver_.get();
+    forget_failures(r);
+    ldns_resolver_set_tsig_keyname(r, key_name.c_str());
+    ldns_resolver_set_tsig_algorithm(r, algorithm.c_str());
+    ldns_resolver_set_tsig_keydata(r, secret.c_str());
     ldns_pkt* answer = nullptr;
-    status = ldns_send(&answer, resolver_.get(), packet);
+    status = ldns_send(&answer, r, packet);
+    // ldns keeps its own copy of the secret; wipe it rather than leave it to free().
+    char* copy = const_cast<char*>(ldns_resolver_tsig_keydata(r));
+    OPENSSL_cleanse(copy, std::strlen(copy));
     return DnsPacket(answer);
 }
 

@@ -63,9 +63,12 @@ class DnsClient {
     // Asks for NAME TYPE (recursion desired when `recursive`); throws Error(Io)
     // "dns: NAME TYPE: no answer from SERVER: REASON". Any rcode is returned as is.
     DnsPacket query(const std::string& name, ldns_rr_type type, bool recursive) const;
-    // Sends a prepared (e.g. TSIG-signed) packet. Returns the answer when there is one, also
-    // when ldns reports a problem with it (a TSIG answer that does not verify): `status` says.
-    DnsPacket send(const ldns_pkt* packet, ldns_status& status) const;
+    // Sends a packet signed with this TSIG key (ldns checks the answer's signature with it).
+    // Returns the answer when there is one, also when ldns reports a problem with it (an
+    // answer whose TSIG does not verify, as for BADSIG): `status` says.
+    DnsPacket send_signed(const ldns_pkt* packet, const std::string& key_name,
+                          const std::string& algorithm, const std::string& secret,
+                          ldns_status& status) const;
 
   private:
     DnsClient(ldns_resolver* resolver, std::string description, Limits limits);

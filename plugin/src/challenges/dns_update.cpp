@@ -90,7 +90,8 @@ void update_txt(const DnsClient& server, const TsigKey& key, const TxtRecord& re
              "cannot sign with key " + key.name + " (" + key.algorithm +
                  "): " + status_text(status));
 
-    DnsPacket answer = server.send(packet.get(), status);
+    DnsPacket answer =
+        server.send_signed(packet.get(), key.name, key.algorithm, key.secret, status);
     if (!answer)
         fail(ErrorKind::Io, subject(record),
              "no answer from " + server.describe() + ": " + status_text(status));

@@ -39,6 +39,21 @@ std::string txt_value_of(const std::string& key_authorization) {
     return out;
 }
 
+// The resolver for CNAME, SOA and NS lookups, made on first use. One per present() or
+// cleanup() call: orders may run on several threads, and an ldns resolver is not thread-safe.
+class Lookups {
+  public:
+    explicit Lookups(const std::string& resolver) : resolver_(resolver) {}
+    const DnsClient& get() {
+        if (!client_) client_.emplace(DnsClient::for_lookups(resolver_));
+        return *client_;
+    }
+
+  private:
+    const std::string& resolver_;
+    std::optional<DnsClient> client_;
+};
+
 // One server that must show some values at one name.
 struct PropagationCheck {
     const DnsClient* server;
@@ -58,16 +73,17 @@ class Rfc2136Solver final : public ChallengeSolver {
         // The key first: a bad key file fails before any DNS traffic.
         TsigKey key = load_tsig_key(config_.tsig_key_file);
         DnsClient primary = primary_server();
+        Lookups lookups(config_.resolver);
         std::vector<TxtRecord> records;
         for (const auto& task : tasks) {
-            TxtRecord record = record_for(task);
+            TxtRecord record = record_for(task, lookups);
             remember(task, record);  // before sending: an UPDATE that timed out may still apply
             update_txt(primary, key, record, TxtChange::Add, config_.ttl);
             context_.log("rfc2136: added TXT " + record.name + " (zone " + record.zone + ") via " +
                          primary.describe());
             records.push_back(std::move(record));
         }
-        wait_for_propagation(records);
+        wait_for_propagation(records, lookups);
     }
 
     void cleanup(const std::vector<ChallengeTask>& tasks) noexcept override {
@@ -90,11 +106,12 @@ class Rfc2136Solver final : public ChallengeSolver {
         } catch (const std::exception& e) {
             log_quietly(std::string("rfc2136: cleanup skipped: ") + e.what());
         }
+        Lookups lookups(config_.resolver);
         for (const auto& task : tasks) {
             std::optional<TxtRecord> record = forget(task);
             if (!key || !primary) continue;
             try {
-                if (!record) record = record_for(task);
+                if (!record) record = record_for(task, lookups);
                 update_txt(*primary, *key, *record, TxtChange::Delete, config_.ttl);
                 context_.log("rfc2136: removed TXT " + record->name + " via " +
                              primary->describe());
@@ -110,29 +127,25 @@ class Rfc2136Solver final : public ChallengeSolver {
         return DnsClient(parse_dns_endpoint(config_.dns_server, "rfc2136: dns_server"));
     }
 
-    const DnsClient& lookups() {
-        if (!lookups_) lookups_.emplace(DnsClient::for_lookups(config_.resolver));
-        return *lookups_;
-    }
-
-    TxtRecord record_for(const ChallengeTask& task) {
+    TxtRecord record_for(const ChallengeTask& task, Lookups& lookups) const {
         if (task.identifier.type != "dns")
             fail(ErrorKind::Usage, "dns-01: " + task.identifier.value,
                  "only DNS names can be validated by dns-01");
         ChallengeRecordName choice = challenge_record_name(config_, task.identifier.value);
         TxtRecord record;
-        record.name = choice.explicit_name ? choice.name : follow_cnames(lookups(), choice.name);
-        record.zone =
-            config_.zone.empty() ? find_zone(lookups(), record.name) : absolute_name(config_.zone);
+        record.name =
+            choice.explicit_name ? choice.name : follow_cnames(lookups.get(), choice.name);
+        record.zone = config_.zone.empty() ? find_zone(lookups.get(), record.name)
+                                           : absolute_name(config_.zone);
         record.value = txt_value_of(task.key_authorization);
         return record;
     }
 
-    void wait_for_propagation(const std::vector<TxtRecord>& records) {
+    void wait_for_propagation(const std::vector<TxtRecord>& records, Lookups& lookups) {
         std::map<std::string, std::unique_ptr<DnsClient>> servers;
         std::vector<PropagationCheck> checks;
         for (const auto& record : records) {
-            for (const auto& endpoint : propagation_servers(record.zone)) {
+            for (const auto& endpoint : propagation_servers(record.zone, lookups)) {
                 auto& server = servers[endpoint.text()];
                 if (!server)
                     server = std::make_unique<DnsClient>(
@@ -182,15 +195,15 @@ class Rfc2136Solver final : public ChallengeSolver {
         }
     }
 
-    std::vector<DnsEndpoint> propagation_servers(const std::string& zone) {
+    std::vector<DnsEndpoint> propagation_servers(const std::string& zone, Lookups& lookups) const {
         std::vector<DnsEndpoint> out;
         if (!config_.propagation_servers.empty()) {
             for (const auto& s : config_.propagation_servers)
                 out.push_back(parse_dns_endpoint(s, "dns-01: propagation_servers"));
             return out;
         }
-        for (const auto& host : zone_nameservers(lookups(), zone))
-            for (const auto& address : host_addresses(lookups(), host))
+        for (const auto& host : zone_nameservers(lookups.get(), zone))
+            for (const auto& address : host_addresses(lookups.get(), host))
                 out.push_back({address, 53});
         return out;
     }
@@ -223,7 +236,6 @@ class Rfc2136Solver final : public ChallengeSolver {
 
     ChallengeConfig config_;
     SolverContext context_;
-    std::optional<DnsClient> lookups_;
     std::mutex mutex_;
     std::map<std::string, TxtRecord> presented_;  // by token, for cleanup
 };
