@@ -142,6 +142,7 @@ class Rfc2136Solver final : public ChallengeSolver {
     }
 
     void wait_for_propagation(const std::vector<TxtRecord>& records, Lookups& lookups) {
+        if (records.empty()) return;
         std::map<std::string, std::unique_ptr<DnsClient>> servers;
         std::vector<PropagationCheck> checks;
         for (const auto& record : records) {
