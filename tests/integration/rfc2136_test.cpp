@@ -9,8 +9,8 @@
 #include <mutex>
 #include <thread>
 
-#include "../../plugin/src/challenges/dns_query.hpp"
-#include "../../plugin/src/challenges/solvers.hpp"
+#include "challenges/dns_query.hpp"
+#include "challenges/solvers.hpp"
 #include "brokertls/store/files.hpp"
 #include "expect_error.hpp"
 #include "named_fixture.hpp"

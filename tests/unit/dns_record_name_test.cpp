@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "../../plugin/src/challenges/dns_client.hpp"
-#include "../../plugin/src/challenges/dns_record_name.hpp"
+#include "challenges/dns_client.hpp"
+#include "challenges/dns_record_name.hpp"
 #include "expect_error.hpp"
 
 namespace brokertls {

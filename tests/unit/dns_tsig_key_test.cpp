@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "../../plugin/src/challenges/dns_tsig_key.hpp"
+#include "challenges/dns_tsig_key.hpp"
 #include "expect_error.hpp"
 #include "support.hpp"
 

@@ -15,4 +15,10 @@ ChallengeRecordName challenge_record_name(const ChallengeConfig& config,
     return {"_acme-challenge." + wanted, false};
 }
 
+std::string dns01_record_name(const ChallengeConfig& config, const ChallengeTask& task) {
+    std::string name = challenge_record_name(config, task.identifier.value).name;
+    if (!name.empty() && name.back() == '.') name.pop_back();
+    return name;
+}
+
 }  // namespace brokertls

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "brokertls/challenges/solver.hpp"
 #include "brokertls/config/config.hpp"
 
 namespace brokertls {
@@ -17,5 +18,8 @@ struct ChallengeRecordName {
 // validated at its base name).
 ChallengeRecordName challenge_record_name(const ChallengeConfig& config,
                                           const std::string& identifier);
+
+// The same record name without the trailing dot, as hooks and operators write it.
+std::string dns01_record_name(const ChallengeConfig& config, const ChallengeTask& task);
 
 }  // namespace brokertls

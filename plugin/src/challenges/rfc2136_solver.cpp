@@ -21,24 +21,6 @@
 namespace brokertls {
 namespace {
 
-// base64url(SHA-256(key authorization)) without padding (RFC 8555 8.4).
-// TODO(dedup): same as dns01_txt_value() in solver.hpp, implemented elsewhere in parallel.
-std::string txt_value_of(const std::string& key_authorization) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_size = 0;
-    if (EVP_Digest(key_authorization.data(), key_authorization.size(), digest, &digest_size,
-                   EVP_sha256(), nullptr) != 1)
-        fail(ErrorKind::Io, "dns-01", "SHA-256 failed: " + openssl_reason());
-    std::string out(4 * ((digest_size + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), digest,
-                            static_cast<int>(digest_size));
-    out.resize(static_cast<size_t>(n));
-    while (!out.empty() && out.back() == '=') out.pop_back();
-    std::replace(out.begin(), out.end(), '+', '-');
-    std::replace(out.begin(), out.end(), '/', '_');
-    return out;
-}
-
 // The resolver for CNAME, SOA and NS lookups, made on first use. One per present() or
 // cleanup() call: orders may run on several threads, and an ldns resolver is not thread-safe.
 class Lookups {
@@ -137,7 +119,7 @@ class Rfc2136Solver final : public ChallengeSolver {
             choice.explicit_name ? choice.name : follow_cnames(lookups.get(), choice.name);
         record.zone = config_.zone.empty() ? find_zone(lookups.get(), record.name)
                                            : absolute_name(config_.zone);
-        record.value = txt_value_of(task.key_authorization);
+        record.value = dns01_txt_value(task.key_authorization);
         return record;
     }
 
