@@ -8,7 +8,7 @@
 
 #include "brokertls/error.hpp"
 #include "brokertls/process/subprocess.hpp"
-#include "record_name.hpp"
+#include "dns_record_name.hpp"
 #include "solvers.hpp"
 
 namespace brokertls {

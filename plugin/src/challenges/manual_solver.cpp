@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "brokertls/error.hpp"
-#include "record_name.hpp"
+#include "dns_record_name.hpp"
 #include "solvers.hpp"
 
 namespace brokertls {

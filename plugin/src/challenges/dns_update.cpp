@@ -1,0 +1,113 @@
+#include "dns_update.hpp"
+
+#include "brokertls/error.hpp"
+
+namespace brokertls {
+namespace {
+
+struct RrFree {
+    void operator()(ldns_rr* rr) const { ldns_rr_free(rr); }
+};
+struct RrListFree {
+    void operator()(ldns_rr_list* list) const { ldns_rr_list_deep_free(list); }
+};
+
+std::string subject(const TxtRecord& record) {
+    return "rfc2136: UPDATE of " + record.name;
+}
+
+// The TSIG error a server put in its answer (BADSIG, BADKEY, BADTIME), or "".
+std::string tsig_error(const ldns_pkt* answer) {
+    const ldns_rr* tsig = ldns_pkt_tsig(answer);
+    if (!tsig || ldns_rr_rd_count(tsig) < 6) return "";
+    switch (ldns_rdf2native_int16(ldns_rr_rdf(tsig, 5))) {
+        case 16:
+            return "BADSIG";
+        case 17:
+            return "BADKEY";
+        case 18:
+            return "BADTIME";
+        default:
+            return "";
+    }
+}
+
+std::string explain(const ldns_pkt* answer, const TxtRecord& record) {
+    ldns_pkt_rcode rcode = ldns_pkt_get_rcode(answer);
+    std::string text = rcode_text(rcode);
+    std::string tsig = tsig_error(answer);
+    switch (rcode) {
+        case LDNS_RCODE_NOTAUTH:
+            if (!tsig.empty())
+                return text + " (TSIG key rejected with " + tsig +
+                       (tsig == "BADTIME" ? ": check this host's clock)"
+                                          : ": check tsig_key_file)");
+            return text + " (the server is not authoritative for zone " + record.zone +
+                   ": check zone and dns_server)";
+        case LDNS_RCODE_REFUSED:
+            return text + " (the key may not update zone " + record.zone +
+                   ": check the server's allow-update or update-policy)";
+        case LDNS_RCODE_NOTZONE:
+            return text + " (" + record.name + " is not in zone " + record.zone + ": check zone)";
+        default:
+            return tsig.empty() ? text : text + " (TSIG " + tsig + ")";
+    }
+}
+
+ldns_rr* txt_rr(const TxtRecord& record, TxtChange change, std::chrono::seconds ttl) {
+    std::unique_ptr<ldns_rr, RrFree> rr(ldns_rr_new_frm_type(LDNS_RR_TYPE_TXT));
+    ldns_rdf* value = ldns_rdf_new_frm_str(LDNS_RDF_TYPE_STR, record.value.c_str());
+    if (!rr || !value) {
+        ldns_rdf_deep_free(value);
+        fail(ErrorKind::Input, subject(record), "not a valid TXT value");
+    }
+    ldns_rr_set_owner(rr.get(), to_dname(record.name).release());
+    // RFC 2136 2.5.1 adds with the zone class; 2.5.4 deletes one RR with class NONE, TTL 0.
+    ldns_rr_set_class(rr.get(), change == TxtChange::Add ? LDNS_RR_CLASS_IN : LDNS_RR_CLASS_NONE);
+    ldns_rr_set_ttl(rr.get(), change == TxtChange::Add ? static_cast<uint32_t>(ttl.count()) : 0);
+    // ldns_rr_new_frm_type made the rdata slot; this fills it.
+    ldns_rdf_deep_free(ldns_rr_set_rdf(rr.get(), value, 0));
+    return rr.release();
+}
+
+}  // namespace
+
+void update_txt(const DnsClient& server, const TsigKey& key, const TxtRecord& record,
+                TxtChange change, std::chrono::seconds ttl) {
+    std::unique_ptr<ldns_rr_list, RrListFree> updates(ldns_rr_list_new());
+    if (!updates) fail(ErrorKind::Io, subject(record), "out of memory");
+    ldns_rr_list_push_rr(updates.get(), txt_rr(record, change, ttl));
+    DnsPacket packet(ldns_update_pkt_new(to_dname(record.zone).release(), LDNS_RR_CLASS_IN, nullptr,
+                                         updates.get(), nullptr));
+    if (!packet) fail(ErrorKind::Io, subject(record), "cannot build the UPDATE");
+    ldns_pkt_set_random_id(packet.get());
+    ldns_pkt_set_rd(packet.get(), false);
+    // RFC 8945 recommends 300 s of allowed clock skew.
+    ldns_status status = ldns_pkt_tsig_sign(packet.get(), key.name.c_str(), key.secret.c_str(), 300,
+                                            key.algorithm.c_str(), nullptr);
+    if (status != LDNS_STATUS_OK)
+        fail(ErrorKind::Input, subject(record),
+             "cannot sign with key " + key.name + " (" + key.algorithm +
+                 "): " + status_text(status));
+
+    DnsPacket answer =
+        server.send_signed(packet.get(), key.name, key.algorithm, key.secret, status);
+    if (!answer)
+        fail(ErrorKind::Io, subject(record),
+             "no answer from " + server.describe() + ": " + status_text(status));
+    if (ldns_pkt_get_rcode(answer.get()) != LDNS_RCODE_NOERROR) {
+        ldns_pkt_rcode rcode = ldns_pkt_get_rcode(answer.get());
+        ErrorKind kind = rcode == LDNS_RCODE_NOTAUTH || rcode == LDNS_RCODE_REFUSED ||
+                                 rcode == LDNS_RCODE_NOTZONE
+                             ? ErrorKind::Input
+                             : ErrorKind::Io;
+        fail(kind, subject(record) + " refused by " + server.describe(),
+             explain(answer.get(), record));
+    }
+    // The update was applied, but an answer that fails TSIG is not the server's word.
+    if (status != LDNS_STATUS_OK)
+        fail(ErrorKind::Io, subject(record),
+             "answer from " + server.describe() + " not trusted: " + status_text(status));
+}
+
+}  // namespace brokertls
