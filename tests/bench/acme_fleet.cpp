@@ -46,10 +46,11 @@ nlohmann::json fleet_config(const std::string& directory, const fs::path& ca_bun
     nlohmann::json profiles = nlohmann::json::object();
     for (int i = 0; i < count; ++i) {
         std::string name = profile_name(i);
-        profiles[name] = {{"source", "acme"},
-                          {"acme", {{"issuer", "pebble"}}},
-                          {"names", {name + ".bench.test"}},
-                          {"deploy", {{"cert", "live/" + name + ".crt"}, {"key", "live/" + name + ".key"}}}};
+        profiles[name] = {
+            {"source", "acme"},
+            {"acme", {{"issuer", "pebble"}}},
+            {"names", {name + ".bench.test"}},
+            {"deploy", {{"cert", "live/" + name + ".crt"}, {"key", "live/" + name + ".key"}}}};
     }
     return {{"issuers",
              {{"pebble",
