@@ -53,8 +53,12 @@ std::string directory_hash(const std::string& directory) {
 
 void move_account(const fs::path& from, const fs::path& to) {
     ensure_directory(to, 0700);
-    for (const char* name : {"key.pem", "account.json"})
-        if (fs::exists(from / name)) fs::rename(from / name, to / name);
+    for (const char* name : {"key.pem", "account.json"}) {
+        if (!fs::exists(from / name)) continue;
+        std::error_code ec;
+        fs::rename(from / name, to / name, ec);
+        if (ec) fail(ErrorKind::Io, (from / name).string(), "cannot move: " + ec.message());
+    }
     sync_directory(from);
     sync_directory(to);
 }

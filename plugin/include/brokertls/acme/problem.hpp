@@ -34,7 +34,8 @@ struct AcmeProblem {
 AcmeProblem parse_problem(const HttpResponse& response);
 
 // What the ACME client throws when the server answers with a problem (or garbage). The message
-// is problem.to_string() prefixed by what was being done.
+// is problem.to_string() prefixed by what was being done. Its kind is Io for a 5xx answer (the
+// CA's trouble, worth retrying later) and State for a refusal.
 class AcmeError : public Error {
   public:
     AcmeError(const std::string& context, AcmeProblem problem);
