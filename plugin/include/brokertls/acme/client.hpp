@@ -138,9 +138,20 @@ class AcmeClient {
     static constexpr int bad_nonce_retries = 5;
 
   private:
-    HttpResponse post(const std::string& url, const std::string& payload, bool use_jwk = false);
-    HttpResponse get(const std::string& url);
+    // A JWS-signed POST (kid, or jwk when use_jwk) with badNonce retries; throws AcmeError
+    // "acme WHAT URL: problem" on an error answer. An empty payload is POST-as-GET.
+    HttpResponse post(std::string_view what, const std::string& url, const std::string& payload,
+                      bool use_jwk = false, const std::string& accept = "");
+    // An unauthenticated GET (directory, renewalInfo); throws AcmeError on an error answer.
+    HttpResponse get(std::string_view what, const std::string& url);
     std::string nonce();
+    void remember_nonce(const HttpResponse& response);
+    const PrivateKey& key(std::string_view what) const;
+    // Waits before polling again: Retry-After of `last` when it has one, else `backoff`
+    // (grown ×1.5 up to 2 s). Throws Error(State) "WHAT: STATE at the deadline" past
+    // `deadline` and "WHAT: stopped" when the sleeper says stop.
+    void pause(const HttpResponse& last, std::chrono::milliseconds& backoff, TimePoint deadline,
+               const std::string& what, const std::string& state);
 
     HttpTransport& transport_;
     std::string directory_url_;

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "brokertls/crypto/time.hpp"
+
 namespace brokertls {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;  // names lower-case
@@ -30,6 +32,9 @@ struct HttpResponse {
     std::optional<std::string> header(std::string_view name) const;
     // Every value of a header (Link: several rel="up"/"alternate").
     std::vector<std::string> header_values(std::string_view name) const;
+    // The targets of every Link header (RFC 8288) whose rel includes `rel`, in order; a Link
+    // header may list several links separated by commas.
+    std::vector<std::string> links(std::string_view rel) const;
 };
 
 class HttpTransport {
@@ -49,5 +54,9 @@ struct CurlOptions {
 };
 
 std::unique_ptr<HttpTransport> make_curl_transport(const CurlOptions& options);
+
+// A Retry-After value (RFC 9110 §10.2.3): delay seconds or an HTTP date; nullopt when it is
+// neither. A date in the past gives `now`.
+std::optional<TimePoint> parse_retry_after(std::string_view value, TimePoint now);
 
 }  // namespace brokertls

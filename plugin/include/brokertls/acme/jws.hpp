@@ -16,8 +16,11 @@ std::string base64url_decode(std::string_view text, std::string_view what);
 
 // The public JWK of an account key, with members in the lexicographic order RFC 7638 needs.
 std::string jwk_json(const PrivateKey& key);
+// The same for any P-256, P-384 or RSA public key (a certificate's, a JWK read back).
+std::string jwk_json(const EVP_PKEY* key);
 // base64url(SHA-256(jwk_json)) — the RFC 7638 thumbprint used in key authorizations.
 std::string jwk_thumbprint(const PrivateKey& key);
+std::string jwk_thumbprint(const EVP_PKEY* key);
 // "ES256", "ES384" or "RS256"; throws Error(Usage) for key types ACME accounts cannot use.
 std::string jws_algorithm(const PrivateKey& key);
 

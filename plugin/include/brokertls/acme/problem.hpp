@@ -1,11 +1,13 @@
 #pragma once
 // RFC 8555 §6.7 problem documents, turned into errors an operator can act on:
-// "acme: urn:ietf:params:acme:error:unauthorized: Incorrect TXT record ... (_acme-challenge.a.example)".
+// "acme authorization https://ca/authz/7 (a.example) dns-01: unauthorized: Incorrect TXT
+// record ... found at _acme-challenge.a.example".
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "brokertls/acme/http.hpp"
 #include "brokertls/crypto/time.hpp"
 #include "brokertls/error.hpp"
 
@@ -26,8 +28,14 @@ struct AcmeProblem {
     std::string to_string() const;
 };
 
+// The problem an error answer carries: its problem document (RFC 7807) when the body is JSON,
+// otherwise a problem without type whose detail quotes a short excerpt of the body; the status
+// and Retry-After come from the answer.
+AcmeProblem parse_problem(const HttpResponse& response);
+
 // What the ACME client throws when the server answers with a problem (or garbage). The message
-// is problem.to_string() prefixed by what was being done.
+// is problem.to_string() prefixed by what was being done. Its kind is Io for a 5xx answer (the
+// CA's trouble, worth retrying later) and State for a refusal.
 class AcmeError : public Error {
   public:
     AcmeError(const std::string& context, AcmeProblem problem);

@@ -1,0 +1,119 @@
+// One ACME order, from new-order to the chosen certificate chain.
+
+#include "brokertls/crypto/csr.hpp"
+#include "brokertls/error.hpp"
+#include "brokertls/issuers/acme_issuer.hpp"
+
+namespace brokertls {
+
+namespace {
+
+// Undoes the solver's work whatever happens after present() was called.
+class CleanupGuard {
+  public:
+    CleanupGuard(ChallengeSolver& solver, const std::vector<ChallengeTask>& tasks)
+        : solver_(solver), tasks_(tasks) {}
+    ~CleanupGuard() { solver_.cleanup(tasks_); }
+    CleanupGuard(const CleanupGuard&) = delete;
+    CleanupGuard& operator=(const CleanupGuard&) = delete;
+
+  private:
+    ChallengeSolver& solver_;
+    const std::vector<ChallengeTask>& tasks_;
+};
+
+std::string join_names(const std::vector<AcmeIdentifier>& ids) {
+    std::string out;
+    for (const auto& id : ids) out += (out.empty() ? "" : ", ") + id.value;
+    return out;
+}
+
+AcmeOrder place_order(AcmeClient& client, OrderRequest order_request, const std::string& prefix,
+                      const std::function<void(const std::string&)>& log) {
+    if (order_request.replaces.empty()) return client.new_order(order_request);
+    try {
+        return client.new_order(order_request);
+    } catch (const AcmeError& e) {
+        // A CA without ARI, or one that no longer considers the old certificate replaceable,
+        // may refuse the hint; the renewal itself must not fail for that.
+        log(prefix + "the CA refused replaces=" + order_request.replaces + " (" + e.what() +
+            "): ordering without it");
+        order_request.replaces.clear();
+        return client.new_order(order_request);
+    }
+}
+
+}  // namespace
+
+std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
+                                            const PrivateKey& key, const ObtainRequest& request,
+                                            const std::function<void(const std::string&)>& log) {
+    std::string prefix = "profile " + request.profile + ": ";
+    if (request.names.empty()) fail(ErrorKind::Usage, "profile " + request.profile, "no names");
+    OrderRequest order_request;
+    for (const auto& name : request.names)
+        order_request.identifiers.push_back(to_acme_identifier(name));
+    order_request.replaces = request.replaces;
+    order_request.profile = request.acme_profile;
+
+    AcmeOrder order = place_order(client, order_request, prefix, log);
+    log(prefix + "order " + order.url + " for " + join_names(order_request.identifiers));
+
+    std::vector<ChallengeTask> tasks;
+    std::vector<AcmeChallenge> challenges;
+    std::vector<std::string> pending;
+    for (const auto& url : order.authorizations) {
+        AcmeAuthorization authz = client.get_authorization(url);
+        if (authz.status == "valid") continue;  // reused from an earlier order
+        std::string name = (authz.wildcard ? "*." : "") + authz.identifier.value;
+        if (authz.status != "pending")
+            fail(ErrorKind::State, prefix + "authorization for " + name,
+                 "status is " + authz.status);
+        const AcmeChallenge* challenge = authz.find(solver.type());
+        if (!challenge) {
+            std::string offered;
+            for (const auto& c : authz.challenges)
+                offered += (offered.empty() ? "" : ", ") + c.type;
+            fail(ErrorKind::State, prefix + "authorization for " + name,
+                 "the CA offers no " + solver.type() +
+                     " challenge (offered: " + (offered.empty() ? "none" : offered) + ")");
+        }
+        tasks.push_back(ChallengeTask{request.profile, authz.identifier, authz.wildcard,
+                                      challenge->token,
+                                      client.key_authorization(challenge->token)});
+        challenges.push_back(*challenge);
+        pending.push_back(url);
+    }
+
+    if (!tasks.empty()) {
+        CleanupGuard guard(solver, tasks);
+        solver.present(tasks);
+        log(prefix + std::to_string(tasks.size()) + " " + solver.type() + " challenge(s) ready");
+        for (const auto& challenge : challenges) client.respond(challenge);
+        for (const auto& url : pending) client.wait_authorization(url, request.deadline);
+        log(prefix + "authorizations valid");
+    }
+
+    std::string common_name;
+    for (const auto& name : request.names)
+        if (name.type == SubjectAltName::Type::Dns) {
+            common_name = name.value;
+            break;
+        }
+    auto csr = CertificateRequest::create(key, common_name, request.names);
+    order = client.finalize(client.get_order(order.url), csr.to_der(), request.deadline);
+    log(prefix + "order valid; downloading " + order.certificate);
+
+    auto chains = client.download_chains(order.certificate);
+    std::string pem = AcmeClient::pick_chain(chains, request.preferred_chain);
+    auto chain = Certificate::parse_chain(pem, "acme certificate " + order.certificate);
+    if (!chain.front().matches_key(key))
+        fail(ErrorKind::Input, "acme certificate " + order.certificate,
+             "the certificate is not for the profile's key");
+    log(prefix + "certificate serial " + chain.front().serial_hex() + " valid until " +
+        to_iso8601(chain.front().not_after()) + " (" + std::to_string(chains.size()) +
+        " chain(s) offered)");
+    return chain;
+}
+
+}  // namespace brokertls
