@@ -28,9 +28,14 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 
-free_port() {
-    for p in $(shuf -i 20000-45000 -n 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+# N distinct free ports (shuf draws without repetition): all are picked before anything binds.
+free_ports() {
+    local n=$1 p
+    for p in $(shuf -i 20000-45000 -n 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        echo "$p"
+        n=$((n - 1))
+        [ "$n" -gt 0 ] || return 0
     done
     exit 1
 }
@@ -56,12 +61,8 @@ run_logged() {
 
 "$ca" init --dir ca >/dev/null
 "$ca" issue server 127.0.0.1 localhost --dir ca --out tls --file-name pebble >/dev/null
-acme_port=$(free_port)
-pebble_mgmt=$(free_port)
-http_port=$(free_port)
-tls_port=$(free_port)
-dns_port=$(free_port)
-dns_mgmt=$(free_port)
+read -r acme_port pebble_mgmt http_port tls_port dns_port dns_mgmt <<<"$(free_ports 6 | xargs)"
+[ -n "$dns_mgmt" ] || { echo "no free ports on 127.0.0.1" >&2; exit 1; }
 cat >pebble.json <<JSON
 {"pebble": {"listenAddress": "127.0.0.1:$acme_port", "managementListenAddress": "127.0.0.1:$pebble_mgmt",
   "certificate": "$work/tls/pebble.chain.pem", "privateKey": "$work/tls/pebble.key",
