@@ -1,28 +1,10 @@
 #include <openssl/evp.h>
 
+#include "brokertls/acme/jws.hpp"
 #include "brokertls/error.hpp"
 #include "solvers.hpp"
 
 namespace brokertls {
-namespace {
-
-// base64url without padding (RFC 4648 §5) over OpenSSL's base64. acme/jws.hpp has the same;
-// kept private here so the solvers do not depend on the ACME client.
-std::string base64url_unpadded(const unsigned char* data, std::size_t length) {
-    std::string out(4 * ((length + 2) / 3) + 1, '\0');
-    int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                  static_cast<int>(length));
-    out.resize(static_cast<std::size_t>(written));
-    while (!out.empty() && out.back() == '=') out.pop_back();
-    for (char& c : out) {
-        if (c == '+') c = '-';
-        if (c == '/') c = '_';
-    }
-    return out;
-}
-
-}  // namespace
-
 std::string dns01_txt_value(const std::string& key_authorization) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
@@ -30,7 +12,7 @@ std::string dns01_txt_value(const std::string& key_authorization) {
                    EVP_sha256(), nullptr) != 1) {
         fail(ErrorKind::Io, "dns-01", "SHA-256: " + openssl_reason());
     }
-    return base64url_unpadded(digest, length);
+    return base64url(std::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 std::unique_ptr<ChallengeSolver> make_solver(const ChallengeConfig& config, SolverContext context,

@@ -67,6 +67,9 @@ std::optional<ServerMaterial> read_deployed(const std::filesystem::path& cert,
 
 void deploy_material(const ServerMaterial& material, const std::filesystem::path& cert,
                      const std::filesystem::path& key) {
+    // The deploy directories may be new on a first start.
+    ensure_directory(key.parent_path());
+    ensure_directory(cert.parent_path());
     write_file_atomic(key, material.key.to_pem(), kPrivateMode);
     write_file_atomic(cert, material.cert_pem());
 }
