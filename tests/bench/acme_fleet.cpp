@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     const auto deadline_after = std::chrono::seconds(argc == 8 ? std::stoi(argv[7]) : 120);
     try {
         fs::path dir = argv[4];
-        fs::create_directories(dir / "live");  // the renewer does not create deploy directories
+        fs::create_directories(dir);
         fs::path file = fs::absolute(dir) / "brokertls.json";
         write_file_atomic(file,
                           fleet_config(argv[1], argv[2], argv[3], count, max_concurrent).dump(2));
