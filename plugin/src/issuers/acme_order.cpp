@@ -48,7 +48,7 @@ AcmeOrder place_order(AcmeClient& client, OrderRequest order_request, const std:
 std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
                                             const PrivateKey& key, const ObtainRequest& request,
                                             const std::function<void(const std::string&)>& log) {
-    std::string prefix = "profile " + request.profile + ": ";
+    std::string prefix = "certificate profile " + request.profile + ": ";
     if (request.names.empty()) fail(ErrorKind::Usage, "profile " + request.profile, "no names");
     OrderRequest order_request;
     for (const auto& name : request.names)

@@ -307,9 +307,8 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
          "ordering a certificate for " + names_text(profile.names) + " from " + issuer.directory +
              (directory_changed ? " (the issuer's directory changed from " + last_directory + ")"
                                 : ""));
-    auto log = [this, &profile](const std::string& line) {
-        hooks_.log("certificate profile " + profile.name + ": " + line);
-    };
+    // ensure_account and obtain_certificate name the issuer or profile in their lines.
+    auto log = [this](const std::string& line) { hooks_.log(line); };
     ensure_account(client, issuer, state_dir_, log);
     PrivateKey key = PrivateKey::generate(profile.key_type);
     ObtainRequest request{profile.name,         profile.names, profile.preferred_chain,
