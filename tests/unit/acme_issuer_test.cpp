@@ -224,6 +224,18 @@ TEST_F(AcmeObtainTest, WithoutReplacesAnOrderErrorIsNotRetried) {
     EXPECT_EQ(http.remaining(), 0u);
 }
 
+TEST_F(AcmeObtainTest, AProfileTheDirectoryDoesNotOfferIsRefusedBeforeOrdering) {
+    auto message = test::error_of(
+        [&] {
+            obtain({"web", {classify_name("a.example")}, "", "tiny", "", Clock::now() + 1h});
+        },
+        ErrorKind::Input);
+    EXPECT_EQ(message,
+              "certificate profile web: acme.profile: the CA does not offer profile 'tiny' "
+              "(offered: classic, shortlived)");
+    EXPECT_EQ(http.remaining(), 1u);  // the directory was read; no nonce, no order
+}
+
 TEST_F(AcmeObtainTest, CleansUpWhenValidationFails) {
     http.expect_post(kOrderUrl, [](const DecodedJws&) {
         return answer(201, order("pending", 1), "n", {{"location", "https://ca.test/order/1"}});
@@ -285,7 +297,8 @@ TEST_F(AcmeObtainTest, AnAuthorizationWithoutTheSolversTypeIsNamed) {
         },
         ErrorKind::State);
     EXPECT_EQ(message,
-              "profile web: authorization for *.a.example: the CA offers no dns-01 challenge "
+              "certificate profile web: authorization for *.a.example: the CA offers no dns-01 "
+              "challenge "
               "(offered: http-01, tls-alpn-01)");
     EXPECT_EQ(solver.cleanups, 0);
 }

@@ -1,5 +1,7 @@
 // One ACME order, from new-order to the chosen certificate chain.
 
+#include <algorithm>
+
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/issuers/acme_issuer.hpp"
@@ -55,6 +57,16 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
         order_request.identifiers.push_back(to_acme_identifier(name));
     order_request.replaces = request.replaces;
     order_request.profile = request.acme_profile;
+    if (!request.acme_profile.empty()) {
+        const auto& offered = client.directory().profiles;
+        if (std::find(offered.begin(), offered.end(), request.acme_profile) == offered.end()) {
+            std::string list;
+            for (const auto& p : offered) list += (list.empty() ? "" : ", ") + p;
+            fail(ErrorKind::Input, prefix + "acme.profile",
+                 "the CA does not offer profile '" + request.acme_profile + "' (" +
+                     (list.empty() ? "its directory lists no profiles" : "offered: " + list) + ")");
+        }
+    }
 
     AcmeOrder order = place_order(client, order_request, prefix, log);
     log(prefix + "order " + order.url + " for " + join_names(order_request.identifiers));
