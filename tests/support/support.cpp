@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,52 +15,23 @@
 #include <stdexcept>
 #include <thread>
 
-extern char** environ;
+#include "brokertls/error.hpp"
+#include "brokertls/process/subprocess.hpp"
 
 namespace brokertls::test {
 namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-        std::string entry(*e);
-        if (!extra.count(entry.substr(0, entry.find('=')))) env.push_back(entry);
-    }
-    for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
-    return env;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-    std::vector<char*> out;
-    for (auto& s : strings) out.push_back(s.data());
-    out.push_back(nullptr);
-    return out;
-}
-
+// Test servers and tools start like the module's hooks: own process group, so stop() also
+// reaches anything the program starts.
 pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
             int in_fd, int out_fd, int err_fd) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // Own process group, so stop() also reaches anything the program starts.
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    std::vector<std::string> args = argv;
-    std::vector<std::string> envs = environment_with(env);
-    auto cargs = c_strings(args);
-    auto cenv = c_strings(envs);
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, cargs[0], &actions, &attr, cargs.data(), cenv.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
-    return pid;
+    try {
+        return spawn_process(argv, env, in_fd, out_fd, err_fd);
+    } catch (const Error& e) {
+        throw std::runtime_error(e.what());
+    }
 }
 
 // Waits for `pid` up to `timeout`, then kills its group; returns the exit code or -1.

@@ -46,13 +46,16 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
     return out;
 }
 
-pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-            Pipe& in, Pipe& out, Pipe& err) {
+}  // namespace
+
+pid_t spawn_process(const std::vector<std::string>& argv,
+                    const std::map<std::string, std::string>& extra_env, int in_fd, int out_fd,
+                    int err_fd) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // Its own process group, so a timeout also stops whatever the hook started.
@@ -62,7 +65,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
     std::vector<std::string> args = argv;
-    std::vector<std::string> envs = environment_with(env);
+    std::vector<std::string> envs = environment_with(extra_env);
     auto cargs = c_strings(args);
     auto cenv = c_strings(envs);
     pid_t pid = -1;
@@ -72,8 +75,6 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
     if (rc != 0) fail(ErrorKind::Io, argv[0], std::string("cannot start: ") + std::strerror(rc));
     return pid;
 }
-
-}  // namespace
 
 std::string SubprocessResult::failure() const {
     if (timed_out) return "timed out";
@@ -90,7 +91,7 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv, const std:
                                 const std::map<std::string, std::string>& extra_env) {
     if (argv.empty()) fail(ErrorKind::Usage, "run_subprocess", "no program");
     Pipe in, out, err;
-    pid_t pid = spawn(argv, extra_env, in, out, err);
+    pid_t pid = spawn_process(argv, extra_env, in.fd[0], out.fd[1], err.fd[1]);
     in.close_end(0), out.close_end(1), err.close_end(1);
     fcntl(in.fd[1], F_SETFL, O_NONBLOCK);
     signal(SIGPIPE, SIG_IGN);  // a hook that ignores stdin must not kill the broker

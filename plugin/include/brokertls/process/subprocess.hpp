@@ -3,6 +3,8 @@
 // stdin is `input`, stdout and stderr are captured, and after `timeout` its whole process group
 // is killed. Safe to call from the module's worker threads.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <map>
 #include <string>
@@ -17,6 +19,13 @@ struct SubprocessResult {
     // "exit code 3: <last line of stderr>", "timed out", or "" when it succeeded.
     std::string failure() const;
 };
+
+// Starts `argv` (looked up in PATH) in its own process group with the given descriptors as its
+// stdin, stdout and stderr, the environment plus `extra_env`, and no signals blocked. Throws
+// Error(Io) "PROGRAM: cannot start: reason".
+pid_t spawn_process(const std::vector<std::string>& argv,
+                    const std::map<std::string, std::string>& extra_env, int in_fd, int out_fd,
+                    int err_fd);
 
 // Throws Error(Io) "PROGRAM: cannot start: reason" when it cannot be started.
 SubprocessResult run_subprocess(const std::vector<std::string>& argv, const std::string& input,
