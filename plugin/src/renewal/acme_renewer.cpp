@@ -277,6 +277,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
     RenewalConfig renewal;
     bool forced;
     std::string last_directory;
+    fs::path state_dir;  // configure() may replace state_dir_ while this runs
     {
         std::lock_guard lock(mutex_);
         profile = job.profile;
@@ -285,6 +286,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
         renewal = renewal_;
         forced = std::exchange(job.forced, false);
         last_directory = job.state.directory;
+        state_dir = state_dir_;
         job.state.last_attempt = now;
     }
     auto deployed = read_deployed(profile.deploy_cert, profile.deploy_key);
@@ -330,7 +332,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
     auto log = [this, &profile](const std::string& line) {
         hooks_.log("certificate profile " + profile.name + ": " + line);
     };
-    ensure_account(client, issuer, state_dir_, log);
+    ensure_account(client, issuer, state_dir, log);
     PrivateKey key = PrivateKey::generate(profile.key_type);
     ObtainRequest request{profile.name,         profile.names, profile.preferred_chain,
                           profile.acme_profile, replaces,      now + renewal.order_timeout};
