@@ -36,6 +36,8 @@ AcmeOrder place_order(AcmeClient& client, OrderRequest order_request, const std:
     try {
         return client.new_order(order_request);
     } catch (const AcmeError& e) {
+        // Asking again at once would only spend more of a rate limit (and lose its Retry-After).
+        if (e.problem().short_type() == "rateLimited" || e.problem().status == 429) throw;
         // A CA without ARI, or one that no longer considers the old certificate replaceable,
         // may refuse the hint; the renewal itself must not fail for that.
         log(prefix + "the CA refused replaces=" + order_request.replaces + " (" + e.what() +

@@ -201,6 +201,14 @@ void AcmeRenewer::schedule_loop() {
                     run(job);
                     std::lock_guard done_lock(mutex_);
                     job->running = false;
+                    // A configure() during the run replaced the job: the replacement took
+                    // over `running` and the state from before the run, so it gets the outcome
+                    // (otherwise it stays "running" and is never scheduled again).
+                    auto current = jobs_.find(job->profile.name);
+                    if (current != jobs_.end() && current->second != job) {
+                        current->second->running = false;
+                        current->second->state = job->state;
+                    }
                     worker.done = true;
                     cv_.notify_all();
                 });
@@ -214,30 +222,41 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
     try {
         attempt(*job, Clock::now());
     } catch (const std::exception& e) {
-        std::optional<TimePoint> retry_after;
-        if (const auto* acme = dynamic_cast<const AcmeError*>(&e))
-            retry_after = acme->problem().retry_after;
-        int failures;
-        std::chrono::seconds threshold;
+        bool stopped;
         {
             std::lock_guard lock(mutex_);
-            threshold = renewal_.expiring_threshold;
-            JobState& st = job->state;
-            failures = ++st.consecutive_failures;
-            st.last_error = e.what();
-            st.last_result = "failed";
-            st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+            stopped = stopping_;
         }
-        emit(*job, "failed",
-             std::string(e.what()) + " (attempt " + std::to_string(failures) + ", next at " +
-                 to_iso8601(job->state.next_run) + ")");
-        // Expiring soon with renewals failing: say so while there is time to act.
-        auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key);
-        if (deployed && !is_temporary(deployed->leaf()) &&
-            deployed->leaf().not_after() - Clock::now() < threshold)
-            emit(*job, "expiring",
-                 "the certificate expires at " + to_iso8601(deployed->leaf().not_after()) +
-                     " and renewal is failing");
+        // Interrupted by stop(): not a failure of the CA, so no backoff carried into the next
+        // start and no `failed` event (whose sinks could hold up the shutdown).
+        if (stopped) {
+            hooks_.log("certificate profile " + job->profile.name + ": interrupted: " + e.what());
+        } else {
+            std::optional<TimePoint> retry_after;
+            if (const auto* acme = dynamic_cast<const AcmeError*>(&e))
+                retry_after = acme->problem().retry_after;
+            int failures;
+            std::chrono::seconds threshold;
+            {
+                std::lock_guard lock(mutex_);
+                threshold = renewal_.expiring_threshold;
+                JobState& st = job->state;
+                failures = ++st.consecutive_failures;
+                st.last_error = e.what();
+                st.last_result = "failed";
+                st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+            }
+            emit(*job, "failed",
+                 std::string(e.what()) + " (attempt " + std::to_string(failures) + ", next at " +
+                     to_iso8601(job->state.next_run) + ")");
+            // Expiring soon with renewals failing: say so while there is time to act.
+            auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key);
+            if (deployed && !is_temporary(deployed->leaf()) &&
+                deployed->leaf().not_after() - Clock::now() < threshold)
+                emit(*job, "expiring",
+                     "the certificate expires at " + to_iso8601(deployed->leaf().not_after()) +
+                         " and renewal is failing");
+        }
     }
     JobState snapshot;
     {
@@ -258,6 +277,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
     RenewalConfig renewal;
     bool forced;
     std::string last_directory;
+    fs::path state_dir;  // configure() may replace state_dir_ while this runs
     {
         std::lock_guard lock(mutex_);
         profile = job.profile;
@@ -266,6 +286,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
         renewal = renewal_;
         forced = std::exchange(job.forced, false);
         last_directory = job.state.directory;
+        state_dir = state_dir_;
         job.state.last_attempt = now;
     }
     auto deployed = read_deployed(profile.deploy_cert, profile.deploy_key);
@@ -284,6 +305,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
         due = renewal_time(leaf.not_before(), leaf.not_after(), profile.renew_before);
         try {
             if (auto info = client.renewal_info(leaf)) {
+                std::lock_guard lock(mutex_);  // random_ is shared by the workers
                 due = ari_renewal_time(*info, leaf.not_before(), leaf.not_after(), now, random_);
                 replaces = AcmeClient::ari_cert_id(leaf);
             }
@@ -309,7 +331,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
                                 : ""));
     // ensure_account and obtain_certificate name the issuer or profile in their lines.
     auto log = [this](const std::string& line) { hooks_.log(line); };
-    ensure_account(client, issuer, state_dir_, log);
+    ensure_account(client, issuer, state_dir, log);
     PrivateKey key = PrivateKey::generate(profile.key_type);
     ObtainRequest request{profile.name,         profile.names, profile.preferred_chain,
                           profile.acme_profile, replaces,      now + renewal.order_timeout};

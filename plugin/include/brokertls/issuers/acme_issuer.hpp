@@ -33,8 +33,8 @@ struct ObtainRequest {
 };
 
 // Runs one order to a certificate chain (leaf first) for `key`. A CA rejecting `replaces` is
-// retried once without it. Challenges are always cleaned up. Throws AcmeError (the CA's
-// problem) or Error.
+// retried once without it (not when it answers rateLimited / 429). Challenges are always cleaned
+// up. Throws AcmeError (the CA's problem) or Error.
 std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
                                             const PrivateKey& key, const ObtainRequest& request,
                                             const std::function<void(const std::string&)>& log);
