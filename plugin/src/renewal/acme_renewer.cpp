@@ -123,6 +123,12 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
         if (old != jobs_.end()) {
             job->state = old->second->state;  // the in-memory state is the newest
             job->running = old->second->running;
+            job->forced = old->second->forced;
+            // A new directory (staging -> production) or new names need a new certificate
+            // now, not at the next periodic check hours away.
+            if (old->second->issuer.directory != job->issuer.directory ||
+                old->second->profile.names != job->profile.names)
+                job->forced = true;
         }
     }
     jobs_ = std::move(jobs);
@@ -201,6 +207,14 @@ void AcmeRenewer::schedule_loop() {
                     run(job);
                     std::lock_guard done_lock(mutex_);
                     job->running = false;
+                    // configure() replaced the job while it ran: the replacement (which
+                    // inherited `running`) takes over the outcome and may run again.
+                    auto current = jobs_.find(job->profile.name);
+                    if (current != jobs_.end() && current->second != job &&
+                        current->second->running) {
+                        current->second->state = job->state;
+                        current->second->running = false;
+                    }
                     worker.done = true;
                     cv_.notify_all();
                 });
