@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "brokertls/acme/jws.hpp"
@@ -408,6 +410,39 @@ TEST_F(AcmeRenewalTest, ADirectorySwitchRenewsAtOnceFromTheNewCa) {
     EXPECT_TRUE(s.recorder.logged("issuer le: directory changed from " + pebble.directory_url() +
                                   " to " + production.directory_url() + ": creating a new account"))
         << s.recorder.log_text();
+}
+
+TEST_F(AcmeRenewalTest, ProfilesOfOneIssuerSwitchDirectoryTogether) {
+    PebbleOptions options;
+    options.challtestsrv_http01 = false;
+    PebbleFixture production(options);
+    s.issuer("le", acme_issuer(pebble, http01_challenge(pebble)));
+    const std::vector<std::string> profiles = {"s1", "s2", "s3", "s4", "s5", "s6"};
+    for (const auto& p : profiles) s.profile(p, "le", {p + ".together.example"});
+    s.doc["renewal"] = {{"max_concurrent_orders", 6}};
+    s.configure();
+    s.renewer.start();
+    for (const auto& p : profiles)
+        ASSERT_TRUE(s.settled(p, "obtained")) << p << s.recorder.log_text();
+
+    s.issuer("le", acme_issuer(production, http01_challenge(production)));
+    s.configure();
+    for (const auto& p : profiles)
+        ASSERT_TRUE(s.settled(p, "obtained", 2))
+            << p << s.recorder.log_text() << s.status(p).job.last_error;
+    for (const auto& p : profiles) {
+        EXPECT_EQ(s.recorder.count(p, "failed"), 0) << p << s.status(p).job.last_error;
+        EXPECT_TRUE(verifies(s.chain(p), production.roots_pem(0))) << p;
+    }
+    // One account per directory, shared by every profile.
+    std::map<std::string, std::set<std::string>> accounts;
+    std::regex account(R"re(issuer le: account (\S+) at (\S+)$)re");
+    std::smatch m;
+    for (const auto& line : s.recorder.lines())
+        if (std::regex_search(line, m, account)) accounts[m[2].str()].insert(m[1].str());
+    EXPECT_EQ(accounts[pebble.directory_url()].size(), 1u) << s.recorder.log_text();
+    EXPECT_EQ(accounts[production.directory_url()].size(), 1u) << s.recorder.log_text();
+    EXPECT_EQ(accounts.size(), 2u);
 }
 
 TEST_F(AcmeRenewalTest, ManualDns01WaitsForTheOperatorsResume) {
