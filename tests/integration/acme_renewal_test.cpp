@@ -410,6 +410,24 @@ TEST_F(AcmeRenewalTest, ADirectorySwitchRenewsAtOnceFromTheNewCa) {
     EXPECT_TRUE(s.recorder.logged("issuer le: directory changed from " + pebble.directory_url() +
                                   " to " + production.directory_url() + ": creating a new account"))
         << s.recorder.log_text();
+
+    // Back to the first directory across a restart: the state on disk says where the deployed
+    // certificate came from, so the restarted renewer renews at once, with the kept account.
+    s.renewer.stop();
+    s.issuer("le", acme_issuer(pebble, http01_challenge(pebble)));
+    Recorder recorder;
+    AcmeRenewer restarted(recorder.hooks());
+    EXPECT_FALSE(s.configure(restarted));
+    restarted.start();
+    ASSERT_TRUE(eventually([&] {
+        return recorder.count("web", "obtained") == 1 && !restarted.status().at("web").running;
+    })) << recorder.log_text();
+    EXPECT_TRUE(verifies(s.chain("web"), pebble.roots_pem(0)));
+    EXPECT_NE(recorder.events("web").front().message.find("(the issuer's directory changed from " +
+                                                          production.directory_url() + ")"),
+              std::string::npos);
+    EXPECT_TRUE(recorder.logged("to " + pebble.directory_url() + ": using the account kept for it"))
+        << recorder.log_text();
 }
 
 TEST_F(AcmeRenewalTest, ProfilesOfOneIssuerSwitchDirectoryTogether) {
@@ -530,6 +548,43 @@ TEST_F(AcmeRenewalTest, AReloadDuringAnOrderKeepsTheJobAndItsOutcome) {
     EXPECT_EQ(s.status("reload").job.directory, pebble.directory_url());
     EXPECT_GT(s.status("reload").next_run, Clock::now() + 1h);
     EXPECT_TRUE(s.renewer.idle());
+}
+
+TEST_F(AcmeRenewalTest, AShutdownDuringAnOrderIsNoFailure) {
+    s.issuer("hand", acme_issuer(pebble, {{"type", "dns-01"}, {"provider", "manual"}}));
+    s.profile("waiting", "hand", {"shutdown.example"});
+    s.configure();
+    s.renewer.start();
+    ASSERT_TRUE(eventually([&] { return s.status("waiting").waiting_for_operator; }))
+        << s.recorder.log_text();
+
+    auto started = std::chrono::steady_clock::now();
+    s.renewer.stop();  // the broker shuts down while the operator has not resumed yet
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    EXPECT_EQ(s.recorder.count("waiting", "failed"), 0) << s.recorder.log_text();
+    EXPECT_EQ(s.status("waiting").job.consecutive_failures, 0);
+    EXPECT_TRUE(s.recorder.logged("certificate profile waiting: order interrupted by shutdown"))
+        << s.recorder.log_text();
+    EXPECT_EQ(s.job_json("waiting")["consecutive_failures"], 0);
+
+    // The next start orders at once: nothing failed, so nothing backs off.
+    Recorder recorder;
+    AcmeRenewer restarted(recorder.hooks());
+    s.configure(restarted);
+    EXPECT_LE(restarted.status().at("waiting").next_run, Clock::now());
+}
+
+TEST_F(AcmeRenewalTest, HooksAreOptional) {
+    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.profile("quiet", "pebble", {"quiet.example"});
+    AcmeRenewer quiet(AcmeRenewer::Hooks{});
+    EXPECT_TRUE(s.configure(quiet));
+    quiet.start();
+    ASSERT_TRUE(eventually([&] {
+        auto st = quiet.status().at("quiet");
+        return !st.running && st.job.last_result == "obtained";
+    }));
+    EXPECT_TRUE(verifies(s.chain("quiet"), pebble.roots_pem(0)));
 }
 
 TEST_F(AcmeRenewalTest, TlsAlpn01ResponderObtains) {

@@ -57,6 +57,8 @@ bool is_temporary(const Certificate& leaf) {
 
 AcmeRenewer::AcmeRenewer(Hooks hooks, TransportFactory transports)
     : hooks_(std::move(hooks)), transports_(std::move(transports)) {
+    // Every hook is optional (deployed and event are checked where called).
+    if (!hooks_.log) hooks_.log = [](const std::string&) {};
     if (!transports_)
         transports_ = [](const IssuerConfig& issuer) {
             CurlOptions options;
@@ -228,30 +230,42 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
     try {
         attempt(*job, Clock::now());
     } catch (const std::exception& e) {
-        std::optional<TimePoint> retry_after;
-        if (const auto* acme = dynamic_cast<const AcmeError*>(&e))
-            retry_after = acme->problem().retry_after;
-        int failures;
-        std::chrono::seconds threshold;
+        bool stopping;
         {
             std::lock_guard lock(mutex_);
-            threshold = renewal_.expiring_threshold;
-            JobState& st = job->state;
-            failures = ++st.consecutive_failures;
-            st.last_error = e.what();
-            st.last_result = "failed";
-            st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+            stopping = stopping_;
         }
-        emit(*job, "failed",
-             std::string(e.what()) + " (attempt " + std::to_string(failures) + ", next at " +
-                 to_iso8601(job->state.next_run) + ")");
-        // Expiring soon with renewals failing: say so while there is time to act.
-        auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key);
-        if (deployed && !is_temporary(deployed->leaf()) &&
-            deployed->leaf().not_after() - Clock::now() < threshold)
-            emit(*job, "expiring",
-                 "the certificate expires at " + to_iso8601(deployed->leaf().not_after()) +
-                     " and renewal is failing");
+        if (stopping) {
+            // stop() interrupted the order: not the CA's failure, so no backoff and no
+            // "failed" event; the next start checks at once.
+            hooks_.log("certificate profile " + job->profile.name +
+                       ": order interrupted by shutdown: " + e.what());
+        } else {
+            std::optional<TimePoint> retry_after;
+            if (const auto* acme = dynamic_cast<const AcmeError*>(&e))
+                retry_after = acme->problem().retry_after;
+            int failures;
+            std::chrono::seconds threshold;
+            {
+                std::lock_guard lock(mutex_);
+                threshold = renewal_.expiring_threshold;
+                JobState& st = job->state;
+                failures = ++st.consecutive_failures;
+                st.last_error = e.what();
+                st.last_result = "failed";
+                st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+            }
+            emit(*job, "failed",
+                 std::string(e.what()) + " (attempt " + std::to_string(failures) + ", next at " +
+                     to_iso8601(job->state.next_run) + ")");
+            // Expiring soon with renewals failing: say so while there is time to act.
+            auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key);
+            if (deployed && !is_temporary(deployed->leaf()) &&
+                deployed->leaf().not_after() - Clock::now() < threshold)
+                emit(*job, "expiring",
+                     "the certificate expires at " + to_iso8601(deployed->leaf().not_after()) +
+                         " and renewal is failing");
+        }
     }
     JobState snapshot;
     {
