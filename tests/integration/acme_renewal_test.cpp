@@ -15,6 +15,7 @@
 #include <mutex>
 #include <regex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "brokertls/acme/jws.hpp"
@@ -295,18 +296,21 @@ TEST_F(AcmeRenewalTest, RenewNowReplacesTheCertificateAndArchivesThePreviousOne)
 
 // A dns-01 exec hook that sets `value` (a shell word) through challtestsrv's management API.
 std::string txt_hook(const PebbleFixture& pebble, const std::string& value) {
-    std::string api = "http://127.0.0.1:" + std::to_string(pebble.challtestsrv_port());
-    return "#!/bin/sh\n"
-           "# present|cleanup RECORD VALUE NAME\n"
-           "case \"$1\" in\n"
-           "present) exec curl -sf -X POST -d \"{\\\"host\\\":\\\"$2.\\\",\\\"value\\\":\\\"" +
-           value + "\\\"}\" " + api +
-           "/set-txt ;;\n"
-           "cleanup) exec curl -sf -X POST -d \"{\\\"host\\\":\\\"$2.\\\"}\" " +
-           api +
-           "/clear-txt ;;\n"
-           "esac\n"
-           "exit 2\n";
+    std::string script = R"(#!/bin/sh
+# present|cleanup RECORD VALUE NAME
+case "$1" in
+present) exec curl -sf -X POST -d "{\"host\":\"$2.\",\"value\":\"@VALUE@\"}" @API@/set-txt ;;
+cleanup) exec curl -sf -X POST -d "{\"host\":\"$2.\"}" @API@/clear-txt ;;
+esac
+exit 2
+)";
+    auto put = [&](const std::string& mark, const std::string& text) {
+        for (auto at = script.find(mark); at != std::string::npos; at = script.find(mark))
+            script.replace(at, mark.size(), text);
+    };
+    put("@API@", "http://127.0.0.1:" + std::to_string(pebble.challtestsrv_port()));
+    put("@VALUE@", value);
+    return script;
 }
 
 TEST_F(AcmeRenewalTest, AFailedValidationBacksOffAndTheBackoffSurvivesARestart) {
@@ -745,7 +749,7 @@ class ForwardingResolver {
     explicit ForwardingResolver(const test::Named& upstream) {
         std::string dir = dir_.path().string();
         for (int attempt = 0; attempt < 3; ++attempt) {
-            int port = free_port_or_throw();
+            int port = test::free_port();
             std::string conf =
                 "options {\n"
                 "  directory \"" +
@@ -794,7 +798,6 @@ class ForwardingResolver {
     std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
 
   private:
-    static int free_port_or_throw() { return test::free_port(); }
     test::TempDir dir_;
     int port_ = 0;
     std::unique_ptr<test::Process> process_;
