@@ -87,9 +87,10 @@ void PebbleFixture::start_challtestsrv() {
 void PebbleFixture::start_pebble() {
     std::map<std::string, std::string> env = options_.env;
     env["PEBBLE_VA_NOSLEEP"] = "1";
+    std::string dns = options_.dns_server.empty() ? "127.0.0.1:" + std::to_string(dns_port_)
+                                                  : options_.dns_server;
     pebble_ = std::make_unique<Process>(
-        std::vector<std::string>{"pebble", "-config", config_.string(), "-dnsserver",
-                                 "127.0.0.1:" + std::to_string(dns_port_)},
+        std::vector<std::string>{"pebble", "-config", config_.string(), "-dnsserver", dns},
         dir_ / "pebble.log", env);
     if (!pebble_->wait_for_log("ACME directory available", kStartTimeout) ||
         !wait_for_port(acme_port_, kStartTimeout))
@@ -99,6 +100,10 @@ void PebbleFixture::start_pebble() {
 void PebbleFixture::stop() {
     if (pebble_) pebble_->stop();
     if (challtestsrv_) challtestsrv_->stop();
+}
+
+void PebbleFixture::stop_pebble() {
+    if (pebble_) pebble_->stop();
 }
 
 void PebbleFixture::restart() {

@@ -29,6 +29,8 @@ struct PebbleOptions {
     // More Pebble environment: PEBBLE_ALTERNATE_ROOTS=1, PEBBLE_CHAIN_LENGTH=2,
     // PEBBLE_AUTHZREUSE=0, PEBBLE_WFE_NONCEREJECT=... (PEBBLE_VA_NOSLEEP=1 is always set).
     std::map<std::string, std::string> env;
+    // Where Pebble resolves names ("host:port"), e.g. a test's named; "" = challtestsrv.
+    std::string dns_server;
 };
 
 class PebbleFixture {
@@ -52,6 +54,8 @@ class PebbleFixture {
     int http01_port() const { return http_port_; }
     int tls_alpn01_port() const { return tls_port_; }
     int dns_port() const { return dns_port_; }
+    // challtestsrv's management API (/set-txt, /add-http01, ...), for hooks that call it.
+    int challtestsrv_port() const { return challtestsrv_port_; }
 
     // challtestsrv's management API.
     void add_http01(const std::string& token, const std::string& content);
@@ -63,6 +67,8 @@ class PebbleFixture {
 
     std::string pebble_log() const;
     void stop();
+    // Pebble alone goes down (its DNS, challtestsrv, stays); restart() brings it back.
+    void stop_pebble();
     // A fresh Pebble on the same ports (Pebble keeps no state: accounts and roots are new).
     void restart();
 

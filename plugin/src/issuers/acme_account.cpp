@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mutex>
 #include <optional>
 
 #include "brokertls/acme/jws.hpp"
@@ -67,6 +68,10 @@ void move_account(const fs::path& from, const fs::path& to) {
 
 void ensure_account(AcmeClient& client, const IssuerConfig& issuer, const fs::path& state_dir,
                     const std::function<void(const std::string&)>& log) {
+    // Several profiles of one issuer order at once (max_concurrent_orders): unserialized, each
+    // would find no account, create its own and overwrite the others' key and URL.
+    static std::mutex account_mutex;
+    std::lock_guard lock(account_mutex);
     std::string subject = "issuer " + issuer.name;
     if (issuer.account_key_type == KeyType::Ed25519)
         fail(ErrorKind::Usage, subject,

@@ -57,6 +57,8 @@ bool is_temporary(const Certificate& leaf) {
 
 AcmeRenewer::AcmeRenewer(Hooks hooks, TransportFactory transports)
     : hooks_(std::move(hooks)), transports_(std::move(transports)) {
+    // Every hook is optional (deployed and event are checked where called).
+    if (!hooks_.log) hooks_.log = [](const std::string&) {};
     if (!transports_)
         transports_ = [](const IssuerConfig& issuer) {
             CurlOptions options;
@@ -123,6 +125,12 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
         if (old != jobs_.end()) {
             job->state = old->second->state;  // the in-memory state is the newest
             job->running = old->second->running;
+            job->forced = old->second->forced;
+            // A new directory (staging -> production) or new names need a new certificate
+            // now, not at the next periodic check hours away.
+            if (old->second->issuer.directory != job->issuer.directory ||
+                old->second->profile.names != job->profile.names)
+                job->forced = true;
         }
     }
     jobs_ = std::move(jobs);
@@ -201,13 +209,13 @@ void AcmeRenewer::schedule_loop() {
                     run(job);
                     std::lock_guard done_lock(mutex_);
                     job->running = false;
-                    // A configure() during the run replaced the job: the replacement took
-                    // over `running` and the state from before the run, so it gets the outcome
-                    // (otherwise it stays "running" and is never scheduled again).
+                    // configure() replaced the job while it ran: the replacement (which
+                    // inherited `running`) takes over the outcome and may run again.
                     auto current = jobs_.find(job->profile.name);
-                    if (current != jobs_.end() && current->second != job) {
-                        current->second->running = false;
+                    if (current != jobs_.end() && current->second != job &&
+                        current->second->running) {
                         current->second->state = job->state;
+                        current->second->running = false;
                     }
                     worker.done = true;
                     cv_.notify_all();
@@ -222,21 +230,23 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
     try {
         attempt(*job, Clock::now());
     } catch (const std::exception& e) {
-        bool stopped;
+        bool stopping;
         {
             std::lock_guard lock(mutex_);
-            stopped = stopping_;
+            stopping = stopping_;
         }
-        // Interrupted by stop(): not a failure of the CA, so no backoff carried into the next
-        // start and no `failed` event (whose sinks could hold up the shutdown).
-        if (stopped) {
-            hooks_.log("certificate profile " + job->profile.name + ": interrupted: " + e.what());
+        if (stopping) {
+            // stop() interrupted the order: not the CA's failure, so no backoff and no
+            // "failed" event; the next start checks at once.
+            hooks_.log("certificate profile " + job->profile.name +
+                       ": order interrupted by shutdown: " + e.what());
         } else {
             std::optional<TimePoint> retry_after;
             if (const auto* acme = dynamic_cast<const AcmeError*>(&e))
                 retry_after = acme->problem().retry_after;
             int failures;
             std::chrono::seconds threshold;
+            TimePoint next_run;
             {
                 std::lock_guard lock(mutex_);
                 threshold = renewal_.expiring_threshold;
@@ -245,10 +255,11 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
                 st.last_error = e.what();
                 st.last_result = "failed";
                 st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+                next_run = st.next_run;
             }
             emit(*job, "failed",
                  std::string(e.what()) + " (attempt " + std::to_string(failures) + ", next at " +
-                     to_iso8601(job->state.next_run) + ")");
+                     to_iso8601(next_run) + ")");
             // Expiring soon with renewals failing: say so while there is time to act.
             auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key);
             if (deployed && !is_temporary(deployed->leaf()) &&
