@@ -723,7 +723,7 @@ TEST_F(AcmeRenewerTest, StopInterruptsAnOrderThatIsPolling) {
     EXPECT_EQ(st.job.consecutive_failures, 0);
     EXPECT_LE(st.next_run, Clock::now());
     EXPECT_EQ(event_types(), (std::vector<std::string>{"obtaining"}));
-    EXPECT_TRUE(logged("certificate profile web: interrupted: "));
+    EXPECT_TRUE(logged("certificate profile web: order interrupted by shutdown: "));
     EXPECT_EQ(JobState::load(job_dir() / "job.json", nullptr).consecutive_failures, 0);
     EXPECT_TRUE(status().temporary);
 }
