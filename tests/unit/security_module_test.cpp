@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -119,6 +120,49 @@ TEST_F(SecurityModuleTest, WatcherThreadWakesTheBrokerWhenNoTicksArrive) {
     open().write_crl(30);
     std::unique_lock lock(mu);
     EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return woken; }));
+}
+
+}  // namespace
+}  // namespace brokertls
+
+namespace brokertls {
+namespace {
+
+// An acme profile in a module that is not started: the stand-in certificate is deployed at
+// construction, getStatus shows the profile, and the control commands find (or not) the job.
+TEST_F(SecurityModuleTest, AcmeProfilesInStatusAndControl) {
+    write_config(R"({"issuers": {"ca": {"type": "acme", "directory": "https://127.0.0.1:1/dir",
+        "challenge": {"type": "dns-01", "provider": "manual"}}},
+      "certificate_profiles": {"web": {"source": "acme", "acme": {"issuer": "ca"},
+        "names": ["a.example"], "deploy": {"cert": "live/web.crt", "key": "live/web.key"}}}})");
+    SecurityModule module(tmp_ / "brokertls.json");
+    auto startup = module.take_startup_log();
+    EXPECT_NE(std::find(startup.begin(), startup.end(),
+                        "certificate profile web: no certificate yet: serving a temporary "
+                        "self-signed certificate until the ACME order completes"),
+              startup.end());
+    EXPECT_TRUE(fs::exists(tmp_ / "live/web.crt"));
+
+    auto status = nlohmann::json::parse(module.status_json(Clock::now()));
+    const auto& web = status["certificate_profiles"]["web"];
+    EXPECT_EQ(web["source"], "acme");
+    EXPECT_EQ(web["issuer"], "ca");
+    EXPECT_EQ(web["temporary"], true);
+    EXPECT_EQ(web["names"], nlohmann::json::array({"a.example"}));
+
+    auto answer = [&](const std::string& command, const std::string& profile) {
+        auto doc =
+            nlohmann::json::parse(module
+                                      .control(R"({"commands": [{"command": ")" + command +
+                                                   R"(", "profile": ")" + profile + R"("}]})",
+                                               Clock::now())
+                                      .response);
+        return doc["responses"][0];
+    };
+    EXPECT_EQ(answer("renew", "web")["data"]["profile"], "web");
+    EXPECT_EQ(answer("renew", "nope")["error"], "no acme certificate profile 'nope'");
+    EXPECT_EQ(answer("resumeChallenge", "web")["error"],
+              "no order of certificate profile 'web' waits for the operator");
 }
 
 }  // namespace
