@@ -26,6 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::PebbleFixture;
 using test::PebbleOptions;
+using test::verifies;
 
 // http-01 answered by challtestsrv; `content` replaces the key authorization when set.
 class ChalltestsrvHttp01 : public ChallengeSolver {
@@ -102,18 +103,6 @@ class CountingTransport : public HttpTransport {
 bool real_sleep(std::chrono::milliseconds d) {
     std::this_thread::sleep_for(d);
     return true;
-}
-
-// Verifies `chain` (leaf first) up to a root in `roots_pem` with OpenSSL.
-bool verifies(const std::vector<Certificate>& chain, const std::string& roots_pem) {
-    X509StorePtr store(X509_STORE_new());
-    for (const auto& root : Certificate::parse_chain(roots_pem, "roots"))
-        X509_STORE_add_cert(store.get(), root.get());
-    X509BorrowedStackPtr untrusted(sk_X509_new_null());
-    for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
-    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-    X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().get(), untrusted.get());
-    return X509_verify_cert(ctx.get()) == 1;
 }
 
 std::vector<SubjectAltName> names(std::initializer_list<const char*> list) {

@@ -32,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using test::verifies;
 using test::PebbleFixture;
 using test::PebbleOptions;
 
@@ -46,18 +47,6 @@ bool eventually(Predicate done, std::chrono::milliseconds timeout = kWait) {
         std::this_thread::sleep_for(20ms);
     }
     return true;
-}
-
-// Verifies `chain` (leaf first) up to a root in `roots_pem` with OpenSSL.
-bool verifies(const std::vector<Certificate>& chain, const std::string& roots_pem) {
-    X509StorePtr store(X509_STORE_new());
-    for (const auto& root : Certificate::parse_chain(roots_pem, "roots"))
-        X509_STORE_add_cert(store.get(), root.get());
-    X509BorrowedStackPtr untrusted(sk_X509_new_null());
-    for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
-    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-    X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().get(), untrusted.get());
-    return X509_verify_cert(ctx.get()) == 1;
 }
 
 // What the renewer reports through its hooks, from whichever thread.

@@ -111,6 +111,7 @@ TEST_F(MosquittoAcme, ObtainsFromPebbleServesItAndRenewsWithoutDroppingClients) 
     ASSERT_TRUE(wait_served(broker_->port(0), live, 10s)) << broker_->log();
     auto chain = Certificate::load_chain(live);
     EXPECT_FALSE(chain.front().is_self_signed());
+    EXPECT_TRUE(verifies(chain, pebble_->roots_pem()));
     EXPECT_EQ(fs::status(tmp_ / "live/broker.key").permissions() & fs::perms::all,
               fs::perms::owner_read | fs::perms::owner_write);
 

@@ -1,5 +1,7 @@
 #include "pebble_fixture.hpp"
 
+#include <openssl/x509_vfy.h>
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -19,6 +21,17 @@ std::string fqdn(const std::string& host) {
 }
 
 }  // namespace
+
+bool verifies(const std::vector<Certificate>& chain, const std::string& roots_pem) {
+    X509StorePtr store(X509_STORE_new());
+    for (const auto& root : Certificate::parse_chain(roots_pem, "roots"))
+        X509_STORE_add_cert(store.get(), root.get());
+    X509BorrowedStackPtr untrusted(sk_X509_new_null());
+    for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
+    X509StoreCtxPtr ctx(X509_STORE_CTX_new());
+    X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().get(), untrusted.get());
+    return X509_verify_cert(ctx.get()) == 1;
+}
 
 PebbleFixture::PebbleFixture(PebbleOptions options) : options_(std::move(options)) {
     // Pebble's HTTPS certificate, from our own CA.
@@ -93,7 +106,9 @@ void PebbleFixture::start_pebble() {
         std::vector<std::string>{"pebble", "-config", config_.string(), "-dnsserver", dns},
         dir_ / "pebble.log", env);
     if (!pebble_->wait_for_log("ACME directory available", kStartTimeout) ||
-        !wait_for_port(acme_port_, kStartTimeout))
+        !wait_for_port(acme_port_, kStartTimeout) ||
+        // The management API (roots) may open after the ACME listener.
+        !wait_for_port(management_port_, kStartTimeout))
         throw std::runtime_error("pebble did not start: " + pebble_->log());
 }
 

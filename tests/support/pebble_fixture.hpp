@@ -11,6 +11,7 @@
 #include <string>
 
 #include "brokertls/acme/http.hpp"
+#include "brokertls/crypto/certificate.hpp"
 #include "support.hpp"
 
 namespace brokertls::test {
@@ -32,6 +33,9 @@ struct PebbleOptions {
     // Where Pebble resolves names ("host:port"), e.g. a test's named; "" = challtestsrv.
     std::string dns_server;
 };
+
+// Does `chain` (leaf first) verify up to a root in `roots_pem`? (OpenSSL X509_verify_cert)
+bool verifies(const std::vector<Certificate>& chain, const std::string& roots_pem);
 
 class PebbleFixture {
   public:
