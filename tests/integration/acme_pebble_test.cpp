@@ -302,6 +302,30 @@ TEST(AcmeCurlTransport, ASilentServerTimesOut) {
     EXPECT_LT(took, 5s);
 }
 
+// A stopping module must not wait for a CA that does not answer: the cancel check aborts the
+// request long before its 30 s timeout.
+TEST(AcmeCurlTransport, CancellingAbortsARequestInFlight) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(listen(fd, 4), 0);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    std::string url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/dir";
+
+    auto start = std::chrono::steady_clock::now();
+    CurlOptions options;  // the default 30 s timeout
+    options.cancelled = [&] { return std::chrono::steady_clock::now() - start > 200ms; };
+    auto transport = make_curl_transport(options);
+    auto message = test::error_of([&] { transport->send({"GET", url, {}, ""}); }, ErrorKind::State);
+    auto took = std::chrono::steady_clock::now() - start;
+    close(fd);
+    EXPECT_EQ(message, url + ": stopped");
+    EXPECT_LT(took, 3s);
+}
+
 TEST(AcmePebbleRestart, RegistersAgainWhenPebbleForgotTheAccount) {
     PebbleFixture pebble;
     test::TempDir state;

@@ -62,6 +62,10 @@ struct CurlSlist {
     ~CurlSlist() { curl_slist_free_all(list); }
 };
 
+int on_progress(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return (*static_cast<const std::function<bool()>*>(cancelled))() ? 1 : 0;
+}
+
 class CurlTransport final : public HttpTransport {
   public:
     explicit CurlTransport(CurlOptions options) : options_(std::move(options)) {
@@ -101,6 +105,13 @@ class CurlTransport final : public HttpTransport {
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &received);
         if (headers.list) curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.list);
+        if (options_.cancelled) {
+            curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+            curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+            curl_easy_setopt(h, CURLOPT_XFERINFODATA, &options_.cancelled);
+        } else {
+            curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+        }
         if (request.method == "HEAD") {
             curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         } else if (request.method == "POST") {
@@ -113,6 +124,7 @@ class CurlTransport final : public HttpTransport {
         }
 
         CURLcode rc = curl_easy_perform(h);
+        if (rc == CURLE_ABORTED_BY_CALLBACK) fail(ErrorKind::State, request.url, "stopped");
         if (received.too_large)
             fail(ErrorKind::Io, request.url,
                  "answer larger than " + std::to_string(kMaxBody) + " bytes");

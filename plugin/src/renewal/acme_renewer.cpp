@@ -60,9 +60,10 @@ AcmeRenewer::AcmeRenewer(Hooks hooks, TransportFactory transports)
     // Every hook is optional (deployed and event are checked where called).
     if (!hooks_.log) hooks_.log = [](const std::string&) {};
     if (!transports_)
-        transports_ = [](const IssuerConfig& issuer) {
+        transports_ = [this](const IssuerConfig& issuer) {
             CurlOptions options;
             options.ca_bundle = issuer.ca_bundle;
+            options.cancelled = [this] { return stopped_.load(); };
             return make_curl_transport(options);
         };
 }
@@ -152,6 +153,7 @@ void AcmeRenewer::stop() {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
+    stopped_ = true;
     cv_.notify_all();
     if (scheduler_.joinable()) scheduler_.join();
     std::list<Worker> workers;

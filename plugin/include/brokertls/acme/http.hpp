@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,9 @@ struct CurlOptions {
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds timeout{30'000};  // whole request
     std::string user_agent = "brokertls/0.1";
+    // Polled while a request runs (about once a second, and on progress): true aborts it with
+    // Error(State) "stopped", so a stopping broker does not wait for a slow CA.
+    std::function<bool()> cancelled;
 };
 
 std::unique_ptr<HttpTransport> make_curl_transport(const CurlOptions& options);

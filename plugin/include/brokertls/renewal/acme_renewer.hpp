@@ -8,6 +8,7 @@
 // A profile with nothing usable deployed serves a temporary self-signed certificate until its
 // first order succeeds, so the broker never waits for the CA to start.
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <list>
@@ -101,6 +102,7 @@ class AcmeRenewer {
     std::filesystem::path state_dir_;
     Random random_{std::random_device{}()};
     bool stopping_ = false;
+    std::atomic<bool> stopped_{false};  // stopping_ for libcurl's progress callback (no lock)
     std::thread scheduler_;
     struct Worker {
         std::thread thread;
