@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
+#include <thread>
 
 #include <filesystem>
 
@@ -33,6 +35,7 @@ class FakeSolver : public ChallengeSolver {
     std::string type() const override { return type_; }
     void present(const std::vector<ChallengeTask>& tasks) override {
         presented = tasks;
+        std::this_thread::sleep_for(present_takes);  // an operator, DNS propagation
         if (fail_present) throw Error(ErrorKind::Io, "responder: cannot listen");
     }
     void cleanup(const std::vector<ChallengeTask>& tasks) noexcept override {
@@ -42,6 +45,7 @@ class FakeSolver : public ChallengeSolver {
     std::vector<ChallengeTask> presented, cleaned;
     int cleanups = 0;
     bool fail_present = false;
+    std::chrono::milliseconds present_takes{0};
 
   private:
     std::string type_;
@@ -183,6 +187,32 @@ TEST_F(AcmeObtainTest, AnswersEveryPendingAuthorizationAndReturnsTheChain) {
     EXPECT_EQ(solver.cleaned.size(), 2u);
     EXPECT_TRUE(logged("profile web: order https://ca.test/order/1 for a.example, *.b.example"));
     EXPECT_TRUE(logged("profile web: certificate serial "));
+}
+
+// A manual order resumed hours later must not fail on a deadline that ran out while the
+// operator worked: the time in present() is added to it.
+TEST_F(AcmeObtainTest, TimeSpentPresentingDoesNotCountAgainstTheDeadline) {
+    http.expect_post(kOrderUrl, [](const DecodedJws&) {
+        return answer(201, order("pending", 1), "n", {{"location", "https://ca.test/order/1"}});
+    });
+    http.expect_post("https://ca.test/authz/1", [](const DecodedJws&) {
+        return answer(200, authz("a.example", "pending", {challenge("dns-01", 1)}), "n");
+    });
+    http.expect_post("https://ca.test/chall/1", [](const DecodedJws&) {
+        return answer(200, challenge("dns-01", 1, "processing"), "n");
+    });
+    http.expect_post("https://ca.test/authz/1", [](const DecodedJws&) {
+        return answer(200, authz("a.example", "pending", json::array()), "n");
+    });
+    http.expect_post("https://ca.test/authz/1", [](const DecodedJws&) {
+        return answer(200, authz("a.example", "valid", json::array()), "n");
+    });
+    std::vector<SubjectAltName> names{classify_name("a.example")};
+    expect_finalize_and_download(names, "a.example");
+    solver.present_takes = 300ms;
+    auto chain = obtain({"web", names, "", "", "", Clock::now() + 100ms});
+    EXPECT_EQ(chain.size(), 2u);
+    EXPECT_EQ(http.remaining(), 0u);
 }
 
 TEST_F(AcmeObtainTest, RetriesOnceWithoutReplacesWhenTheCaRefusesIt) {

@@ -124,7 +124,16 @@ TEST_F(ConfigAcmeTest, ErrorsNameThePathAndReason) {
         "by dns-01 (use http-01 or tls-alpn-01)");
     EXPECT_EQ(error_of(document(
                   R"({"type": "acme", "directory": "ftp://x", "challenge": {"type": "http-01"}})")),
-              "brokertls.json: issuers.ca.directory: must be an http(s) URL");
+              "brokertls.json: issuers.ca.directory: must be an https:// URL (http:// only to "
+              "127.0.0.1, localhost or [::1])");
+    EXPECT_NE(
+        error_of(document(
+            R"({"type": "acme", "directory": "http://localhost.evil.example/dir", "challenge": {"type": "http-01"}})")),
+        "no error");
+    EXPECT_EQ(
+        error_of(document(
+            R"({"type": "acme", "directory": "http://127.0.0.1:14000/dir", "challenge": {"type": "http-01"}})")),
+        "no error");
     EXPECT_EQ(
         error_of(document(
             R"({"type": "acme", "directory": "https://x/d", "challenge": {"type": "http-01", "listen": "80"}})")),

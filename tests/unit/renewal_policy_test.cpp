@@ -37,8 +37,10 @@ TEST(RenewalTime, HalfOfLifetimeLeftForShortLivedCertificates) {
 TEST(RenewalTime, RenewBeforeWinsWhenSet) {
     EXPECT_EQ(renewal_time(start, start + Days(90), hours(24 * 10)), start + Days(80));
     EXPECT_EQ(renewal_time(start, start + Days(6), hours(24)), start + Days(5));
-    // Longer than the lifetime: due already, at the given distance from expiry.
-    EXPECT_EQ(renewal_time(start, start + Days(6), hours(24 * 30)), start + Days(6) - Days(30));
+    // As long as the lifetime or longer (7d on a 6-day certificate): the default rule, not a
+    // renewal loop.
+    EXPECT_EQ(renewal_time(start, start + Days(6), hours(24 * 30)), start + Days(3));
+    EXPECT_EQ(renewal_time(start, start + Days(90), hours(24 * 90)), start + Days(60));
 }
 
 TEST(AriDeadline, TwentiethOfLifetimeBeforeExpiry) {

@@ -250,8 +250,15 @@ IssuerConfig parse_issuer(const std::string& name, const Node& node) {
     if (!node.has("directory")) node.error("needs \"directory\" (the ACME directory URL)");
     Node directory = node.field("directory");
     c.directory = directory.string();
-    if (!c.directory.starts_with("https://") && !c.directory.starts_with("http://"))
-        directory.error("must be an http(s) URL");
+    // RFC 8555 6.1: HTTPS only; plain HTTP is allowed to a test CA on this host.
+    bool loopback = false;
+    for (std::string host : {"http://127.0.0.1", "http://localhost", "http://[::1]"})
+        if (c.directory.starts_with(host)) {
+            char next = c.directory.size() > host.size() ? c.directory[host.size()] : '/';
+            loopback = loopback || next == ':' || next == '/';
+        }
+    if (!c.directory.starts_with("https://") && !loopback)
+        directory.error("must be an https:// URL (http:// only to 127.0.0.1, localhost or [::1])");
     if (node.has("email")) {
         c.email = node.field("email").string();
         if (c.email.find('@') == std::string::npos)

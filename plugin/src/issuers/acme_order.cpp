@@ -53,6 +53,7 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
                                             const PrivateKey& key, const ObtainRequest& request,
                                             const std::function<void(const std::string&)>& log) {
     std::string prefix = "certificate profile " + request.profile + ": ";
+    TimePoint deadline = request.deadline;
     if (request.names.empty()) fail(ErrorKind::Usage, "profile " + request.profile, "no names");
     OrderRequest order_request;
     for (const auto& name : request.names)
@@ -101,10 +102,14 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
 
     if (!tasks.empty()) {
         CleanupGuard guard(solver, tasks);
+        // Waiting in present() (an operator, DNS propagation) is not the CA's time: the
+        // deadline moves by as much, or a manual order resumed after hours always fails.
+        auto presenting = Clock::now();
         solver.present(tasks);
+        deadline += Clock::now() - presenting;
         log(prefix + std::to_string(tasks.size()) + " " + solver.type() + " challenge(s) ready");
         for (const auto& challenge : challenges) client.respond(challenge);
-        for (const auto& url : pending) client.wait_authorization(url, request.deadline);
+        for (const auto& url : pending) client.wait_authorization(url, deadline);
         log(prefix + "authorizations valid");
     }
 
@@ -115,7 +120,7 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
             break;
         }
     auto csr = CertificateRequest::create(key, common_name, request.names);
-    order = client.finalize(client.get_order(order.url), csr.to_der(), request.deadline);
+    order = client.finalize(client.get_order(order.url), csr.to_der(), deadline);
     log(prefix + "order valid; downloading " + order.certificate);
 
     auto chains = client.download_chains(order.certificate);

@@ -218,6 +218,7 @@ bool SecurityModule::rebuild(TimePoint now) {
     }
     std::lock_guard lock(mutex_);
     last_reload_at_ = now;
+    pending_rebuilt_ = true;
     // Certificates follow the configuration in force: the new one, or the previous if refused.
     auto certs = certificates_.refresh(next ? next->config : state_.load()->config, now);
     pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
@@ -250,6 +251,7 @@ SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
         std::lock_guard lock(mutex_);
         out = std::exchange(pending_, Outcome{});
         revalidate = std::exchange(pending_revalidate_, false);
+        pending_rebuilt_ = false;
     }
     if (revalidate) out.kick = revalidate_connected(now);
     for (const auto& id : out.kick)
@@ -262,7 +264,7 @@ SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
     bool already_built;
     {
         std::lock_guard lock(mutex_);
-        already_built = pending_revalidate_ || !pending_.log.empty();
+        already_built = pending_rebuilt_;
     }
     if (!already_built) rebuild(now);
     return drain(now);
@@ -373,6 +375,8 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request, 
                 if (!o.ok) response["error"] = o.log.empty() ? "reload failed" : o.log.back();
                 result.outcome.log.insert(result.outcome.log.end(), o.log.begin(), o.log.end());
                 result.outcome.kick.insert(result.outcome.kick.end(), o.kick.begin(), o.kick.end());
+                result.outcome.publish.insert(result.outcome.publish.end(), o.publish.begin(),
+                                              o.publish.end());
                 result.outcome.ok = result.outcome.ok && o.ok;
             } else if (name == "resumeChallenge" || name == "renew") {
                 std::string profile =

@@ -59,11 +59,17 @@ pid_t spawn_process(const std::vector<std::string>& argv,
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // Its own process group, so a timeout also stops whatever the hook started.
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(&attr, 0);
     sigset_t none;
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
+    // The broker ignores SIGPIPE; a hook's shell pipelines need the default back.
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
     std::vector<std::string> args = argv;
     std::vector<std::string> envs = environment_with(extra_env);
     auto cargs = c_strings(args);

@@ -1,6 +1,7 @@
 #include "brokertls/renewal/acme_renewer.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include "brokertls/acme/client.hpp"
 #include "brokertls/crypto/signing.hpp"
@@ -90,14 +91,22 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
         }
     }
 
+    std::set<std::string> running;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [name, job] : jobs_)
+            if (job->running) running.insert(name);
+    }
     bool deployed_any = false;
     std::map<std::string, std::shared_ptr<Job>> jobs;
     for (const auto& [name, profile] : config.certificate_profiles) {
         if (profile.source != CertificateSource::Acme) continue;
         // Nothing servable (missing, unreadable, expired, key mismatch): a stand-in, so the
-        // listener can start without waiting for the CA.
+        // listener can start without waiting for the CA. Not while an order runs: it may be
+        // between writing the new key and the new certificate.
         auto deployed = read_deployed(profile.deploy_cert, profile.deploy_key);
-        if (!deployed || !check_server_material(*deployed, {}, now).empty()) {
+        if (!running.count(name) &&
+            (!deployed || !check_server_material(*deployed, {}, now).empty())) {
             deploy_material(temporary_material(profile, now), profile.deploy_cert,
                             profile.deploy_key);
             deployed_any = true;
@@ -174,7 +183,8 @@ bool AcmeRenewer::renew_now(const std::string& profile) {
     std::lock_guard lock(mutex_);
     auto it = jobs_.find(profile);
     if (it == jobs_.end()) return false;
-    it->second->forced = true;
+    // An order already running is the renewal asked for; a second one would follow it.
+    if (!it->second->running) it->second->forced = true;
     cv_.notify_all();
     return true;
 }

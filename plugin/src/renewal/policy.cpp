@@ -20,8 +20,10 @@ Clock::duration uniform_between(Clock::duration low, Clock::duration high, Rando
 
 TimePoint renewal_time(TimePoint not_before, TimePoint not_after,
                        std::chrono::seconds renew_before) {
-    if (renew_before.count() > 0) return not_after - renew_before;
     auto lifetime = not_after - not_before;
+    // A renew_before as long as the lifetime would make every new certificate due at once
+    // (renewing in a loop until the CA rate-limits): a third of the lifetime instead.
+    if (renew_before.count() > 0 && renew_before < lifetime) return not_after - renew_before;
     // Short-lived certificates (6-day `shortlived`) get half their lifetime as margin.
     if (lifetime <= std::chrono::hours(24 * 10)) return not_after - lifetime / 2;
     return not_after - lifetime / 3;

@@ -29,7 +29,7 @@ struct ObtainRequest {
     std::string preferred_chain;
     std::string acme_profile;
     std::string replaces;  // ARI id of the certificate being renewed ("" = none)
-    TimePoint deadline;
+    TimePoint deadline;    // for the CA's part: time spent in the solver's present() is added
 };
 
 // Runs one order to a certificate chain (leaf first) for `key`. A CA rejecting `replaces` is

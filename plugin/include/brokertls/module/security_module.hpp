@@ -130,6 +130,7 @@ class SecurityModule {
     std::vector<std::string> startup_log_;
     Outcome pending_;
     bool pending_revalidate_ = false;
+    bool pending_rebuilt_ = false;  // the watcher rebuilt the state; a reload only hands it over
     std::map<std::string, unsigned long> counters_;  // "accepted", "rejected.expired", ...
     TimePoint last_reload_at_{};
     bool last_reload_ok_ = true;

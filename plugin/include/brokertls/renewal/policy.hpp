@@ -2,7 +2,8 @@
 // When to renew and when to retry: pure functions of the certificate, the clock and a random
 // source, so every rule is unit-tested without waiting.
 //   - renew with a third of the lifetime left (half for certificates of 10 days or less, like
-//     Let's Encrypt's 6-day `shortlived`), or `renew_before` ahead of expiry when set;
+//     Let's Encrypt's 6-day `shortlived`), or `renew_before` ahead of expiry when set and
+//     shorter than the lifetime;
 //   - an ARI window (RFC 9773) moves that to a random time inside the window, but never later
 //     than the point where a twentieth of the lifetime remains;
 //   - failures back off 1, 2, 5, 10, 20, 40, 80, 160, 320 min, then 6 h, each jittered by
