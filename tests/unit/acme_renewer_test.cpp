@@ -60,6 +60,7 @@ class FakeCa {
 
     bool ari = true;                                        // the directory has renewalInfo
     std::optional<std::pair<TimePoint, TimePoint>> window;  // else renewalInfo answers 404
+    std::string window_retry_after;                         // Retry-After of that answer
     // Answers newOrder instead of the CA when it returns a response.
     std::function<std::optional<HttpResponse>(const json& payload)> new_order;
     Issue issue = Issue::ForCsr;
@@ -105,11 +106,14 @@ class FakeCa {
         if (request.method == "HEAD" && url == kNonceUrl) return answer(200, nullptr, "n");
         if (request.method == "GET" && url.rfind(kRenewalUrl + "/", 0) == 0) {
             if (!window) return test::problem(404, "malformed", "no renewal information", "");
+            HttpHeaders headers;
+            if (!window_retry_after.empty())
+                headers.emplace_back("retry-after", window_retry_after);
             return answer(
                 200,
                 {{"suggestedWindow",
                   {{"start", to_iso8601(window->first)}, {"end", to_iso8601(window->second)}}}},
-                "");
+                "", headers);
         }
         if (request.method != "POST") return unexpected(request);
         if (url == kAccountUrl)
@@ -356,6 +360,20 @@ TEST_F(AcmeRenewerTest, AFutureAriWindowBeyondTheNextCheckSchedulesTheCheck) {
     // check_interval ±50%
     EXPECT_GE(status().next_run, before + 6h);
     EXPECT_LE(status().next_run, Clock::now() + 18h);
+}
+
+// The CA's Retry-After on renewalInfo (it may move the window, e.g. before a mass revocation)
+// brings the next check forward.
+TEST_F(AcmeRenewerTest, AnAriRetryAfterBringsTheNextCheckForward) {
+    config.renewal.check_interval = std::chrono::hours(24 * 365);
+    deploy_fresh();
+    ca->window = {Clock::now() + Days(20), Clock::now() + Days(21)};
+    ca->window_retry_after = "7200";
+    TimePoint before = Clock::now();
+    run_once();
+    EXPECT_TRUE(ca->payloads(kOrderUrl).empty());
+    EXPECT_GE(status().next_run, before + 2h - 1s);
+    EXPECT_LE(status().next_run, Clock::now() + 2h + 1s);
 }
 
 TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {

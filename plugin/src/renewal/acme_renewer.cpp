@@ -326,11 +326,14 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
     if (usable) {
         const Certificate& leaf = deployed->leaf();
         due = renewal_time(leaf.not_before(), leaf.not_after(), profile.renew_before);
+        std::optional<TimePoint> ari_retry;  // the CA asks to be asked again then (RFC 9773 4.3)
         try {
             if (auto info = client.renewal_info(leaf)) {
                 std::lock_guard lock(mutex_);  // random_ is shared by the workers
                 due = ari_renewal_time(*info, leaf.not_before(), leaf.not_after(), now, random_);
                 replaces = AcmeClient::ari_cert_id(leaf);
+                if (info->retry_after)
+                    ari_retry = std::max(*info->retry_after, now + std::chrono::minutes(1));
             }
         } catch (const Error& e) {
             hooks_.log(
@@ -340,6 +343,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
         if (!forced && !directory_changed && now < due) {
             std::lock_guard lock(mutex_);
             job.state.next_run = std::min(due, next_check(now, renewal.check_interval, random_));
+            if (ari_retry) job.state.next_run = std::min(job.state.next_run, *ari_retry);
             return;
         }
         if (is_manual(issuer))
