@@ -278,17 +278,30 @@ TEST_F(AcmePebbleTest, CurlTransportTrustsOnlyTheGivenBundle) {
     EXPECT_NE(ok.body.find("newNonce"), std::string::npos);
 }
 
+// Accepts connections (the kernel's backlog) but never answers the TLS handshake.
+class SilentServer {
+  public:
+    SilentServer() : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            listen(fd_, 4) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+            throw std::runtime_error("cannot listen on 127.0.0.1");
+        port_ = ntohs(addr.sin_port);
+    }
+    ~SilentServer() { close(fd_); }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/dir"; }
+
+  private:
+    int fd_;
+    int port_ = 0;
+};
+
 TEST(AcmeCurlTransport, ASilentServerTimesOut) {
-    // Accepts connections (the kernel's backlog) but never answers the TLS handshake.
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(listen(fd, 4), 0);
-    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    std::string url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/dir";
+    SilentServer server;
+    std::string url = server.url();
 
     CurlOptions options;
     options.timeout = 300ms;
@@ -296,7 +309,6 @@ TEST(AcmeCurlTransport, ASilentServerTimesOut) {
     auto start = std::chrono::steady_clock::now();
     auto message = test::error_of([&] { transport->send({"GET", url, {}, ""}); }, ErrorKind::Io);
     auto took = std::chrono::steady_clock::now() - start;
-    close(fd);
     EXPECT_EQ(message.rfind(url + ": ", 0), 0u) << message;
     EXPECT_NE(message.find("timed out"), std::string::npos) << message;
     EXPECT_LT(took, 5s);
@@ -305,15 +317,8 @@ TEST(AcmeCurlTransport, ASilentServerTimesOut) {
 // A stopping module must not wait for a CA that does not answer: the cancel check aborts the
 // request long before its 30 s timeout.
 TEST(AcmeCurlTransport, CancellingAbortsARequestInFlight) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(listen(fd, 4), 0);
-    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    std::string url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/dir";
+    SilentServer server;
+    std::string url = server.url();
 
     auto start = std::chrono::steady_clock::now();
     CurlOptions options;  // the default 30 s timeout
@@ -321,7 +326,6 @@ TEST(AcmeCurlTransport, CancellingAbortsARequestInFlight) {
     auto transport = make_curl_transport(options);
     auto message = test::error_of([&] { transport->send({"GET", url, {}, ""}); }, ErrorKind::State);
     auto took = std::chrono::steady_clock::now() - start;
-    close(fd);
     EXPECT_EQ(message, url + ": stopped");
     EXPECT_LT(took, 3s);
 }
