@@ -49,10 +49,6 @@ void SecurityModule::start_watching(std::function<void()> wake) {
     if (watcher_.joinable()) return;
     wake_ = std::move(wake);
     watcher_ = std::thread([this] { watch_loop(); });
-    start_renewals();
-}
-
-void SecurityModule::start_renewals() {
     acme_->start();
 }
 
@@ -282,6 +278,8 @@ SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
 std::string SecurityModule::status_json(TimePoint now) const {
     using nlohmann::json;
     auto state = state_.load();
+    // Reads every acme profile's deployed files: outside mutex_, which authenticate() takes.
+    auto acme = acme_->status();
     std::lock_guard lock(mutex_);
     json profiles = json::object();
     for (const auto& [name, snap] : state->trust) {
@@ -307,7 +305,7 @@ std::string SecurityModule::status_json(TimePoint now) const {
             {"ok", st.last_ok}};
     }
     auto iso = [](TimePoint t) { return t == TimePoint{} ? std::string() : to_iso8601(t); };
-    for (const auto& [name, st] : acme_->status()) {
+    for (const auto& [name, st] : acme) {
         json activity = json::array();
         for (const auto& e : st.job.activity) activity.push_back(json::parse(e.to_json()));
         certificates[name] = {{"source", "acme"},

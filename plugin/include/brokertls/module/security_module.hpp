@@ -43,10 +43,8 @@ class SecurityModule {
     // waits for the next tick() or reload(). `reload_broker` is called when the broker must
     // re-read its listeners' certificates, and also when no tick() came for a second (Mosquitto
     // 2.0 sends no TICK with per_listener_settings true); the Mosquitto adapter raises SIGHUP,
-    // which does both and brings a RELOAD event.
+    // which does both and brings a RELOAD event. It also starts the acme profiles' renewals.
     void start_watching(std::function<void()> reload_broker);
-    // Starts renewing acme certificate profiles (also done by start_watching).
-    void start_renewals();
     // One watcher iteration, synchronously: true when a change was found and applied (or
     // refused). Tests call this instead of starting the thread.
     bool poll_files(TimePoint now);
