@@ -32,21 +32,15 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
-using test::verifies;
 using test::PebbleFixture;
 using test::PebbleOptions;
+using test::verifies;
 
 constexpr std::chrono::milliseconds kWait = 30s;
 
-// Polls `done` until it holds or `timeout` passes.
 template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds timeout = kWait) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
+bool eventually(Predicate&& done, std::chrono::milliseconds timeout = kWait) {
+    return test::eventually(done, timeout, 20ms);
 }
 
 // What the renewer reports through its hooks, from whichever thread.

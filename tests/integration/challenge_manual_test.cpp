@@ -6,6 +6,7 @@
 
 #include "brokertls/challenges/solver.hpp"
 #include "expect_error.hpp"
+#include "support.hpp"
 
 namespace brokertls {
 namespace {
@@ -22,13 +23,12 @@ ChallengeTask task(std::string profile, std::string name, std::string token) {
 }
 
 bool becomes_waiting(const ManualGate& gate, const std::string& profile) {
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto names = gate.waiting();
-        if (std::find(names.begin(), names.end(), profile) != names.end()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return false;
+    return test::eventually(
+        [&] {
+            auto names = gate.waiting();
+            return std::find(names.begin(), names.end(), profile) != names.end();
+        },
+        5s, 1ms);
 }
 
 class ManualDns01Test : public ::testing::Test {

@@ -34,12 +34,9 @@ std::string deployed_fingerprint(const fs::path& cert) {
 }
 
 bool wait_served(int port, const fs::path& deployed_cert, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (served_fingerprint(port) == deployed_fingerprint(deployed_cert)) return true;
-        std::this_thread::sleep_for(100ms);
-    }
-    return false;
+    return eventually(
+        [&] { return served_fingerprint(port) == deployed_fingerprint(deployed_cert); }, timeout,
+        100ms);
 }
 
 size_t count_of(const std::string& text, const std::string& what) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace brokertls::test {
@@ -59,6 +60,19 @@ class Process {
     pid_t pid_ = -1;
     std::filesystem::path log_file_;
 };
+
+// Polls `done` every `every` until it holds or `timeout` passes: the bounded wait every test
+// uses instead of sleeping.
+template <class Predicate>
+bool eventually(Predicate&& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every = std::chrono::milliseconds(5)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(every);
+    }
+    return true;
+}
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();

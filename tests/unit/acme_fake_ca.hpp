@@ -18,6 +18,7 @@
 #include "brokertls/acme/client.hpp"
 #include "brokertls/acme/http.hpp"
 #include "brokertls/acme/jws.hpp"
+#include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
 
 namespace brokertls::test {
@@ -30,6 +31,18 @@ inline const std::string kAccountUrl = "https://ca.test/acct";
 inline const std::string kOrderUrl = "https://ca.test/order";
 inline const std::string kRevokeUrl = "https://ca.test/revoke";
 inline const std::string kRenewalUrl = "https://ca.test/ari";
+
+// The root the fake CA issues from ("Fake ACME CA", valid from yesterday for a year).
+inline Certificate fake_ca_certificate(const PrivateKey& key) {
+    return sign_certificate({CertificateProfile::RootCa,
+                             "Fake ACME CA",
+                             "",
+                             {},
+                             Clock::now() - Days(1),
+                             Clock::now() + Days(365),
+                             ""},
+                            key.get(), key, nullptr);
+}
 
 inline json directory_json(bool eab_required = false) {
     return {{"newNonce", kNonceUrl},

@@ -126,14 +126,7 @@ class AcmeObtainTest : public ::testing::Test {
     PrivateKey account_key = PrivateKey::generate(KeyType::EcP256);
     PrivateKey key = PrivateKey::generate(KeyType::EcP256);
     PrivateKey ca_key = PrivateKey::generate(KeyType::EcP256);
-    Certificate ca = sign_certificate({CertificateProfile::RootCa,
-                                       "Fake ACME CA",
-                                       "",
-                                       {},
-                                       Clock::now() - Days(1),
-                                       Clock::now() + Days(365),
-                                       ""},
-                                      ca_key.get(), ca_key, nullptr);
+    Certificate ca = test::fake_ca_certificate(ca_key);
     std::string leaf_pem;
     FakeSolver solver{"dns-01"};
     std::vector<std::string> log;

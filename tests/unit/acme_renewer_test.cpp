@@ -37,15 +37,9 @@ const std::string kOrder1 = "https://ca.test/order/1";
 const std::string kFinalize = "https://ca.test/order/1/finalize";
 const std::string kCert1 = "https://ca.test/cert/1";
 
-// Polls `done` every few milliseconds for at most `limit`.
 template <class Fn>
 bool eventually(Fn&& done, std::chrono::milliseconds limit = 3s) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
+    return test::eventually(done, limit, 2ms);
 }
 
 TimePoint whole_seconds(TimePoint t) {
@@ -70,14 +64,7 @@ class FakeCa {
     std::string hang_retry_after = "30";
 
     PrivateKey ca_key = PrivateKey::generate(KeyType::EcP256);
-    Certificate ca = sign_certificate({CertificateProfile::RootCa,
-                                       "Fake ACME CA",
-                                       "",
-                                       {},
-                                       Clock::now() - Days(1),
-                                       Clock::now() + Days(365),
-                                       ""},
-                                      ca_key.get(), ca_key, nullptr);
+    Certificate ca = test::fake_ca_certificate(ca_key);
 
     // A certificate of this CA for `key`.
     Certificate sign(EVP_PKEY* key, const std::vector<SubjectAltName>& names, TimePoint not_before,

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "brokertls/challenges/solver.hpp"
+#include "support.hpp"
 
 namespace brokertls {
 namespace {
@@ -12,13 +13,12 @@ using namespace std::chrono_literals;
 
 // Polls (bounded) until `profile` is listed as waiting.
 bool becomes_waiting(const ManualGate& gate, const std::string& profile) {
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto names = gate.waiting();
-        if (std::find(names.begin(), names.end(), profile) != names.end()) return true;
-        std::this_thread::sleep_for(1ms);
-    }
-    return false;
+    return test::eventually(
+        [&] {
+            auto names = gate.waiting();
+            return std::find(names.begin(), names.end(), profile) != names.end();
+        },
+        5s, 1ms);
 }
 
 const auto never_stopped = [] { return false; };
