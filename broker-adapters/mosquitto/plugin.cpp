@@ -23,12 +23,14 @@ extern "C" {
 #include <string>
 
 #include "brokertls/module/security_module.hpp"
+#include "brokertls/trust/identity.hpp"
 
 #define BROKERTLS_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 
 using brokertls::Clock;
+using brokertls::printable;
 using brokertls::SecurityModule;
 
 // One SecurityModule per configuration file, shared by the plugin instances of every listener
@@ -50,8 +52,11 @@ struct Instance {
     std::vector<Registration> registered;
 };
 
+// Every line goes through printable(): names from certificates and client ids are the
+// clients' bytes, and must not forge log lines or terminal escapes.
 void log_lines(int level, const std::vector<std::string>& lines) {
-    for (const auto& line : lines) mosquitto_log_printf(level, "brokertls: %s", line.c_str());
+    for (const auto& line : lines)
+        mosquitto_log_printf(level, "brokertls: %s", printable(line).c_str());
 }
 
 void apply(const SecurityModule::Outcome& outcome) {
@@ -63,37 +68,60 @@ void apply(const SecurityModule::Outcome& outcome) {
                                       m.payload.data(), 0, m.retain, nullptr);
 }
 
-int on_basic_auth(int, void* event_data, void* userdata) {
-    auto* inst = static_cast<Instance*>(userdata);
-    auto* ev = static_cast<mosquitto_evt_basic_auth*>(event_data);
+// Validates the client's certificate and sets the mapped identity as its username.
+int authenticate(Instance* inst, mosquitto_evt_basic_auth* ev) {
     const char* id = mosquitto_client_id(ev->client);
     std::string client_id = id ? id : "";
-    X509* cert = static_cast<X509*>(mosquitto_client_certificate(ev->client));
+    // The broker hands over a reference the caller owns.
+    brokertls::X509Ptr cert(static_cast<X509*>(mosquitto_client_certificate(ev->client)));
     try {
         if (!cert && !inst->module->requires_client_certificate(inst->security_profile))
             return MOSQ_ERR_PLUGIN_DEFER;
-        auto r = inst->module->authenticate(inst->security_profile, cert, client_id, ev->client,
-                                            Clock::now());
-        if (cert) X509_free(cert);
+        auto r = inst->module->authenticate(inst->security_profile, cert.get(), client_id,
+                                            ev->client, Clock::now());
         if (r.ok()) {
-            mosquitto_set_username(ev->client, r.identity.c_str());
-            mosquitto_log_printf(MOSQ_LOG_INFO,
-                                 "brokertls: accepted client '%s' as '%s' (sha256 %s)",
-                                 client_id.c_str(), r.identity.c_str(), r.fingerprint.c_str());
+            // Mosquitto 2.0.16+ refuses usernames that are not valid MQTT UTF-8: the client
+            // must then not go on under the username it sent itself.
+            if (int rc = mosquitto_set_username(ev->client, r.identity.c_str());
+                rc != MOSQ_ERR_SUCCESS) {
+                inst->module->disconnected(client_id, ev->client);
+                mosquitto_log_printf(
+                    MOSQ_LOG_WARNING,
+                    "brokertls: rejected client '%s' (sha256 %s): the broker refused the "
+                    "identity '%s' as a username (error %d)",
+                    printable(client_id).c_str(), r.fingerprint.c_str(),
+                    printable(r.identity).c_str(), rc);
+                return MOSQ_ERR_AUTH;
+            }
+            mosquitto_log_printf(
+                MOSQ_LOG_INFO, "brokertls: accepted client '%s' as '%s' (sha256 %s)",
+                printable(client_id).c_str(), printable(r.identity).c_str(), r.fingerprint.c_str());
             return MOSQ_ERR_SUCCESS;
         }
-        mosquitto_log_printf(
-            MOSQ_LOG_WARNING, "brokertls: rejected client '%s' (subject '%s', sha256 %s): %s: %s",
-            client_id.c_str(), r.subject.c_str(),
-            r.fingerprint.empty() ? "-" : r.fingerprint.c_str(),
-            std::string(brokertls::reject_reason_name(r.reason)).c_str(), r.detail.c_str());
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "brokertls: rejected client '%s' (subject '%s', sha256 %s): %s: %s",
+                             printable(client_id).c_str(), printable(r.subject).c_str(),
+                             r.fingerprint.empty() ? "-" : r.fingerprint.c_str(),
+                             std::string(brokertls::reject_reason_name(r.reason)).c_str(),
+                             printable(r.detail).c_str());
         return MOSQ_ERR_AUTH;
     } catch (const std::exception& e) {
         // Fail closed, never crash the broker.
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: rejected client '%s': internal error: %s",
-                             client_id.c_str(), e.what());
+                             printable(client_id).c_str(), printable(e.what()).c_str());
         return MOSQ_ERR_AUTH;
     }
+}
+
+int on_basic_auth(int, void* event_data, void* userdata) {
+    auto* inst = static_cast<Instance*>(userdata);
+    int rc = authenticate(inst, static_cast<mosquitto_evt_basic_auth*>(event_data));
+    try {
+        apply(inst->module->flush_messages());
+    } catch (const std::exception&) {
+        // Log lines only; the decision above stands.
+    }
+    return rc;
 }
 
 int on_disconnect(int, void* event_data, void* userdata) {
@@ -108,16 +136,18 @@ int on_tick(int, void*, void* userdata) {
     try {
         apply(static_cast<Instance*>(userdata)->module->tick(Clock::now()));
     } catch (const std::exception& e) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", e.what());
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", printable(e.what()).c_str());
     }
     return MOSQ_ERR_SUCCESS;
 }
 
 int on_reload(int, void*, void* userdata) {
     try {
-        apply(static_cast<Instance*>(userdata)->module->reload(Clock::now()));
+        auto& module = *static_cast<Instance*>(userdata)->module;
+        module.broker_reloaded(Clock::now());
+        apply(module.reload(Clock::now()));
     } catch (const std::exception& e) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", e.what());
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", printable(e.what()).c_str());
     }
     // Mosquitto stops calling RELOAD callbacks at the first that does not defer; let the
     // plugins after us (dynamic-security) reload too.
@@ -130,33 +160,28 @@ constexpr const char* kControlResponseTopic = "$CONTROL/brokertls/v1/response";
 int on_control(int, void* event_data, void* userdata) {
     auto* inst = static_cast<Instance*>(userdata);
     auto* ev = static_cast<mosquitto_evt_control*>(event_data);
-    // Deny by default: only identities in control.allow. (Not an ACL_CHECK callback: in
-    // Mosquitto 2.0 an ACL check where every plugin defers is a denial, so deferring on all
-    // other topics would deny every publish on listeners without acl_file or dynsec.)
-    const char* user = mosquitto_client_username(ev->client);
-    if (!user || !inst->module->control_allowed(user)) {
-        mosquitto_log_printf(
-            MOSQ_LOG_WARNING,
-            "brokertls: %s refused for client '%s' (username '%s' is not in control.allow)",
-            kControlTopic, mosquitto_client_id(ev->client), user ? user : "");
-        const std::string denied =
-            R"({"responses":[{"command":"unknown","error":"not authorised"}]})";
-        mosquitto_broker_publish_copy(mosquitto_client_id(ev->client), kControlResponseTopic,
-                                      static_cast<int>(denied.size()), denied.data(), 0, false,
-                                      nullptr);
-        return MOSQ_ERR_SUCCESS;  // answered; an error code would make Mosquitto drop the client
-    }
+    // Authorised on the identity brokertls mapped from this connection's validated client
+    // certificate, never on the username or client id the client sent (SecurityModule::control).
+    // Not an ACL_CHECK callback: in Mosquitto 2.0 an ACL check where every plugin defers is a
+    // denial, so deferring on all other topics would deny every publish on listeners without
+    // acl_file or dynsec.
+    const char* id = mosquitto_client_id(ev->client);
     try {
         auto result = inst->module->control(
-            std::string_view(static_cast<const char*>(ev->payload), ev->payloadlen), Clock::now());
+            std::string_view(static_cast<const char*>(ev->payload), ev->payloadlen),
+            {id ? id : "", ev->client}, Clock::now());
+        for (const auto& line : result.audit)
+            mosquitto_log_printf(MOSQ_LOG_NOTICE, "brokertls: %s", line.c_str());
         apply(result.outcome);
-        mosquitto_broker_publish_copy(mosquitto_client_id(ev->client), kControlResponseTopic,
+        apply(inst->module->flush_messages());
+        mosquitto_broker_publish_copy(id, kControlResponseTopic,
                                       static_cast<int>(result.response.size()),
                                       result.response.data(), 0, false, nullptr);
     } catch (const std::exception& e) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: control request failed: %s", e.what());
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: control request failed: %s",
+                             printable(e.what()).c_str());
     }
-    return MOSQ_ERR_SUCCESS;
+    return MOSQ_ERR_SUCCESS;  // answered; an error code would make Mosquitto drop the client
 }
 
 void unregister_all(Instance& inst) {
@@ -232,15 +257,18 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
             inst->module->start_watching([] { ::kill(::getpid(), SIGHUP); });
             shared = inst->module;
         }
-        if (!inst->security_profile.empty() &&
-            !inst->module->has_security_profile(inst->security_profile)) {
-            mosquitto_log_printf(MOSQ_LOG_ERR,
-                                 "brokertls: %s: security profile '%s' is not defined",
-                                 config_file.c_str(), inst->security_profile.c_str());
-            return MOSQ_ERR_INVAL;
+        if (!inst->security_profile.empty()) {
+            if (!inst->module->has_security_profile(inst->security_profile)) {
+                mosquitto_log_printf(MOSQ_LOG_ERR,
+                                     "brokertls: %s: security profile '%s' is not defined",
+                                     config_file.c_str(), inst->security_profile.c_str());
+                return MOSQ_ERR_INVAL;
+            }
+            inst->module->use_security_profile(inst->security_profile);
         }
     } catch (const std::exception& e) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot start: %s", e.what());
+        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot start: %s",
+                             printable(e.what()).c_str());
         return MOSQ_ERR_INVAL;
     }
     for (const auto& reg : events_for(*inst, owns_module)) {

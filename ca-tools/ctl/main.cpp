@@ -148,7 +148,11 @@ int main(int argc, char** argv) {
     Options o = parse(argc, argv);
     std::string uri = "ssl://" + o.host + ":" + std::to_string(o.port);
     mqtt::async_client client(uri, o.id);
-    auto ssl = mqtt::ssl_options_builder().trust_store(o.ca).enable_server_cert_auth(true);
+    auto ssl = mqtt::ssl_options_builder()
+                   .trust_store(o.ca)
+                   .enable_server_cert_auth(true)
+                   // ... and that it names the host we connect to (--host).
+                   .verify(true);
     std::string tls_errors;
     ssl.error_handler([&tls_errors](const std::string& m) { tls_errors += "\n  TLS: " + m; });
     if (!o.cert.empty()) ssl.key_store(o.cert).private_key(o.key);

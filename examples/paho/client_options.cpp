@@ -67,7 +67,11 @@ std::unique_ptr<mqtt::async_client> connect(const Options& o) {
     // No persistence: these examples keep nothing on disk.
     auto client = std::make_unique<mqtt::async_client>(uri, o.client_id);
     std::string tls_errors;
-    auto ssl = mqtt::ssl_options_builder().trust_store(o.ca).enable_server_cert_auth(true);
+    auto ssl = mqtt::ssl_options_builder()
+                   .trust_store(o.ca)
+                   .enable_server_cert_auth(true)
+                   // ... and that it names the host we connect to (--host).
+                   .verify(true);
     ssl.error_handler([&tls_errors](const std::string& msg) { tls_errors += "\n  TLS: " + msg; });
     if (!o.cert.empty()) ssl.key_store(o.cert).private_key(o.key);
     auto options = mqtt::connect_options_builder()

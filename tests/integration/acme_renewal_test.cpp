@@ -256,8 +256,8 @@ TEST_F(AcmeRenewalTest, RenewNowReplacesTheCertificateAndArchivesThePreviousOne)
     // The temporary certificate is not worth archiving.
     EXPECT_FALSE(fs::exists(s.job_dir("web") / "archive"));
 
-    EXPECT_FALSE(s.renewer.renew_now("no-such-profile"));
-    ASSERT_TRUE(s.renewer.renew_now("web"));
+    EXPECT_FALSE(s.renewer.renew_now("no-such-profile", Clock::now()));
+    ASSERT_TRUE(s.renewer.renew_now("web", Clock::now()));
     ASSERT_TRUE(s.settled("web", "obtained", 2)) << s.recorder.log_text();
 
     std::string second = s.fingerprint("web");
@@ -352,7 +352,7 @@ TEST_F(AcmeRenewalTest, AFailedValidationBacksOffAndTheBackoffSurvivesARestart) 
 
     // The operator fixes the hook and asks for a renewal.
     write_file_atomic(hook, txt_hook(pebble, "$3"), 0755);
-    ASSERT_TRUE(restarted.renew_now("exec"));
+    ASSERT_TRUE(restarted.renew_now("exec", Clock::now()));
     ASSERT_TRUE(eventually([&] {
         auto now = restarted.status().at("exec");
         return now.job.last_result == "obtained" && !now.running;
@@ -675,7 +675,7 @@ TEST(AcmeRenewalOutage, PebbleDownLeavesTheDeployedCertificateInPlace) {
     std::string cert_pem = read_file(s.cert("web")), key_pem = read_file(s.key("web"));
 
     pebble.stop_pebble();
-    ASSERT_TRUE(s.renewer.renew_now("web"));
+    ASSERT_TRUE(s.renewer.renew_now("web", Clock::now()));
     ASSERT_TRUE(s.settled("web", "failed")) << s.recorder.log_text();
     auto st = s.status("web");
     EXPECT_EQ(st.job.consecutive_failures, 1);
@@ -688,7 +688,7 @@ TEST(AcmeRenewalOutage, PebbleDownLeavesTheDeployedCertificateInPlace) {
     EXPECT_FALSE(fs::exists(s.job_dir("web") / "staging"));
 
     pebble.restart();  // a new Pebble: new roots, and our account is unknown to it
-    ASSERT_TRUE(s.renewer.renew_now("web"));
+    ASSERT_TRUE(s.renewer.renew_now("web", Clock::now() + 10min));
     ASSERT_TRUE(s.settled("web", "obtained", 2)) << s.recorder.log_text();
     EXPECT_NE(s.fingerprint("web"), served);
     EXPECT_TRUE(verifies(s.chain("web"), pebble.roots_pem(0)));

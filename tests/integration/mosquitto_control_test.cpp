@@ -28,8 +28,12 @@ class ControlApi : public ::testing::Test {
         l.certfile = pki_->server_cert();
         l.keyfile = pki_->server_key();
         l.cafile = pki_->root();
+        // A TLS-only listener with anonymous clients, loading the plugin too.
+        ListenerSpec open = l;
+        open.security_profile = "";
+        open.require_certificate = false;
         broker_ = std::make_unique<Mosquitto>(tmp_.path(), tmp_ / "brokertls.json",
-                                              std::vector<ListenerSpec>{l});
+                                              std::vector<ListenerSpec>{l, open});
     }
     void write_config(const std::string& anchor) {
         write_file_atomic(tmp_ / "brokertls.json", R"({"control": {"allow": ["admin"]},
@@ -79,7 +83,60 @@ TEST_F(ControlApi, DeniedToIdentitiesNotInControlAllow) {
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("not authorised"), std::string::npos) << r.err;
     EXPECT_TRUE(broker_->wait_for_log(
-        "refused for client 'dev-1' (username 'dev-1' is not in control.allow)"));
+        "brokertls: control: 'dev-1' (security profile devices, client 'dev-1') getStatus: "
+        "refused: identity not in control.allow"))
+        << broker_->log();
+}
+
+// The username a client sends is its own choice: it never authorises. An anonymous client on
+// the TLS-only listener calling itself "admin" used to get getStatus, reload and renew.
+TEST_F(ControlApi, AUsernameTheClientChoseDoesNotAuthorise) {
+    auto r = run({"mosquitto_rr", "-h", "127.0.0.1", "-p", std::to_string(broker_->port(1)),
+                  "--cafile", pki_->root().string(), "-u", "admin", "-i", "intruder", "-t",
+                  "$CONTROL/brokertls/v1", "-e", "$CONTROL/brokertls/v1/response", "-m",
+                  R"({"commands":[{"command":"getStatus"},{"command":"reload"}]})", "-W", "10"},
+                 "", 30s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto doc = nlohmann::json::parse(r.out);
+    ASSERT_EQ(doc["responses"].size(), 2u) << r.out;
+    for (const auto& response : doc["responses"]) {
+        EXPECT_EQ(response["error"], "not authorised") << r.out;
+        EXPECT_FALSE(response.contains("data")) << r.out;
+    }
+    EXPECT_TRUE(broker_->wait_for_log(
+        "brokertls: control: client 'intruder' (no validated certificate) reload: refused: not "
+        "authenticated by a client certificate"));
+    EXPECT_EQ(broker_->log().find("configuration reloaded"), std::string::npos);
+}
+
+TEST_F(ControlApi, EveryCommandIsAudited) {
+    ASSERT_EQ(ctl(admin_, {"status"}).exit_code, 0);
+    EXPECT_TRUE(broker_->wait_for_log(
+        "brokertls: control: 'admin' (security profile devices, client 'admin') getStatus: ok"));
+    EXPECT_EQ(ctl(admin_, {"renew", "nope"}).exit_code, 2);
+    EXPECT_TRUE(broker_->wait_for_log(
+        "brokertls: control: 'admin' (security profile devices, client 'admin') renew: refused: "
+        "no acme certificate profile 'nope'"));
+}
+
+// brokertls-ctl checks that the broker's certificate names the host it connects to.
+TEST_F(ControlApi, CtlVerifiesTheBrokersHostName) {
+    auto other = pki_->open().issue({{CertificateProfile::Server, "elsewhere", "",
+                                      {classify_name("elsewhere.test")}, 30, KeyType::EcP256}},
+                                     tmp_ / "elsewhere", Overwrite::Refuse)[0];
+    ListenerSpec l;
+    l.security_profile = "devices";
+    l.certfile = other.chain;
+    l.keyfile = other.key;
+    l.cafile = pki_->root();
+    fs::create_directories(tmp_ / "second");
+    Mosquitto second(tmp_ / "second", tmp_ / "brokertls.json", {l});
+    std::vector<std::string> argv{ctl_binary(), "--port", std::to_string(second.port()), "--ca",
+                                  pki_->root().string(), "--cert", admin_.cert.string(), "--key",
+                                  admin_.key.string(), "--id", "admin", "status"};
+    auto r = run(argv, "", 30s);
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_EQ(second.log().find("getStatus: ok"), std::string::npos);
 }
 
 TEST_F(ControlApi, ReloadReportsSuccessAndRefusal) {

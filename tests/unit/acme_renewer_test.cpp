@@ -470,6 +470,35 @@ TEST_F(AcmeRenewerTest, RateLimitedWaitsForRetryAfter) {
     EXPECT_EQ(saved.next_run, whole_seconds(st.next_run));
 }
 
+// A forced renewal (control "renew") is still an order at the CA: it waits for the CA's
+// Retry-After like a scheduled one, and says so.
+TEST_F(AcmeRenewerTest, ForcedRenewalHonoursRetryAfter) {
+    ca->new_order = [](const json&) -> std::optional<HttpResponse> {
+        return test::problem(429, "rateLimited", "too many new orders", "n",
+                             {{"retry-after", "3600"}});
+    };
+    run_once();
+    ASSERT_EQ(ca->payloads(kOrderUrl).size(), 1u);
+    auto refused = renewer->renew_now("web", Clock::now() + 10min);
+    EXPECT_FALSE(refused);
+    EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
+        << refused.reason;
+    EXPECT_NE(refused.reason.find("rateLimited"), std::string::npos) << refused.reason;
+    EXPECT_TRUE(renewer->renew_now("web", Clock::now() + 3601s));
+}
+
+TEST_F(AcmeRenewerTest, ForcedRenewalsAreSpacedByForcedInterval) {
+    config.renewal.forced_interval = 300s;
+    make_renewer().configure(config, Clock::now());
+    TimePoint t = Clock::now();
+    EXPECT_TRUE(renewer->renew_now("web", t));
+    auto again = renewer->renew_now("web", t + 299s);
+    EXPECT_FALSE(again);
+    EXPECT_NE(again.reason.find("(renewal.forced_interval)"), std::string::npos) << again.reason;
+    EXPECT_TRUE(renewer->renew_now("web", t + 301s));
+    EXPECT_FALSE(renewer->renew_now("nope", t));
+}
+
 TEST_F(AcmeRenewerTest, RateLimitedReplacementIsNotRetriedWithoutReplaces) {
     deploy_fresh();
     ca->window = {Clock::now() - Days(2), Clock::now() - Days(1)};
@@ -495,7 +524,7 @@ TEST_F(AcmeRenewerTest, BackoffGrowsWithEachFailure) {
     std::vector<std::chrono::seconds> gaps;
     for (int failures = 1; failures <= 3; ++failures) {
         if (failures > 1) {
-            ASSERT_TRUE(renewer->renew_now("web"));
+            ASSERT_TRUE(renewer->renew_now("web", Clock::now() + failures * 10min));
             ASSERT_TRUE(eventually([&] {
                 auto st = status();
                 return st.job.consecutive_failures == failures && !st.running;
@@ -749,7 +778,7 @@ TEST_F(AcmeRenewerTest, AReloadDuringAnOrderKeepsTheJobGoing) {
     EXPECT_GT(status().next_run, Clock::now() + 1h);
     EXPECT_FALSE(status().temporary);
     // ... which still runs when asked.
-    ASSERT_TRUE(renewer->renew_now("web"));
+    ASSERT_TRUE(renewer->renew_now("web", Clock::now()));
     ASSERT_TRUE(eventually([&] { return ca->payloads(kOrderUrl).size() == 2; }));
     ASSERT_TRUE(eventually([&] { return renewer->idle(); }));
     EXPECT_EQ(status().job.last_result, "obtained");

@@ -66,7 +66,9 @@ TEST_F(ConfigTest, ErrorsNameFileJsonPathAndReason) {
     EXPECT_EQ(error_of(R"({"security_profiles": {"devices": {}}})"),
               "brokertls.json: security_profiles.devices: require_client_certificate is true but "
               "trust_anchors is empty");
-    EXPECT_EQ(error_of("{not json"), "brokertls.json: not valid JSON");
+    EXPECT_EQ(error_of("{not json").rfind("brokertls.json: line 1, column 3: not valid JSON: ", 0),
+              0u)
+        << error_of("{not json");
     EXPECT_EQ(
         error_of("{}"),
         "brokertls.json: (top level): defines no security_profiles and no certificate_profiles");
@@ -111,6 +113,66 @@ TEST(Duration, ParsesUnits) {
     EXPECT_FALSE(parse_duration("").has_value());
     EXPECT_FALSE(parse_duration("-5m").has_value());
     EXPECT_FALSE(parse_duration("5 weeks").has_value());
+}
+
+}  // namespace
+}  // namespace brokertls
+
+namespace brokertls {
+namespace {
+
+class ConfigStrictTest : public ConfigTest {};
+
+// nlohmann keeps the last of two equal keys: a second "crls" would silently drop the first.
+TEST_F(ConfigStrictTest, DuplicateKeysAreRefusedWithTheirPath) {
+    EXPECT_EQ(error_of(R"({"security_profiles": {"devices": {"trust_anchors": ["root.pem"],
+        "crls": [], "crls": []}}})"),
+              "brokertls.json: security_profiles.devices.crls: duplicate key (each key may appear "
+              "once in an object)");
+    EXPECT_EQ(error_of(R"({"control": {}, "control": {}})"),
+              "brokertls.json: control: duplicate key (each key may appear once in an object)");
+    // The same key in two different objects is fine.
+    EXPECT_NO_THROW(parse(R"({"security_profiles": {"a": {"trust_anchors": ["root.pem"]},
+        "b": {"trust_anchors": ["root.pem"]}}})"));
+}
+
+TEST_F(ConfigStrictTest, SyntaxErrorsNameLineAndColumn) {
+    std::string error = error_of("{\n  \"security_profiles\": {\n    \"devices\": [1, 2,, 3]\n}}");
+    EXPECT_EQ(error.rfind("brokertls.json: line 3, column 22: not valid JSON: ", 0), 0u) << error;
+    EXPECT_NE(error.find("syntax error"), std::string::npos) << error;
+}
+
+TEST_F(ConfigStrictTest, DeployPathsMustBeDistinct) {
+    auto profile = [](const std::string& name, const std::string& cert, const std::string& key) {
+        return "\"" + name +
+               R"(": {"source": "files", "files": {"key": "root.pem", "cert": "root.pem"},
+                 "deploy": {"cert": ")" +
+               cert + R"(", "key": ")" + key + "\"}}";
+    };
+    EXPECT_EQ(
+        error_of(R"({"certificate_profiles": {)" + profile("a", "live/x.pem", "live/x.pem") + "}}"),
+        "brokertls.json: certificate_profiles.a.deploy: \"cert\" and \"key\" name the same file (" +
+            (tmp_ / "live/x.pem").string() + "): the key would be overwritten by the certificate");
+    EXPECT_EQ(error_of(R"({"certificate_profiles": {)" + profile("a", "live/a.crt", "live/a.key") +
+                       "," + profile("b", "live/b.crt", "live/a.key") + "}}"),
+              "brokertls.json: certificate_profiles.b.deploy: " + (tmp_ / "live/a.key").string() +
+                  " is also deployed by certificate profile 'a'");
+}
+
+TEST_F(ConfigStrictTest, ControlAllowTakesIdentitiesBoundToSecurityProfiles) {
+    Config c = parse(R"({"security_profiles": {"ops": {"trust_anchors": ["root.pem"]}},
+        "control": {"allow": ["admin", {"identity": "root-op", "security_profile": "ops"}]}})");
+    ASSERT_EQ(c.control_allow.size(), 2u);
+    EXPECT_EQ(c.control_allow[0].identity, "admin");
+    EXPECT_EQ(c.control_allow[0].security_profile, "");
+    EXPECT_EQ(c.control_allow[1].identity, "root-op");
+    EXPECT_EQ(c.control_allow[1].security_profile, "ops");
+    EXPECT_EQ(error_of(R"({"security_profiles": {"ops": {"trust_anchors": ["root.pem"]}},
+        "control": {"allow": [{"identity": "x", "security_profile": "nope"}]}})"),
+              "brokertls.json: control.allow[0].security_profile: no security profile 'nope'");
+    EXPECT_EQ(error_of(R"({"security_profiles": {"ops": {"trust_anchors": ["root.pem"]}},
+        "control": {"allow": [""]}})"),
+              "brokertls.json: control.allow[0]: an identity must not be empty");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/module/security_module.hpp"
+#include "expect_error.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -131,7 +132,9 @@ namespace {
 // An acme profile in a module that is not started: the stand-in certificate is deployed at
 // construction, getStatus shows the profile, and the control commands find (or not) the job.
 TEST_F(SecurityModuleTest, AcmeProfilesInStatusAndControl) {
-    write_config(R"({"issuers": {"ca": {"type": "acme", "directory": "https://127.0.0.1:1/dir",
+    write_config(R"({"control": {"allow": ["dev-1"]},
+      "security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]}},
+      "issuers": {"ca": {"type": "acme", "directory": "https://127.0.0.1:1/dir",
         "challenge": {"type": "dns-01", "provider": "manual"}}},
       "certificate_profiles": {"web": {"source": "acme", "acme": {"issuer": "ca"},
         "names": ["a.example"], "deploy": {"cert": "live/web.crt", "key": "live/web.key"}}}})");
@@ -150,19 +153,241 @@ TEST_F(SecurityModuleTest, AcmeProfilesInStatusAndControl) {
     EXPECT_EQ(web["temporary"], true);
     EXPECT_EQ(web["names"], nlohmann::json::array({"a.example"}));
 
+    ASSERT_TRUE(module.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
     auto answer = [&](const std::string& command, const std::string& profile) {
         auto doc =
             nlohmann::json::parse(module
                                       .control(R"({"commands": [{"command": ")" + command +
                                                    R"(", "profile": ")" + profile + R"("}]})",
-                                               Clock::now())
+                                               {"dev-1", &conn1_}, Clock::now())
                                       .response);
         return doc["responses"][0];
     };
     EXPECT_EQ(answer("renew", "web")["data"]["profile"], "web");
+    // A forced renewal is an order at the CA: at most one per renewal.forced_interval.
+    EXPECT_NE(answer("renew", "web")["error"].get<std::string>().find("(renewal.forced_interval)"),
+              std::string::npos);
     EXPECT_EQ(answer("renew", "nope")["error"], "no acme certificate profile 'nope'");
     EXPECT_EQ(answer("resumeChallenge", "web")["error"],
               "no order of certificate profile 'web' waits for the operator");
+}
+
+}  // namespace
+}  // namespace brokertls
+
+namespace brokertls {
+namespace {
+
+using nlohmann::json;
+
+json control(SecurityModule& m, const std::string& request,
+             const SecurityModule::ControlCaller& caller,
+             std::vector<std::string>* audit = nullptr) {
+    auto result = m.control(request, caller, Clock::now());
+    if (audit) *audit = result.audit;
+    return json::parse(result.response)["responses"];
+}
+
+const std::string kGetStatus = R"({"commands": [{"command": "getStatus"}]})";
+
+// Only the identity mapped from this very connection's validated certificate counts: not a
+// connection that merely uses the same client id, not a client no certificate authenticated.
+TEST_F(SecurityModuleTest, ControlIsAuthorisedOnTheCertificateIdentityOfTheConnection) {
+    write_config(R"({"control": {"allow": ["dev-1"]}, "security_profiles": {"devices":
+        {"trust_anchors": ["ca/root.crt"]}}})");
+    SecurityModule m(tmp_ / "brokertls.json");
+    std::vector<std::string> audit;
+
+    auto r = control(m, kGetStatus, {"dev-1", &conn1_}, &audit);
+    EXPECT_EQ(r[0]["error"], "not authorised");
+    EXPECT_FALSE(r[0].contains("data"));
+    EXPECT_EQ(audit, std::vector<std::string>{
+                         "control: client 'dev-1' (no validated certificate) getStatus: refused: "
+                         "not authenticated by a client certificate"});
+
+    ASSERT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, Clock::now()).ok());
+    EXPECT_EQ(control(m, kGetStatus, {"dev-2", &conn2_}, &audit)[0]["error"], "not authorised");
+    EXPECT_EQ(audit[0],
+              "control: 'dev-2' (security profile devices, client 'dev-2') getStatus: refused: "
+              "identity not in control.allow");
+
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    EXPECT_EQ(control(m, kGetStatus, {"dev-1", &conn2_})[0]["error"], "not authorised");
+    r = control(m, kGetStatus, {"dev-1", &conn1_}, &audit);
+    EXPECT_FALSE(r[0].contains("error")) << r;
+    EXPECT_EQ(r[0]["data"]["security_profiles"]["devices"]["identity"], "cn");
+    EXPECT_EQ(audit[0],
+              "control: 'dev-1' (security profile devices, client 'dev-1') getStatus: ok");
+
+    m.disconnected("dev-1", &conn1_);
+    EXPECT_EQ(control(m, kGetStatus, {"dev-1", &conn1_})[0]["error"], "not authorised");
+}
+
+TEST_F(SecurityModuleTest, ControlAllowCanBindAnIdentityToItsSecurityProfile) {
+    CertificateAuthority::init_root(tmp_ / "ops-ca", {});
+    write_config(R"({"control": {"allow": [{"identity": "dev-1", "security_profile": "ops"}]},
+        "security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]},
+                              "ops": {"trust_anchors": ["ops-ca/root.crt"]}}})");
+    SecurityModule m(tmp_ / "brokertls.json");
+    // dev-1 from the devices CA is not the dev-1 of the operators' CA.
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    EXPECT_EQ(control(m, kGetStatus, {"dev-1", &conn1_})[0]["error"], "not authorised");
+}
+
+TEST_F(SecurityModuleTest, ControlAnswersEveryMalformedCommand) {
+    write_config(R"({"control": {"allow": ["dev-1"]}, "security_profiles": {"devices":
+        {"trust_anchors": ["ca/root.crt"]}}})");
+    SecurityModule m(tmp_ / "brokertls.json");
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    auto r = control(m,
+                     R"({"commands": [5, {"command": 7, "correlationData": "c2"},
+                                      {"command": "renew", "profile": ["web"]}, {}]})",
+                     {"dev-1", &conn1_});
+    ASSERT_EQ(r.size(), 4u);
+    EXPECT_EQ(r[0]["error"], "each command must be an object");
+    EXPECT_EQ(r[1]["error"], "\"command\" must be a string");
+    EXPECT_EQ(r[1]["correlationData"], "c2");
+    EXPECT_EQ(r[2]["error"], "\"profile\" must be a string");
+    EXPECT_EQ(r[3]["error"], "\"command\" must be a string");
+    EXPECT_EQ(control(m, "[]", {"dev-1", &conn1_})[0]["error"],
+              "payload must be {\"commands\": [...]}");
+}
+
+TEST_F(SecurityModuleTest, ReloadThatDropsASecurityProfileInUseIsRefused) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    m.use_security_profile("devices");
+    CertificateAuthority::init_root(tmp_ / "ops-ca", {});
+    write_config(R"({"security_profiles": {"ops": {"trust_anchors": ["ops-ca/root.crt"]}}})");
+    auto out = m.reload(Clock::now());
+    EXPECT_FALSE(out.ok);
+    ASSERT_FALSE(out.log.empty());
+    EXPECT_NE(out.log.back().find("'devices' is removed, but a listener uses it"),
+              std::string::npos)
+        << out.log.back();
+    EXPECT_TRUE(m.has_security_profile("devices"));
+    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+}
+
+class FilesProfileTest : public SecurityModuleTest {
+  protected:
+    FilesProfileTest() {
+        auto issued = open().issue({{CertificateProfile::Server,
+                                     "broker",
+                                     "",
+                                     {classify_name("broker.test")},
+                                     30,
+                                     KeyType::EcP256},
+                                    {CertificateProfile::Server,
+                                     "other",
+                                     "",
+                                     {classify_name("broker.test")},
+                                     30,
+                                     KeyType::EcP256}},
+                                   tmp_ / "server", Overwrite::Refuse);
+        good_ = issued[0];
+        other_ = issued[1];
+        fs::create_directories(tmp_ / "source");
+        fs::copy_file(good_.key, tmp_ / "source/key.pem");
+        fs::copy_file(good_.cert, tmp_ / "source/cert.pem");
+        write_config(R"({"certificate_profiles": {"broker": {"source": "files",
+            "files": {"key": "source/key.pem", "cert": "source/cert.pem"},
+            "names": ["broker.test"],
+            "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}}})");
+    }
+    json status(SecurityModule& m) {
+        return json::parse(m.status_json(Clock::now()))["certificate_profiles"]["broker"];
+    }
+    IssuedFiles good_, other_;
+};
+
+// A refused certificate used to turn every later poll into a full configuration rebuild (and,
+// through the watcher, a broker reload four times a second).
+TEST_F(FilesProfileTest, ARefusedCertificateIsNotRebuiltAtEveryPoll) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    // A certificate that does not match the key.
+    write_file_atomic(tmp_ / "source/cert.pem", read_file(other_.cert));
+    TimePoint t0 = Clock::now();
+    ASSERT_TRUE(m.poll_files(t0) || m.poll_files(t0));
+    auto first = m.tick(t0);
+    ASSERT_FALSE(first.log.empty());
+    EXPECT_NE(first.log.front().find("new certificate refused, the deployed one stays"),
+              std::string::npos);
+    for (auto later : {t0 + std::chrono::seconds(31),
+                       t0 + std::chrono::seconds(31) + std::chrono::milliseconds(250),
+                       t0 + std::chrono::seconds(32)}) {
+        m.poll_files(later);
+        auto out = m.tick(later);
+        EXPECT_TRUE(out.log.empty()) << out.log.front();
+    }
+    auto counters = json::parse(m.status_json(Clock::now()))["counters"];
+    // A certificate source change refreshes certificates, never the whole configuration.
+    EXPECT_EQ(counters.value("reload.ok", 0), 0);
+}
+
+// Log lines are no reason to signal the broker: they wait for its next event.
+TEST_F(FilesProfileTest, TheWatcherDoesNotSignalTheBrokerForLogLines) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    std::atomic<int> signals{0};
+    m.start_watching([&] { ++signals; });
+    write_file_atomic(tmp_ / "source/cert.pem", read_file(other_.cert));
+    std::vector<std::string> lines;
+    ASSERT_TRUE(test::eventually(
+        [&] {
+            auto out = m.flush_messages();
+            lines.insert(lines.end(), out.log.begin(), out.log.end());
+            return std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+                return l.find("new certificate refused") != std::string::npos;
+            });
+        },
+        std::chrono::seconds(10)));
+    // An observation window of several watcher rounds: still no signal.
+    EXPECT_FALSE(test::eventually([&] { return signals > 0; }, std::chrono::milliseconds(1000)));
+    EXPECT_EQ(
+        json::parse(m.status_json(Clock::now()))["counters"].value("broker_reload_signals", 0), 0);
+}
+
+TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    std::string first = Certificate::load(good_.cert).fingerprint_sha256();
+    EXPECT_EQ(status(m)["served"]["fingerprint"], first);
+    auto next = open().issue({{CertificateProfile::Server,
+                               "next",
+                               "",
+                               {classify_name("broker.test")},
+                               30,
+                               KeyType::EcP256}},
+                             tmp_ / "server", Overwrite::Refuse)[0];
+    write_file_atomic(tmp_ / "source/key.pem", read_file(next.key));
+    write_file_atomic(tmp_ / "source/cert.pem", read_file(next.cert));
+    ASSERT_TRUE(m.poll_files(Clock::now()) || m.poll_files(Clock::now()));
+    std::string second = Certificate::load(next.cert).fingerprint_sha256();
+    // Deployed, but the broker has not re-read its files yet.
+    EXPECT_EQ(status(m)["fingerprint"], second);
+    EXPECT_EQ(status(m)["served"]["fingerprint"], first);
+    m.broker_reloaded(Clock::now());
+    EXPECT_EQ(status(m)["served"]["fingerprint"], second);
+    EXPECT_EQ(json::parse(m.status_json(Clock::now()))["counters"]["broker_reloads"], 1);
+}
+
+TEST_F(FilesProfileTest, ALocalCaThatVouchesForClientsIsRefusedUnlessChosen) {
+    auto config = [&](const std::string& opt_in) {
+        write_config(R"({"certificate_profiles": {"broker": {"source": "local-ca",
+            "local_ca": {"dir": "ca")" +
+                     opt_in + R"(}, "names": ["broker.test"],
+            "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}},
+          "security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]}}})");
+    };
+    config("");
+    std::string error =
+        test::error_of([&] { SecurityModule m(tmp_ / "brokertls.json"); }, ErrorKind::Input);
+    EXPECT_NE(error.find("brokertls.json: certificate_profiles.broker.local_ca: " +
+                         (tmp_ / "ca/root.crt").string() +
+                         " also vouches for the clients of security profile 'devices'"),
+              std::string::npos)
+        << error;
+    config(R"(, "allow_client_trust_anchor": true)");
+    SecurityModule m(tmp_ / "brokertls.json");
+    EXPECT_TRUE(fs::exists(tmp_ / "live/broker.crt"));
 }
 
 }  // namespace

@@ -86,3 +86,90 @@ TEST(RenewalTime, ThirdOfLifetimeOrRenewBefore) {
 
 }  // namespace
 }  // namespace brokertls
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "brokertls/store/files.hpp"
+#include "support.hpp"
+
+namespace brokertls {
+namespace {
+
+namespace fs = std::filesystem;
+
+// chattr +i: a directory nobody may change, root included (tests run as root, for whom mode
+// bits are no obstacle).
+void set_immutable(const fs::path& dir, bool on) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0) << dir;
+    int flags = 0;
+    ASSERT_EQ(::ioctl(fd, FS_IOC_GETFLAGS, &flags), 0) << dir;
+    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+    ASSERT_EQ(::ioctl(fd, FS_IOC_SETFLAGS, &flags), 0) << "chattr on " << dir;
+    ::close(fd);
+}
+
+class DeployTest : public ServerMaterialTest {
+  protected:
+    fs::path cert() { return tmp_ / "certs/broker.crt"; }
+    fs::path key() { return tmp_ / "keys/broker.key"; }
+    std::string pending(const fs::path& p) { return p.string() + ".brokertls-new"; }
+    test::TempDir tmp_;
+};
+
+// The certificate's directory refuses writes: the new key must not be left beside the old
+// certificate (a pair the broker cannot load).
+TEST_F(DeployTest, BothFilesOrNeither) {
+    auto first = make({"broker.test"});
+    deploy_material(first, cert(), key());
+    std::string key_pem = read_file(key()), cert_pem = read_file(cert());
+    set_immutable(tmp_ / "certs", true);
+    EXPECT_THROW(deploy_material(make({"broker.test"}), cert(), key()), Error);
+    set_immutable(tmp_ / "certs", false);
+    EXPECT_EQ(read_file(key()), key_pem);
+    EXPECT_EQ(read_file(cert()), cert_pem);
+    EXPECT_FALSE(fs::exists(pending(key())));
+}
+
+// A process killed between the writes and the renames: the next start finishes the deploy when
+// the pending files form a pair, else drops them; the key always matches the certificate.
+TEST_F(DeployTest, AnInterruptedDeployIsFinishedOrDropped) {
+    auto old_pair = make({"broker.test"}), new_pair = make({"broker.test"});
+    deploy_material(old_pair, cert(), key());
+
+    // Killed before any rename.
+    write_file_atomic(pending(key()), new_pair.key.to_pem(), kPrivateMode);
+    write_file_atomic(pending(cert()), new_pair.cert_pem());
+    finish_interrupted_deploy(cert(), key());
+    auto read = read_deployed(cert(), key());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->cert_pem(), new_pair.cert_pem());
+    EXPECT_TRUE(read->leaf().matches_key(read->key));
+    EXPECT_EQ(fs::status(key()).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+
+    // Killed between the key's rename and the certificate's.
+    write_file_atomic(key(), old_pair.key.to_pem(), kPrivateMode);
+    write_file_atomic(pending(cert()), old_pair.cert_pem());
+    finish_interrupted_deploy(cert(), key());
+    read = read_deployed(cert(), key());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->cert_pem(), old_pair.cert_pem());
+    EXPECT_TRUE(read->leaf().matches_key(read->key));
+
+    // Killed while writing: a pending certificate that is no pair with anything.
+    write_file_atomic(pending(key()), new_pair.key.to_pem(), kPrivateMode);
+    write_file_atomic(pending(cert()), "-----BEGIN CERT");
+    finish_interrupted_deploy(cert(), key());
+    read = read_deployed(cert(), key());
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->cert_pem(), old_pair.cert_pem());
+    EXPECT_FALSE(fs::exists(pending(key())));
+    EXPECT_FALSE(fs::exists(pending(cert())));
+}
+
+}  // namespace
+}  // namespace brokertls

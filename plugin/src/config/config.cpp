@@ -1,7 +1,9 @@
 #include "brokertls/config/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/error.hpp"
@@ -306,12 +308,14 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
         c.source = CertificateSource::LocalCa;
         if (!node.has("local_ca")) node.error("source \"local-ca\" needs \"local_ca\": {\"dir\"}");
         Node ca = node.field("local_ca");
-        ca.only_keys({"dir", "lifetime", "passphrase_file"});
+        ca.only_keys({"dir", "lifetime", "passphrase_file", "allow_client_trust_anchor"});
         if (!ca.has("dir")) ca.error("needs \"dir\" (a brokertls-ca directory)");
         c.ca_dir = ca.field("dir").path_value(true);
         if (ca.has("lifetime")) c.lifetime = duration_field(ca.field("lifetime"));
         if (ca.has("passphrase_file"))
             c.ca_passphrase_file = ca.field("passphrase_file").path_value(true);
+        if (ca.has("allow_client_trust_anchor"))
+            c.allow_client_trust_anchor = ca.field("allow_client_trust_anchor").boolean();
     } else if (s == "acme") {
         c.source = CertificateSource::Acme;
         if (!node.has("acme")) node.error("source \"acme\" needs \"acme\": {\"issuer\"}");
@@ -350,6 +354,9 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
     if (!deploy.has("cert") || !deploy.has("key")) deploy.error("needs \"cert\" and \"key\"");
     c.deploy_cert = deploy.field("cert").path_value(false);
     c.deploy_key = deploy.field("key").path_value(false);
+    if (fs::weakly_canonical(c.deploy_cert) == fs::weakly_canonical(c.deploy_key))
+        deploy.error("\"cert\" and \"key\" name the same file (" + c.deploy_cert.string() +
+                     "): the key would be overwritten by the certificate");
     return c;
 }
 
@@ -375,7 +382,7 @@ void check_acme_profile(const CertificateProfileConfig& profile,
 
 RenewalConfig parse_renewal(const Node& node) {
     node.only_keys({"check_interval", "max_concurrent_orders", "expiring_threshold",
-                    "order_timeout", "comment"});
+                    "order_timeout", "forced_interval", "comment"});
     RenewalConfig r;
     if (node.has("check_interval")) r.check_interval = duration_field(node.field("check_interval"));
     if (node.has("max_concurrent_orders"))
@@ -383,6 +390,8 @@ RenewalConfig parse_renewal(const Node& node) {
     if (node.has("expiring_threshold"))
         r.expiring_threshold = duration_field(node.field("expiring_threshold"));
     if (node.has("order_timeout")) r.order_timeout = duration_field(node.field("order_timeout"));
+    if (node.has("forced_interval"))
+        r.forced_interval = duration_field(node.field("forced_interval"));
     return r;
 }
 
@@ -419,9 +428,85 @@ std::optional<std::chrono::seconds> parse_duration(const std::string& text) {
     return std::nullopt;
 }
 
+namespace {
+
+// JSON text to a document. A syntax error names its line and column; a key given twice in one
+// object is refused (nlohmann would keep the last one silently: a second "crls" would quietly
+// replace the first).
+json parse_json_strictly(const std::string& text, const fs::path& file) {
+    struct Object {
+        std::string path;
+        std::set<std::string> keys;
+        std::string last_key;
+    };
+    std::vector<Object> objects;
+    std::vector<std::string> containers;  // the path of each open object or array
+    std::string pending_key;
+    auto child_path = [&] {
+        std::string parent = containers.empty() ? "" : containers.back();
+        if (objects.empty() || pending_key.empty()) return parent;
+        return parent.empty() ? pending_key : parent + "." + pending_key;
+    };
+    json::parser_callback_t strict = [&](int, json::parse_event_t event, json& parsed) {
+        switch (event) {
+            case json::parse_event_t::object_start:
+                containers.push_back(child_path());
+                objects.push_back({containers.back(), {}, {}});
+                pending_key.clear();
+                break;
+            case json::parse_event_t::array_start:
+                containers.push_back(child_path() + "[]");
+                pending_key.clear();
+                break;
+            case json::parse_event_t::key: {
+                std::string key = parsed.get<std::string>();
+                if (!objects.back().keys.insert(key).second)
+                    fail(ErrorKind::Input,
+                         file.filename().string() + ": " +
+                             (objects.back().path.empty() ? key : objects.back().path + "." + key),
+                         "duplicate key (each key may appear once in an object)");
+                pending_key = key;
+                break;
+            }
+            case json::parse_event_t::object_end:
+                objects.pop_back();
+                containers.pop_back();
+                pending_key.clear();
+                break;
+            case json::parse_event_t::array_end:
+                containers.pop_back();
+                pending_key.clear();
+                break;
+            case json::parse_event_t::value:
+                break;
+        }
+        return true;
+    };
+    try {
+        return json::parse(text, strict, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+        // e.byte is the 1-based offset of the last byte read.
+        size_t offset = e.byte == 0 ? 0 : std::min<size_t>(e.byte - 1, text.size());
+        size_t line =
+            1 + static_cast<size_t>(std::count(text.begin(), text.begin() + offset, '\n'));
+        size_t line_start = text.rfind('\n', offset == 0 ? 0 : offset - 1);
+        size_t column =
+            line_start == std::string::npos || offset == 0 ? offset + 1 : offset - line_start;
+        std::string what = e.what();
+        // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error ..."
+        auto colon = what.find(": ");
+        std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+        fail(ErrorKind::Input,
+             file.filename().string() + ": line " + std::to_string(line) + ", column " +
+                 std::to_string(column),
+             "not valid JSON: " + reason);
+    }
+}
+
+}  // namespace
+
 Config parse_config(const std::string& text, const fs::path& file) {
-    json root = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
-    if (root.is_discarded()) fail(ErrorKind::Input, file.filename().string(), "not valid JSON");
+    json root = parse_json_strictly(text, file);
     Node top(root, "", file);
     top.only_keys({"security_profiles", "certificate_profiles", "issuers", "renewal", "events",
                    "state_dir", "capath", "control", "comment"});
@@ -436,6 +521,13 @@ Config parse_config(const std::string& text, const fs::path& file) {
     if (top.has("certificate_profiles"))
         for (const auto& [name, node] : top.field("certificate_profiles").members()) {
             auto profile = parse_certificate_profile(name, node);
+            for (const auto& [other_name, other] : config.certificate_profiles)
+                for (const auto& mine : {profile.deploy_cert, profile.deploy_key})
+                    for (const auto& theirs : {other.deploy_cert, other.deploy_key})
+                        if (fs::weakly_canonical(mine) == fs::weakly_canonical(theirs))
+                            node.field("deploy").error(
+                                mine.string() + " is also deployed by certificate profile '" +
+                                other_name + "'");
             if (profile.source == CertificateSource::Acme)
                 check_acme_profile(profile, config.issuers, node);
             config.certificate_profiles.emplace(name, std::move(profile));
@@ -449,8 +541,24 @@ Config parse_config(const std::string& text, const fs::path& file) {
         Node control = top.field("control");
         control.only_keys({"allow", "comment"});
         if (control.has("allow"))
-            for (const auto& item : control.field("allow").array())
-                config.control_allow.push_back(item.string());
+            for (const auto& item : control.field("allow").array()) {
+                ControlAllow entry;
+                if (item.value().is_object()) {
+                    item.only_keys({"identity", "security_profile", "comment"});
+                    if (!item.has("identity")) item.error("needs \"identity\"");
+                    entry.identity = item.field("identity").string();
+                    if (item.has("security_profile")) {
+                        Node profile = item.field("security_profile");
+                        entry.security_profile = profile.string();
+                        if (!config.security_profiles.count(entry.security_profile))
+                            profile.error("no security profile '" + entry.security_profile + "'");
+                    }
+                } else {
+                    entry.identity = item.string();
+                }
+                if (entry.identity.empty()) item.error("an identity must not be empty");
+                config.control_allow.push_back(std::move(entry));
+            }
     }
     if (config.security_profiles.empty() && config.certificate_profiles.empty())
         top.error("defines no security_profiles and no certificate_profiles");

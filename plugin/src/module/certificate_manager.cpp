@@ -27,13 +27,15 @@ ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p) {
     }
     // Issued into a staging directory beside the deployed files; only checked material moves on.
     fs::path staging = p.deploy_cert.parent_path() / (".brokertls-staging-" + p.name);
+    // Left by a process killed while issuing: ours (only this profile writes it), and stale.
+    std::error_code ec;
+    fs::remove_all(staging, ec);
     CertificateAuthority ca(p.ca_dir, passphrase, true, DirectoryLock::Mode::Exclusive);
     LeafRequest request{
         CertificateProfile::Server, p.names.front().value, p.name, p.names, 0, p.key_type};
     request.lifetime = p.lifetime;
     auto issued = ca.issue({request}, staging, Overwrite::Allow);
     ServerMaterial m{PrivateKey::load(issued[0].key), Certificate::load_chain(issued[0].chain)};
-    std::error_code ec;
     fs::remove_all(staging, ec);
     return m;
 }
@@ -51,6 +53,15 @@ TimePoint CertificateManager::next_due() const {
         if (st.renew_at != TimePoint{}) due = std::min(due, st.renew_at);
     }
     return due;
+}
+
+void CertificateManager::mark_served(TimePoint now) {
+    for (auto& [name, st] : status_) {
+        if (!st.deployed || st.served_fingerprint == st.fingerprint) continue;
+        st.served_fingerprint = st.fingerprint;
+        st.served_not_after = st.not_after;
+        st.served_since = now;
+    }
 }
 
 bool CertificateManager::all_deployed() const {
@@ -97,6 +108,7 @@ std::optional<std::string> CertificateManager::refresh_profile(const Certificate
                                                                TimePoint now, bool force,
                                                                Result& result) {
     Status& st = status_[p.name];
+    finish_interrupted_deploy(p.deploy_cert, p.deploy_key);  // we are this profile's one writer
     std::optional<ServerMaterial> deployed = read_deployed(p.deploy_cert, p.deploy_key);
     bool deployed_ok = deployed && check_server_material(*deployed, p.names, now).empty();
 
@@ -109,7 +121,12 @@ std::optional<std::string> CertificateManager::refresh_profile(const Certificate
             if (std::string why = check_server_material(source, p.names, now); !why.empty()) {
                 // Log a refused certificate once, not at every poll.
                 std::string fp = source.chain.empty() ? "" : source.leaf().fingerprint_sha256();
-                if (refused_[p.name] == fp) return std::nullopt;
+                if (refused_[p.name] == fp) {
+                    // Already refused and logged: look again later (a certificate not yet
+                    // valid becomes valid), quietly, and sooner when the files change.
+                    st.retry_at = now + retry_after;
+                    return std::nullopt;
+                }
                 refused_[p.name] = fp;
                 return p.cert_file.string() + ": " + why;
             }

@@ -40,13 +40,13 @@ void FileWatch::set_files(const std::vector<fs::path>& files) {
     files_ = std::move(next);
 }
 
-bool FileWatch::poll() {
-    bool changed = false;
+std::vector<std::filesystem::path> FileWatch::poll() {
+    std::vector<std::filesystem::path> changed;
     for (auto& [path, state] : files_) {
         std::string now = fingerprint(path);
         if (now == state.seen && now != state.stable) {
             state.stable = now;
-            changed = true;
+            changed.push_back(path);
         }
         state.seen = now;
     }

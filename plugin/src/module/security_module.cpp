@@ -6,9 +6,45 @@
 
 #include "brokertls/error.hpp"
 #include "brokertls/trust/capath.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
+
+namespace {
+
+// A local-ca profile puts its CA's key on the broker. Refused when that CA is also trusted to
+// vouch for clients, unless local_ca.allow_client_trust_anchor says the operator chose it.
+void check_local_ca_trust(
+    const Config& config, const fs::path& file,
+    const std::map<std::string, std::shared_ptr<const TrustSnapshot>>& trust) {
+    for (const auto& [name, profile] : config.certificate_profiles) {
+        if (profile.source != CertificateSource::LocalCa || profile.allow_client_trust_anchor)
+            continue;
+        for (const char* ca_file : {"root.crt", "intermediate.crt"}) {
+            fs::path path = profile.ca_dir / ca_file;
+            if (!fs::exists(path)) continue;
+            std::string fp = Certificate::load(path).fingerprint_sha256();
+            for (const auto& [security_name, snap] : trust)
+                for (const auto* list : {&snap->anchors(), &snap->intermediates()})
+                    for (const auto& cert : *list)
+                        if (cert.fingerprint_sha256() == fp)
+                            fail(ErrorKind::Input,
+                                 file.filename().string() + ": certificate_profiles." + name +
+                                     ".local_ca",
+                                 path.string() +
+                                     " also vouches for the clients of security "
+                                     "profile '" +
+                                     security_name +
+                                     "': the broker would hold a key "
+                                     "that can mint any client identity. Issue the server "
+                                     "certificate from another CA, or set "
+                                     "\"allow_client_trust_anchor\": true");
+        }
+    }
+}
+
+}  // namespace
 
 SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(config_file)) {
     auto state = build_state(config_file_);
@@ -18,6 +54,7 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
         [this](const std::string& line) { on_renewal_log(line); }});
     acme_->configure(state->config, last_reload_at_);
     auto deployed = certificates_.refresh(state->config, last_reload_at_);
+    certificates_.mark_served(last_reload_at_);  // the broker reads them when it starts
     if (!certificates_.all_deployed())
         fail(ErrorKind::Input, config_file_.filename().string(),
              "no usable server certificate: " +
@@ -81,10 +118,18 @@ void SecurityModule::watch_loop() {
             std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)).count();
         bool renewed = acme_deployed_.exchange(false);
         lock.lock();
-        bool work_waits = pending_revalidate_ || !pending_.log.empty();
+        // A signal makes Mosquitto re-read its whole configuration: raise it for new server
+        // certificates, and for a trust change that may have to disconnect clients when the
+        // broker sends no TICK (2.0 with per_listener_settings) - once, until it is handled.
+        // Log lines and events wait for the next broker-thread event instead.
+        bool revalidate_waits = pending_revalidate_ && no_ticks && !wake_requested_;
+        bool signal = wake_ && (changed == Change::Certificates || renewed || revalidate_waits);
+        if (signal) {
+            wake_requested_ = true;
+            ++counters_["broker_reload_signals"];
+        }
         lock.unlock();
-        if (wake_ && (changed == Change::Certificates || renewed || (work_waits && no_ticks)))
-            wake_();
+        if (signal) wake_();
         lock.lock();
     }
 }
@@ -94,14 +139,32 @@ bool SecurityModule::poll_files(TimePoint now) {
 }
 
 SecurityModule::Change SecurityModule::poll(TimePoint now) {
-    bool files_changed, renewal_due;
+    std::vector<fs::path> changed;
+    bool renewal_due;
     {
         std::lock_guard lock(mutex_);
-        files_changed = watch_.poll();
+        changed = watch_.poll();
         renewal_due = now >= certificates_.next_due();
     }
-    if (!files_changed && !renewal_due) return Change::None;
-    return rebuild(now) ? Change::Certificates : Change::Trust;
+    // A new key or certificate in a `files` source is a certificate refresh; anything else
+    // (brokertls.json, anchors, CRLs) rebuilds the configuration and re-checks connected clients.
+    auto sources = CertificateManager::source_files(state_.load()->config);
+    bool trust_changed = std::any_of(changed.begin(), changed.end(), [&](const fs::path& f) {
+        return std::find(sources.begin(), sources.end(), f) == sources.end();
+    });
+    if (trust_changed) return rebuild(now) ? Change::Certificates : Change::Trust;
+    if (!changed.empty() || renewal_due)
+        return refresh_certificates(now) ? Change::Certificates : Change::Trust;
+    return Change::None;
+}
+
+bool SecurityModule::refresh_certificates(TimePoint now) {
+    auto state = state_.load();
+    std::lock_guard lock(mutex_);
+    auto certs = certificates_.refresh(state->config, now);
+    pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
+    if (!certs.ok) pending_.ok = false;
+    return certs.deployed;
 }
 
 std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const fs::path& file) {
@@ -131,6 +194,7 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const f
             fail(ErrorKind::Io, file.filename().string() + ": capath", e.what());
         }
     }
+    check_local_ca_trust(state->config, file, state->trust);
     return state;
 }
 
@@ -147,6 +211,11 @@ std::vector<fs::path> SecurityModule::watched_files(const State& state) const {
 
 bool SecurityModule::has_security_profile(const std::string& name) const {
     return state_.load()->trust.count(name) > 0;
+}
+
+void SecurityModule::use_security_profile(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    profiles_in_use_.insert(name);
 }
 
 bool SecurityModule::requires_client_certificate(const std::string& profile) const {
@@ -173,10 +242,17 @@ ValidationResult SecurityModule::authenticate(const std::string& profile, X509* 
     }
     if (r.ok()) {
         X509_up_ref(leaf);
-        connected_.insert_or_assign(std::string(client_id),
-                                    Connected{profile, Certificate(X509Ptr(leaf)), connection});
+        connected_.insert_or_assign(
+            std::string(client_id),
+            Connected{profile, Certificate(X509Ptr(leaf)), connection, r.identity});
     }
     return r;
+}
+
+const SecurityModule::Connected* SecurityModule::connected(std::string_view client_id,
+                                                           const void* connection) const {
+    auto it = connected_.find(client_id);
+    return it != connected_.end() && it->second.connection == connection ? &it->second : nullptr;
 }
 
 void SecurityModule::disconnected(std::string_view client_id, const void* connection) {
@@ -207,6 +283,16 @@ bool SecurityModule::rebuild(TimePoint now) {
     bool stand_in = false;
     try {
         next = build_state(config_file_);
+        std::set<std::string> in_use;
+        {
+            std::lock_guard lock(mutex_);
+            in_use = profiles_in_use_;
+        }
+        for (const auto& name : in_use)
+            if (!next->trust.count(name))
+                fail(ErrorKind::Input, config_file_.filename().string() + ": security_profiles",
+                     "'" + name +
+                         "' is removed, but a listener uses it (plugin_opt_security_profile)");
         stand_in = acme_->configure(next->config, now);
     } catch (const std::exception& e) {
         next.reset();
@@ -248,6 +334,7 @@ SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
         out = std::exchange(pending_, Outcome{});
         revalidate = std::exchange(pending_revalidate_, false);
         pending_rebuilt_ = false;
+        wake_requested_ = false;
     }
     if (revalidate) out.kick = revalidate_connected(now);
     for (const auto& id : out.kick)
@@ -264,6 +351,23 @@ SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
     }
     if (!already_built) rebuild(now);
     return drain(now);
+}
+
+SecurityModule::Outcome SecurityModule::flush_messages() {
+    std::lock_guard lock(mutex_);
+    Outcome out;
+    // A rebuilt state is handed over whole by reload() or tick(), with its log.
+    if (pending_rebuilt_ || (pending_.log.empty() && pending_.publish.empty())) return out;
+    out.log = std::exchange(pending_.log, {});
+    out.publish = std::exchange(pending_.publish, {});
+    out.ok = pending_.ok;
+    return out;
+}
+
+void SecurityModule::broker_reloaded(TimePoint now) {
+    std::lock_guard lock(mutex_);
+    ++counters_["broker_reloads"];
+    certificates_.mark_served(now);
 }
 
 SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
@@ -302,7 +406,12 @@ std::string SecurityModule::status_json(TimePoint now) const {
             {"not_after", st.not_after == TimePoint{} ? "" : to_iso8601(st.not_after)},
             {"renew_at", st.renew_at == TimePoint{} ? "" : to_iso8601(st.renew_at)},
             {"last_result", st.last_result},
-            {"ok", st.last_ok}};
+            {"ok", st.last_ok},
+            {"served",
+             {{"fingerprint", st.served_fingerprint},
+              {"not_after",
+               st.served_not_after == TimePoint{} ? "" : to_iso8601(st.served_not_after)},
+              {"since", st.served_since == TimePoint{} ? "" : to_iso8601(st.served_since)}}}};
     }
     auto iso = [](TimePoint t) { return t == TimePoint{} ? std::string() : to_iso8601(t); };
     for (const auto& [name, st] : acme) {
@@ -345,53 +454,101 @@ std::string SecurityModule::status_json(TimePoint now) const {
 
 namespace brokertls {
 
-bool SecurityModule::control_allowed(std::string_view identity) const {
-    const auto& allow = state_.load()->config.control_allow;
-    return std::find(allow.begin(), allow.end(), identity) != allow.end();
+bool SecurityModule::control_allowed(const Connected& caller) const {
+    for (const auto& entry : state_.load()->config.control_allow)
+        if (entry.identity == caller.identity &&
+            (entry.security_profile.empty() || entry.security_profile == caller.profile))
+            return true;
+    return false;
 }
 
-SecurityModule::ControlResult SecurityModule::control(std::string_view request, TimePoint now) {
+SecurityModule::ControlResult SecurityModule::control(std::string_view request,
+                                                      const ControlCaller& caller, TimePoint now) {
     using nlohmann::json;
     ControlResult result;
+    const Connected* who = connected(caller.client_id, caller.connection);
+    std::string who_text =
+        who ? "'" + printable(who->identity) + "' (security profile " + who->profile +
+                  ", client '" + printable(caller.client_id) + "')"
+            : "client '" + printable(caller.client_id) + "' (no validated certificate)";
+    bool allowed = who && control_allowed(*who);
+
     json responses = json::array();
+    auto answer = [&](json response, const std::string& outcome) {
+        std::string command = response["command"];
+        result.audit.push_back("control: " + who_text + " " +
+                               (command.empty() ? "(no command)" : printable(command)) + ": " +
+                               outcome);
+        responses.push_back(std::move(response));
+    };
     json doc = json::parse(request, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("commands") ||
         !doc["commands"].is_array()) {
-        responses.push_back(
-            {{"command", "unknown"}, {"error", "payload must be {\"commands\": [...]}"}});
-    } else {
-        for (const auto& cmd : doc["commands"]) {
-            json response{{"command", cmd.is_object() ? cmd.value("command", "") : ""}};
-            if (cmd.is_object() && cmd.contains("correlationData"))
-                response["correlationData"] = cmd["correlationData"];
-            std::string name = response["command"];
-            if (name == "getStatus") {
-                response["data"] = json::parse(status_json(now));
-            } else if (name == "reload") {
-                Outcome o = reload(now);
-                response["data"] = {{"ok", o.ok}, {"log", o.log}, {"disconnected", o.kick}};
-                if (!o.ok) response["error"] = o.log.empty() ? "reload failed" : o.log.back();
-                result.outcome.log.insert(result.outcome.log.end(), o.log.begin(), o.log.end());
-                result.outcome.kick.insert(result.outcome.kick.end(), o.kick.begin(), o.kick.end());
-                result.outcome.publish.insert(result.outcome.publish.end(), o.publish.begin(),
-                                              o.publish.end());
-                result.outcome.ok = result.outcome.ok && o.ok;
-            } else if (name == "resumeChallenge" || name == "renew") {
-                std::string profile =
-                    cmd.contains("profile") && cmd["profile"].is_string() ? cmd["profile"] : "";
-                bool done = name == "renew" ? acme_->renew_now(profile) : acme_->resume(profile);
-                if (done)
-                    response["data"] = {{"profile", profile}};
-                else
-                    response["error"] = name == "renew"
-                                            ? "no acme certificate profile '" + profile + "'"
-                                            : "no order of certificate profile '" + profile +
-                                                  "' waits for the operator";
-            } else {
-                response["error"] = "unknown command '" + name +
-                                    "' (known: getStatus, reload, renew, resumeChallenge)";
+        answer({{"command", ""}, {"error", "payload must be {\"commands\": [...]}"}},
+               "refused: malformed request");
+        result.response = json{{"responses", responses}}.dump();
+        return result;
+    }
+    for (const auto& cmd : doc["commands"]) {
+        json response{{"command", ""}};
+        if (!cmd.is_object()) {
+            response["error"] = "each command must be an object";
+            answer(response, "refused: malformed command");
+            continue;
+        }
+        if (cmd.contains("correlationData")) response["correlationData"] = cmd["correlationData"];
+        if (!cmd.contains("command") || !cmd["command"].is_string()) {
+            response["error"] = "\"command\" must be a string";
+            answer(response, "refused: malformed command");
+            continue;
+        }
+        std::string name = cmd["command"];
+        response["command"] = name;
+        if (!allowed) {
+            response["error"] = "not authorised";
+            answer(response, who ? "refused: identity not in control.allow"
+                                 : "refused: not authenticated by a client certificate");
+            continue;
+        }
+        if (name == "getStatus") {
+            response["data"] = json::parse(status_json(now));
+            answer(response, "ok");
+        } else if (name == "reload") {
+            Outcome o = reload(now);
+            response["data"] = {{"ok", o.ok}, {"log", o.log}, {"disconnected", o.kick}};
+            if (!o.ok) response["error"] = o.log.empty() ? "reload failed" : o.log.back();
+            result.outcome.log.insert(result.outcome.log.end(), o.log.begin(), o.log.end());
+            result.outcome.kick.insert(result.outcome.kick.end(), o.kick.begin(), o.kick.end());
+            result.outcome.publish.insert(result.outcome.publish.end(), o.publish.begin(),
+                                          o.publish.end());
+            result.outcome.ok = result.outcome.ok && o.ok;
+            answer(response, o.ok ? "ok" : "failed: reload refused");
+        } else if (name == "resumeChallenge" || name == "renew") {
+            if (!cmd.contains("profile") || !cmd["profile"].is_string()) {
+                response["error"] = "\"profile\" must be a string";
+                answer(response, "refused: malformed command");
+                continue;
             }
-            responses.push_back(std::move(response));
+            std::string profile = cmd["profile"];
+            std::string refusal;
+            if (name == "renew") {
+                auto r = acme_->renew_now(profile, now);
+                if (!r) refusal = r.reason;
+            } else if (!acme_->resume(profile)) {
+                refusal =
+                    "no order of certificate profile '" + profile + "' waits for the operator";
+            }
+            if (refusal.empty()) {
+                response["data"] = {{"profile", profile}};
+                answer(response, "ok (profile " + printable(profile) + ")");
+            } else {
+                response["error"] = refusal;
+                answer(response, "refused: " + printable(refusal));
+            }
+        } else {
+            response["error"] =
+                "unknown command '" + name + "' (known: getStatus, reload, renew, resumeChallenge)";
+            answer(response, "refused: unknown command");
         }
     }
     result.response = json{{"responses", responses}}.dump();

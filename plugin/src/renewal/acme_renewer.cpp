@@ -104,6 +104,8 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
         // Nothing servable (missing, unreadable, expired, key mismatch): a stand-in, so the
         // listener can start without waiting for the CA. Not while an order runs: it may be
         // between writing the new key and the new certificate.
+        if (!running.count(name))
+            finish_interrupted_deploy(profile.deploy_cert, profile.deploy_key);
         auto deployed = read_deployed(profile.deploy_cert, profile.deploy_key);
         if (!running.count(name) &&
             (!deployed || !check_server_material(*deployed, {}, now).empty())) {
@@ -136,6 +138,8 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
             job->state = old->second->state;  // the in-memory state is the newest
             job->running = old->second->running;
             job->forced = old->second->forced;
+            job->last_forced = old->second->last_forced;
+            job->ca_retry_at = old->second->ca_retry_at;
             // A new directory (staging -> production) or new names need a new certificate
             // now, not at the next periodic check hours away.
             if (old->second->issuer.directory != job->issuer.directory ||
@@ -179,14 +183,27 @@ bool AcmeRenewer::sleep(std::chrono::milliseconds duration) {
     return !cv_.wait_for(lock, duration, [this] { return stopping_; });
 }
 
-bool AcmeRenewer::renew_now(const std::string& profile) {
+AcmeRenewer::RenewRequest AcmeRenewer::renew_now(const std::string& profile, TimePoint now) {
     std::lock_guard lock(mutex_);
     auto it = jobs_.find(profile);
-    if (it == jobs_.end()) return false;
+    if (it == jobs_.end()) return {false, "no acme certificate profile '" + profile + "'"};
+    Job& job = *it->second;
+    // A forced renewal is still an order at the CA: it must not run into the CA's limits.
+    if (now < job.ca_retry_at)
+        return {false, "the CA asked to wait until " + to_iso8601(job.ca_retry_at) +
+                           " (Retry-After of the last failure: " + job.state.last_error + ")"};
+    if (job.last_forced != TimePoint{} && now < job.last_forced + renewal_.forced_interval)
+        return {false, "a forced renewal of '" + profile + "' ran at " +
+                           to_iso8601(job.last_forced) + "; the next is allowed at " +
+                           to_iso8601(job.last_forced + renewal_.forced_interval) +
+                           " (renewal.forced_interval)"};
     // An order already running is the renewal asked for; a second one would follow it.
-    if (!it->second->running) it->second->forced = true;
+    if (!job.running) {
+        job.forced = true;
+        job.last_forced = now;
+    }
     cv_.notify_all();
-    return true;
+    return {true, job.running ? "an order is already running" : ""};
 }
 
 bool AcmeRenewer::resume(const std::string& profile) {
@@ -267,6 +284,7 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
                 st.last_error = e.what();
                 st.last_result = "failed";
                 st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+                job->ca_retry_at = retry_after.value_or(TimePoint{});
                 next_run = st.next_run;
             }
             emit(*job, "failed",

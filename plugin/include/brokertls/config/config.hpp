@@ -26,6 +26,10 @@ struct CertificateProfileConfig {
     // source "local-ca": a brokertls-ca directory that issues and renews the certificate.
     std::filesystem::path ca_dir;
     std::optional<std::filesystem::path> ca_passphrase_file;
+    // The broker then holds this CA's key. When the same CA vouches for client identities (a
+    // trust anchor or intermediate of a security profile), a broker compromise mints any
+    // identity: refused unless the operator says so.
+    bool allow_client_trust_anchor = false;
     std::chrono::seconds lifetime{397 * 86400};
     std::chrono::seconds renew_before{0};  // 0: a third of the lifetime
     std::vector<SubjectAltName> names;
@@ -75,7 +79,7 @@ struct IssuerConfig {
     std::string directory;  // ACME directory URL
     std::string email;      // account contact ("" = none)
     std::optional<std::string> eab_key_id;
-    std::optional<std::string> eab_hmac_key;  // base64url
+    std::optional<std::string> eab_hmac_key;         // base64url
     std::optional<std::filesystem::path> ca_bundle;  // trust for the directory's HTTPS
     KeyType account_key_type = KeyType::EcP256;
     ChallengeConfig challenge;
@@ -87,6 +91,8 @@ struct RenewalConfig {
     int max_concurrent_orders = 4;
     std::chrono::seconds expiring_threshold{7 * 86400};  // `expiring` event below this
     std::chrono::seconds order_timeout{600};             // one order, start to certificate
+    // At most one forced renewal (control "renew") of a profile per this interval.
+    std::chrono::seconds forced_interval{300};
 };
 
 // Where renewal events go besides the broker log (`events`).
@@ -95,6 +101,13 @@ struct EventsConfig {
     std::filesystem::path exec;  // run with the event JSON on stdin; "" = none
     std::string webhook;         // POST the event JSON; "" = none
     std::chrono::seconds timeout{10};
+};
+
+// An identity brokertls mapped from a validated client certificate, optionally only when
+// that security profile validated it (`control.allow` entries).
+struct ControlAllow {
+    std::string identity;
+    std::string security_profile;  // "" = any security profile
 };
 
 struct Config {
@@ -110,8 +123,8 @@ struct Config {
     // A directory the plugin keeps filled with hashed links to every trust anchor (a listener's
     // capath), so a CA added to a profile is trusted by the broker's handshake without a restart.
     std::optional<std::filesystem::path> capath;
-    // Identities (mapped usernames) allowed to use $CONTROL/brokertls/v1; nobody by default.
-    std::vector<std::string> control_allow;
+    // Who may use $CONTROL/brokertls/v1; nobody by default.
+    std::vector<ControlAllow> control_allow;
 };
 
 // Throws Error(Input) naming the file, JSON path and reason. Checks that every file a profile

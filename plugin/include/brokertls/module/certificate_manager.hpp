@@ -34,8 +34,14 @@ class CertificateManager {
         bool last_ok = true;
         bool deployed = false;
         TimePoint retry_at = TimePoint::max();
+        // What the broker serves: the deployed material as of its last reload of the files.
+        // Differs from `fingerprint` (on disk) between a deploy and the broker's reload.
+        std::string served_fingerprint;
+        TimePoint served_not_after{}, served_since{};
     };
     const std::map<std::string, Status>& status() const { return status_; }
+    // The broker has (re)read the deployed files: record them as served.
+    void mark_served(TimePoint now);
     // When refresh() has time-driven work next (a local-ca renewal, or a retry after a failure).
     TimePoint next_due() const;
     // True when every profile has material deployed that passes the checks.

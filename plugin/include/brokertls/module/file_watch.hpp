@@ -14,8 +14,8 @@ namespace brokertls {
 class FileWatch {
   public:
     void set_files(const std::vector<std::filesystem::path>& files);
-    // True when some file changed (and has been stable for one poll) since the last true.
-    bool poll();
+    // The files that changed (and have been stable for one poll) since they were last reported.
+    std::vector<std::filesystem::path> poll();
 
   private:
     struct State {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -50,6 +51,9 @@ class SecurityModule {
     bool poll_files(TimePoint now);
 
     bool has_security_profile(const std::string& name) const;
+    // A listener names this profile: a reload that drops it is refused (the broker would have
+    // refused to start with it, and every client of that listener would be locked out).
+    void use_security_profile(const std::string& name);
     bool requires_client_certificate(const std::string& profile) const;
 
     // Validates a client's certificate against `profile` and, when accepted, remembers it for
@@ -74,21 +78,36 @@ class SecurityModule {
     // already built, or else re-reads the configuration and rebuilds every snapshot. On any
     // error the previous state stays in force and the outcome says why.
     Outcome reload(TimePoint now);
+    // Broker thread: the broker has re-read its listeners' certificate files (a RELOAD event),
+    // so what is deployed is what it now serves. Counted in getStatus.
+    void broker_reloaded(TimePoint now);
     // Broker thread, often (every TICK): hands over what the watcher found. Cheap when idle.
     Outcome tick(TimePoint now);
+    // Broker thread, on any other event (a client's authentication, a control request): hands
+    // over pending log lines and event messages only. Mosquitto 2.0 sends no TICK with
+    // per_listener_settings, and log lines are no reason to signal the broker.
+    Outcome flush_messages();
 
     // A JSON document for getStatus: profiles, anchors, counters, last reload.
     std::string status_json(TimePoint now) const;
 
-    // May this identity use $CONTROL/brokertls/v1? (control.allow in brokertls.json)
-    bool control_allowed(std::string_view identity) const;
+    // Who sent a $CONTROL request: the broker's connection handle and the client id. Nothing
+    // the client chose decides: the caller is authorised only when this very connection was
+    // authenticated by a certificate we validated, and the identity we mapped from it (with
+    // its security profile) is in control.allow.
+    struct ControlCaller {
+        std::string_view client_id;
+        const void* connection = nullptr;
+    };
     // Runs a $CONTROL/brokertls/v1 request ({"commands":[{"command":..,"correlationData":..}]})
-    // and returns the response document plus what a reload wants done on the broker thread.
+    // and returns the response document, what a reload wants done on the broker thread, and
+    // one audit line per command (who, which command, result). Broker thread only.
     struct ControlResult {
         std::string response;
         Outcome outcome;
+        std::vector<std::string> audit;
     };
-    ControlResult control(std::string_view request, TimePoint now);
+    ControlResult control(std::string_view request, const ControlCaller& caller, TimePoint now);
 
     static constexpr std::chrono::milliseconds poll_interval{250};
 
@@ -103,7 +122,13 @@ class SecurityModule {
         std::string profile;
         Certificate certificate;
         const void* connection;
+        std::string identity;
     };
+    const Connected* connected(std::string_view client_id, const void* connection) const;
+    bool control_allowed(const Connected& caller) const;
+    // Refreshes server certificates whose renewal or retry is due, without re-reading the
+    // configuration. True when new material was deployed.
+    bool refresh_certificates(TimePoint now);
     static std::shared_ptr<const State> build_state(const std::filesystem::path& file);
     std::vector<std::filesystem::path> watched_files(const State& state) const;
     enum class Change { None, Trust, Certificates };
@@ -129,6 +154,8 @@ class SecurityModule {
     Outcome pending_;
     bool pending_revalidate_ = false;
     bool pending_rebuilt_ = false;  // the watcher rebuilt the state; a reload only hands it over
+    bool wake_requested_ = false;   // a signal for pending work went out and was not yet drained
+    std::set<std::string> profiles_in_use_;
     std::map<std::string, unsigned long> counters_;  // "accepted", "rejected.expired", ...
     TimePoint last_reload_at_{};
     bool last_reload_ok_ = true;

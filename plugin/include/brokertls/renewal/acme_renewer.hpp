@@ -52,8 +52,15 @@ class AcmeRenewer {
     void start();  // the scheduler thread; idempotent
     void stop();   // interrupts waits and orders, joins every thread
 
-    // Runs this profile's order now (getStatus control "renew"); false when it is unknown.
-    bool renew_now(const std::string& profile);
+    // Runs this profile's order now (control "renew"), unless the profile is unknown, the CA
+    // asked us to wait (Retry-After, rateLimited) and that time has not come, or a forced
+    // renewal of it ran less than renewal.forced_interval ago: then `reason` says why.
+    struct RenewRequest {
+        bool accepted = false;
+        std::string reason;
+        explicit operator bool() const { return accepted; }
+    };
+    RenewRequest renew_now(const std::string& profile, TimePoint now);
     // Resumes a paused manual dns-01 order; false when none of that profile waits.
     bool resume(const std::string& profile);
 
@@ -80,6 +87,8 @@ class AcmeRenewer {
         JobState state;
         bool running = false;
         bool forced = false;
+        TimePoint last_forced{};
+        TimePoint ca_retry_at{};  // the CA's Retry-After of the last failure
     };
     void schedule_loop();
     void run(const std::shared_ptr<Job>& job);
