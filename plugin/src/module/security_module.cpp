@@ -356,8 +356,8 @@ SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
 SecurityModule::Outcome SecurityModule::flush_messages() {
     std::lock_guard lock(mutex_);
     Outcome out;
-    // A rebuilt state is handed over whole by reload() or tick(), with its log.
-    if (pending_rebuilt_ || (pending_.log.empty() && pending_.publish.empty())) return out;
+    // Lines and messages only: kicks wait for reload() or tick(), and pending_.ok stays for
+    // them to report.
     out.log = std::exchange(pending_.log, {});
     out.publish = std::exchange(pending_.publish, {});
     out.ok = pending_.ok;
@@ -514,7 +514,9 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request,
             response["data"] = json::parse(status_json(now));
             answer(response, "ok");
         } else if (name == "reload") {
-            Outcome o = reload(now);
+            // Always re-read now: the answer must say what the files hold at this moment.
+            rebuild(now);
+            Outcome o = drain(now);
             response["data"] = {{"ok", o.ok}, {"log", o.log}, {"disconnected", o.kick}};
             if (!o.ok) response["error"] = o.log.empty() ? "reload failed" : o.log.back();
             result.outcome.log.insert(result.outcome.log.end(), o.log.begin(), o.log.end());
