@@ -104,7 +104,8 @@ class SecurityModule {
         Certificate certificate;
         const void* connection;
     };
-    static std::shared_ptr<const State> build_state(const std::filesystem::path& file);
+    static std::shared_ptr<const State> build_state(const std::filesystem::path& file,
+                                                    const State* previous);
     std::vector<std::filesystem::path> watched_files(const State& state) const;
     enum class Change { None, Trust, Certificates };
     Change poll(TimePoint now);
