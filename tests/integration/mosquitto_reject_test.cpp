@@ -425,6 +425,40 @@ TEST_F(MosquittoReject, LeafUnderARevokedIntermediateIsRevoked) {
     EXPECT_TRUE(broker->wait_for_log(accepted("dev-1"), kLogTimeout));
 }
 
+// Under an intermediate whose nameConstraints permit only .devices.example, OpenSSL (the
+// handshake too) lets CN=admin through: a CN that is not host-name-like is not constrained.
+TEST_F(MosquittoReject, CnIdentityUnderANameConstrainedIntermediateMustBeAPermittedDnsName) {
+    auto rkey = root_key();
+    auto root = root_cert();
+    PrivateKey ikey = PrivateKey::generate(KeyType::EcP256);
+    Certificate inter =
+        raw::with_extension(sign_certificate(spec(CertificateProfile::IntermediateCa, "devices CA"),
+                                             ikey.get(), rkey, &root),
+                            rkey, NID_name_constraints, "critical,permitted;DNS:.devices.example");
+    fs::path inter_file = tmp_ / "devices-ca.pem";
+    write_file(inter_file, inter.to_pem());
+    json profile = default_profile();
+    profile["intermediates"] = json::array({inter_file.string()});
+    auto broker = start(write_config({{"devices", profile}}),
+                        bundle("root-and-devices.pem", {pki_->root(), inter_file}));
+
+    auto admin =
+        make_cert("admin", spec(CertificateProfile::Client, "admin"), ikey, inter, {inter});
+    expect_refused(*broker, "admin", pki_->root(), admin);
+    EXPECT_TRUE(broker->wait_for_log(rejected("admin", admin, "name_constraints") +
+                                         "CN 'admin' is not a DNS name of the certificate",
+                                     kLogTimeout))
+        << broker->log();
+
+    auto named = spec(CertificateProfile::Client, "dev-1.devices.example");
+    named.subject_alt_names = {classify_name("dev-1.devices.example")};
+    auto dev = make_cert("dev-1-named", named, ikey, inter, {inter});
+    MqttClient ok(broker->port(), "dev-1.devices.example", pki_->root(), dev);
+    EXPECT_EQ(ok.connect(), "") << broker->log();
+    EXPECT_TRUE(broker->wait_for_log(accepted("dev-1.devices.example"), kLogTimeout));
+    EXPECT_EQ(broker->log().find(accepted("admin")), std::string::npos);
+}
+
 // An older CRL written over the current one (a restore from backup, a stale sync) must not
 // un-revoke dev-rev.
 TEST_F(MosquittoReject, StaleCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {

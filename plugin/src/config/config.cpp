@@ -106,12 +106,12 @@ SecurityProfile parse_security_profile(const std::string& name, const Node& node
     if (node.has("required_eku")) {
         Node eku = node.field("required_eku");
         // Compared with Certificate::extended_key_usage(), so spelled the way it names them.
-        auto name = eku.string().empty() ? std::optional<std::string>("")
-                                         : canonical_eku_name(eku.string());
-        if (!name)
+        auto known = eku.string().empty() ? std::optional<std::string>("")
+                                          : canonical_eku_name(eku.string());
+        if (!known)
             eku.error("unknown extended key usage; use one of " + std::string(eku_names()) +
                       ", a dotted OID, or \"\" for any");
-        p.required_eku = *name;
+        p.required_eku = *known;
     }
     if (node.has("max_chain_depth"))
         p.max_chain_depth = node.field("max_chain_depth").integer(1, 16);
