@@ -374,7 +374,8 @@ TEST_F(MosquittoReject, IdentityWithSlashIsRefusedUnderAclPatterns) {
     ASSERT_EQ(monitor.connect(), "") << broker->log();
     monitor.subscribe("devices/#");
 
-    auto slash = pki_->client("dev-1/x");
+    auto slash =
+        make_cert("dev-1-x", spec(CertificateProfile::Client, "dev-1/x"), root_key(), root_cert());
     expect_refused(*broker, "dev-1/x", pki_->root(), slash);
     EXPECT_TRUE(broker->wait_for_log(
         rejected("dev-1/x", slash, "bad_identity") +
