@@ -172,8 +172,8 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
     }
     // A CRL in force stays in force until a newer one of its issuer replaces it: a stale file
     // written over the current one must not un-revoke anything. (Dropping an issuer's CRL
-    // from the profile altogether is the operator's explicit choice, and is honoured.)
-    // (snap->crls_ is still empty: no previous, nothing to keep)
+    // from the profile altogether is the operator's explicit choice, and is honoured.) Without
+    // a previous snapshot this loops over snap->crls_, which is still empty.
     for (const auto& [issuer_dn, before] : previous ? previous->crls_ : snap->crls_) {
         auto it = newest.find(issuer_dn);
         if (it == newest.end() || !before->newer_than(*it->second.first)) continue;
@@ -337,7 +337,8 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
                               "CN '" + printable(common_name) + "' is not a DNS name of the " +
                                   "certificate, and CA '" +
                                   name_to_string(X509_get_subject_name(ca)) +
-                                  "' has nameConstraints, which apply to DNS names only; a " +
+                                  "' has nameConstraints, which OpenSSL does not apply to such "
+                                  "a CN; a " +
                                   source + " identity under it must also be a DNS subjectAltName");
             break;
         }
