@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/crl.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "mosquitto_fixture.hpp"
@@ -21,6 +22,7 @@ namespace brokertls::test {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -312,8 +314,11 @@ TEST_F(MosquittoReject, IdentityFromSanUriAndFromFingerprint) {
 
     json by_uri = default_profile();
     by_uri["identity"] = "san_uri";
+    by_uri["identity_allow_slash"] = true;
+    by_uri["client_id_must_match_identity"] = false;
     json by_fp = default_profile();
     by_fp["identity"] = "fingerprint";
+    by_fp["client_id_must_match_identity"] = false;
     auto broker = start(write_config({{"uri", by_uri}, {"fp", by_fp}}),
                         {listener("uri", pki_->root()), listener("fp", pki_->root())});
 
@@ -334,6 +339,170 @@ TEST_F(MosquittoReject, IdentityFromSanUriAndFromFingerprint) {
     ASSERT_EQ(c1.connect(), "");
     EXPECT_TRUE(broker->wait_for_log("accepted client 'dev-1-fp' as '" + fp + "'", kLogTimeout))
         << broker->log();
+}
+
+// "admin\0x" is "admin" to C string readers: without the NUL check it became username admin.
+TEST_F(MosquittoReject, CommonNameWithNulIsRejectedAndNeverBecomesAdmin) {
+    auto broker = start(write_config({{"devices", default_profile()}}));
+    ClientCert nul =
+        make_cert("nul", spec(CertificateProfile::Client, "dev-nul"), root_key(), root_cert());
+    write_file(nul.cert, raw::with_names(leaf_of(nul), root_key(), "admin\0x"s).to_pem());
+
+    expect_refused(*broker, "admin", pki_->root(), nul);
+    // (The subject is matched loosely: how the log escapes the NUL is not the point here.)
+    EXPECT_TRUE(broker->wait_for_log("rejected client 'admin' (subject 'CN=admin", kLogTimeout))
+        << broker->log();
+    EXPECT_TRUE(broker->wait_for_log(
+        ": bad_identity: certificate subject CN: contains a NUL byte (admin", kLogTimeout))
+        << broker->log();
+    MqttClient good(broker->port(), "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(good.connect(), "");
+    EXPECT_TRUE(broker->wait_for_log(accepted("dev-1"), kLogTimeout));
+    std::string log = broker->log();
+    EXPECT_EQ(log.find(accepted("admin")), std::string::npos) << log;
+    EXPECT_EQ(log.find("u'admin'"), std::string::npos) << log;
+}
+
+// `pattern readwrite devices/%u/#`: the identity "dev-1/x" would own devices/dev-1/x/#, inside
+// dev-1's tree.
+TEST_F(MosquittoReject, IdentityWithSlashIsRefusedUnderAclPatterns) {
+    fs::path acl = tmp_ / "acl";
+    std::ofstream(acl) << "pattern readwrite devices/%u/#\nuser monitor\ntopic read devices/#\n";
+    auto broker =
+        start(write_config({{"devices", default_profile()}}), {}, "acl_file " + acl.string());
+    MqttClient monitor(broker->port(), "monitor", pki_->root(), pki_->client("monitor"));
+    ASSERT_EQ(monitor.connect(), "") << broker->log();
+    monitor.subscribe("devices/#");
+
+    auto slash =
+        make_cert("dev-1-x", spec(CertificateProfile::Client, "dev-1/x"), root_key(), root_cert());
+    expect_refused(*broker, "dev-1/x", pki_->root(), slash);
+    EXPECT_TRUE(broker->wait_for_log(
+        rejected("dev-1/x", slash, "bad_identity") +
+            "identity 'dev-1/x' (cn) contains '/' (an MQTT topic level separator)",
+        kLogTimeout))
+        << broker->log();
+    EXPECT_EQ(broker->log().find("u'dev-1/x'"), std::string::npos);
+
+    // The first message the monitor sees in dev-1's tree is dev-1's own.
+    MqttClient dev1(broker->port(), "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(dev1.connect(), "");
+    dev1.publish("devices/dev-1/temp", "21.5");
+    EXPECT_EQ(monitor.next_message(5s).value_or("(none)"), "devices/dev-1/temp 21.5");
+}
+
+// root -> intermediate -> leaf; the root's CRL revokes the intermediate. The listener has no
+// crlfile, so only brokertls stands between the leaf and the broker.
+TEST_F(MosquittoReject, LeafUnderARevokedIntermediateIsRevoked) {
+    auto rkey = root_key();
+    auto root = root_cert();
+    PrivateKey ikey = PrivateKey::generate(KeyType::EcP256);
+    Certificate inter = sign_certificate(spec(CertificateProfile::IntermediateCa, "sub CA"),
+                                         ikey.get(), rkey, &root);
+    fs::path inter_file = tmp_ / "inter.pem";
+    write_file(inter_file, inter.to_pem());
+    fs::path root_crl = tmp_ / "root-crl.pem";
+    write_file(
+        root_crl,
+        sign_crl(root, rkey, {{inter.serial_hex(), Clock::now(), RevocationReason::CaCompromise}},
+                 Clock::now() - Days(1), Clock::now() + Days(7), 100)
+            .to_pem());
+    json profile{{"trust_anchors", json::array({pki_->root().string()})},
+                 {"intermediates", json::array({inter_file.string()})},
+                 {"crls", json::array({root_crl.string()})}};
+    auto broker = start(write_config({{"devices", profile}}),
+                        bundle("root-and-sub.pem", {pki_->root(), inter_file}));
+
+    auto leaf =
+        make_cert("dev-sub", spec(CertificateProfile::Client, "dev-sub"), ikey, inter, {inter});
+    expect_refused(*broker, "dev-sub", pki_->root(), leaf);
+    EXPECT_TRUE(broker->wait_for_log(rejected("dev-sub", leaf, "revoked") +
+                                         "issuing CA 'CN=sub CA' (serial " + inter.serial_hex() +
+                                         ") is on the CRL of " + root.subject(),
+                                     kLogTimeout))
+        << broker->log();
+    MqttClient direct(broker->port(), "dev-1", pki_->root(), pki_->client("dev-1"));
+    EXPECT_EQ(direct.connect(), "");
+    EXPECT_TRUE(broker->wait_for_log(accepted("dev-1"), kLogTimeout));
+}
+
+// Under an intermediate whose nameConstraints permit only .devices.example, OpenSSL (the
+// handshake too) lets CN=admin through: a CN that is not host-name-like is not constrained.
+TEST_F(MosquittoReject, CnIdentityUnderANameConstrainedIntermediateMustBeAPermittedDnsName) {
+    auto rkey = root_key();
+    auto root = root_cert();
+    PrivateKey ikey = PrivateKey::generate(KeyType::EcP256);
+    Certificate inter =
+        raw::with_extension(sign_certificate(spec(CertificateProfile::IntermediateCa, "devices CA"),
+                                             ikey.get(), rkey, &root),
+                            rkey, NID_name_constraints, "critical,permitted;DNS:.devices.example");
+    fs::path inter_file = tmp_ / "devices-ca.pem";
+    write_file(inter_file, inter.to_pem());
+    json profile = default_profile();
+    profile["intermediates"] = json::array({inter_file.string()});
+    auto broker = start(write_config({{"devices", profile}}),
+                        bundle("root-and-devices.pem", {pki_->root(), inter_file}));
+
+    auto admin =
+        make_cert("admin", spec(CertificateProfile::Client, "admin"), ikey, inter, {inter});
+    expect_refused(*broker, "admin", pki_->root(), admin);
+    EXPECT_TRUE(broker->wait_for_log(rejected("admin", admin, "name_constraints") +
+                                         "CN 'admin' is not a DNS name of the certificate",
+                                     kLogTimeout))
+        << broker->log();
+
+    auto named = spec(CertificateProfile::Client, "dev-1.devices.example");
+    named.subject_alt_names = {classify_name("dev-1.devices.example")};
+    auto dev = make_cert("dev-1-named", named, ikey, inter, {inter});
+    MqttClient ok(broker->port(), "dev-1.devices.example", pki_->root(), dev);
+    EXPECT_EQ(ok.connect(), "") << broker->log();
+    EXPECT_TRUE(broker->wait_for_log(accepted("dev-1.devices.example"), kLogTimeout));
+    EXPECT_EQ(broker->log().find(accepted("admin")), std::string::npos);
+}
+
+// An older CRL written over the current one (a restore from backup, a stale sync) must not
+// un-revoke dev-rev.
+TEST_F(MosquittoReject, StaleCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {
+    std::string older = read_file(pki_->crl());
+    auto rev = pki_->client("dev-rev");
+    pki_->revoke(rev);
+    ASSERT_NE(read_file(pki_->crl()), older);
+    auto broker = start(write_config({{"devices", default_profile()}}));
+    expect_refused(*broker, "dev-rev", pki_->root(), rev);
+    ASSERT_TRUE(broker->wait_for_log(rejected("dev-rev", rev, "revoked"), kLogTimeout))
+        << broker->log();
+
+    size_t mark = broker->log_mark();
+    write_file(pki_->crl(), older);
+    EXPECT_TRUE(
+        broker->wait_for_log_after(mark, pki_->crl().string() + ": CRL number ", kLogTimeout))
+        << broker->log();
+    EXPECT_TRUE(broker->wait_for_log_after(mark, "is older than the CRL in force", kLogTimeout));
+    EXPECT_TRUE(broker->wait_for_log_after(mark, "configuration reloaded", kLogTimeout));
+
+    size_t again = broker->log_mark();
+    expect_refused(*broker, "dev-rev", pki_->root(), rev);
+    EXPECT_TRUE(broker->wait_for_log_after(again, rejected("dev-rev", rev, "revoked"), kLogTimeout))
+        << broker->log();
+}
+
+// With the default profile a valid device cannot take over another device's session by
+// connecting with its client id.
+TEST_F(MosquittoReject, ClientIdTakeoverIsRefusedByDefault) {
+    auto broker = start(write_config({{"devices", default_profile()}}));
+    MqttClient dev1(broker->port(), "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(dev1.connect(), "");
+    dev1.subscribe("t/#");
+
+    auto dev2 = pki_->client("dev-2");
+    expect_refused(*broker, "dev-1", pki_->root(), dev2);
+    EXPECT_TRUE(broker->wait_for_log(rejected("dev-1", dev2, "client_id_mismatch") +
+                                         "client id 'dev-1' is not the identity 'dev-2'",
+                                     kLogTimeout))
+        << broker->log();
+    EXPECT_TRUE(dev1.connected());
+    dev1.publish("t/x", "still mine");
+    EXPECT_EQ(dev1.next_message(5s).value_or("(none)"), "t/x still mine");
 }
 
 TEST_F(MosquittoReject, BrokenConfigAtReloadIsRefusedAndPreviousStaysInForce) {

@@ -4,12 +4,14 @@
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/trust/validator.hpp"
+#include "pki.hpp"
 #include "support.hpp"
 
 namespace brokertls {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::string_literals;
 using test::TempDir;
 
 // A root, an intermediate under it, and leaves made directly with sign_certificate so each
@@ -77,9 +79,10 @@ TEST_F(TrustValidator, MapsEveryIdentitySource) {
         {IdentitySource::SubjectDn, "CN=dev-1"},
         {IdentitySource::Fingerprint, c.fingerprint_sha256()},
     };
+    profile_.identity_allow_slash = true;  // the URI
     for (const auto& [source, expected] : cases) {
         profile_.identity = source;
-        auto r = check(c);
+        auto r = check(c, expected);
         EXPECT_TRUE(r.ok()) << identity_source_name(source) << ": " << r.detail;
         EXPECT_EQ(r.identity, expected) << identity_source_name(source);
     }
@@ -185,6 +188,190 @@ TEST_F(TrustValidator, ClientIdMustMatchWhenRequired) {
     auto r = check(c, "someone-else");
     EXPECT_EQ(r.reason, RejectReason::ClientIdMismatch);
     EXPECT_NE(r.detail.find("someone-else"), std::string::npos);
+}
+
+TEST_F(TrustValidator, ClientIdMustMatchByDefault) {
+    EXPECT_TRUE(SecurityProfile{}.client_id_must_match_identity);
+    auto r = check(leaf("dev-2"), "dev-1");
+    EXPECT_EQ(r.reason, RejectReason::ClientIdMismatch);
+    EXPECT_EQ(r.detail, "client id 'dev-1' is not the identity 'dev-2'");
+    // The client id is the client's bytes: escaped in the detail.
+    EXPECT_EQ(check(leaf("dev-2"), "dev\x1b[2J"s).detail,
+              "client id 'dev\\x1b[2J' is not the identity 'dev-2'");
+    profile_.client_id_must_match_identity = false;
+    EXPECT_TRUE(check(leaf("dev-2"), "dev-1").ok());
+}
+
+// "admin\0x" is "admin" to every C string reader, Mosquitto's username included.
+TEST_F(TrustValidator, RejectsNamesWithANulByte) {
+    auto cn = test::raw::with_names(leaf("dev-1"), root_key_, "admin\0x"s);
+    auto r = check(cn, "admin");
+    EXPECT_EQ(r.reason, RejectReason::BadIdentity) << r.detail;
+    EXPECT_EQ(reject_reason_name(r.reason), "bad_identity");
+    EXPECT_EQ(r.detail, "certificate subject CN: contains a NUL byte (admin\\x00x)");
+    EXPECT_EQ(r.identity, "");
+    // A NUL in any SAN refuses the certificate, whatever the identity source.
+    auto san = test::raw::with_names(leaf("dev-1"), root_key_, std::nullopt, "dev-1\0.evil"s);
+    r = check(san, "dev-1");
+    EXPECT_EQ(r.reason, RejectReason::BadIdentity) << r.detail;
+    EXPECT_NE(r.detail.find("subjectAltName DNS: contains a NUL byte"), std::string::npos);
+}
+
+TEST_F(TrustValidator, RejectsIdentitiesWithTopicAndControlCharacters) {
+    auto r = check(leaf("dev-1/x"));
+    EXPECT_EQ(r.reason, RejectReason::BadIdentity);
+    EXPECT_EQ(r.detail, "identity 'dev-1/x' (cn) contains '/' (an MQTT topic level separator)");
+    EXPECT_EQ(r.identity, "");
+    EXPECT_EQ(check(leaf("dev-#")).reason, RejectReason::BadIdentity);
+    EXPECT_EQ(check(leaf("dev+1")).reason, RejectReason::BadIdentity);
+    r = check(leaf("dev\x01"));
+    EXPECT_EQ(r.reason, RejectReason::BadIdentity);
+    EXPECT_NE(r.detail.find("'dev\\x01'"), std::string::npos) << r.detail;
+    EXPECT_NE(r.detail.find("control character"), std::string::npos) << r.detail;
+
+    profile_.identity_allow_slash = true;
+    r = check(leaf("site-1/dev-1"));
+    EXPECT_TRUE(r.ok()) << r.detail;
+    EXPECT_EQ(r.identity, "site-1/dev-1");
+    EXPECT_EQ(check(leaf("dev-#")).reason, RejectReason::BadIdentity);  // still refused
+}
+
+TEST_F(TrustValidator, ARevokedIntermediateRevokesTheLeavesUnderIt) {
+    write(tmp_ / "int.pem", intermediate_.to_pem());
+    profile_.intermediates = {tmp_ / "int.pem"};
+    auto c =
+        sign_certificate(spec(CertificateProfile::Client, "dev-1", Days(30)),
+                         PrivateKey::generate(KeyType::EcP256).get(), int_key_, &intermediate_);
+    ASSERT_TRUE(check(c).ok());
+    write(tmp_ / "root-crl.pem",
+          sign_crl(root_, root_key_,
+                   {{intermediate_.serial_hex(), Clock::now(), RevocationReason::CaCompromise}},
+                   Clock::now(), Clock::now() + Days(7), 1)
+              .to_pem());
+    profile_.crls = {tmp_ / "root-crl.pem"};
+    auto r = check(c);
+    EXPECT_EQ(r.reason, RejectReason::Revoked);
+    EXPECT_EQ(r.detail, "issuing CA 'CN=Test Int' (serial " + intermediate_.serial_hex() +
+                            ") is on the CRL of CN=Test Root");
+    EXPECT_EQ(check(leaf("dev-2")).reason, RejectReason::None);  // directly under the root
+}
+
+class TrustValidatorCrls : public TrustValidator {
+  protected:
+    TrustValidatorCrls() : revoked_(leaf("dev-rev")) {}
+    Crl crl(long number, std::vector<RevokedCertificate> revoked, Days age = Days(0)) {
+        TimePoint at = Clock::now() - age;
+        return sign_crl(root_, root_key_, std::move(revoked), at, at + Days(30), number);
+    }
+    std::vector<RevokedCertificate> dev_rev() const {
+        return {{revoked_.serial_hex(), Clock::now(), RevocationReason::KeyCompromise}};
+    }
+    RejectReason reason(const TrustSnapshot& snap) const {
+        return snap.validate(revoked_.get(), "dev-rev", Clock::now()).reason;
+    }
+    static bool warned(const TrustSnapshot& snap, const std::string& text) {
+        for (const auto& w : snap.warnings())
+            if (w.find(text) != std::string::npos) return true;
+        return false;
+    }
+    Certificate revoked_;
+};
+
+TEST_F(TrustValidatorCrls, AnOlderCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {
+    write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
+    profile_.crls = {tmp_ / "crl.pem"};
+    auto current = TrustSnapshot::build(profile_);
+    ASSERT_EQ(reason(*current), RejectReason::Revoked);
+
+    write(tmp_ / "crl.pem", crl(1, {}, Days(1)).to_pem());
+    auto next = TrustSnapshot::build(profile_, current.get());
+    EXPECT_EQ(reason(*next), RejectReason::Revoked);
+    EXPECT_TRUE(warned(*next, (tmp_ / "crl.pem").string() + ": CRL number 1, thisUpdate "))
+        << testing::PrintToString(next->warnings());
+    EXPECT_TRUE(warned(*next, "is older than the CRL in force (CRL number 2, thisUpdate "))
+        << testing::PrintToString(next->warnings());
+    EXPECT_EQ(next->crls().at("CN=Test Root")->number(), 2);
+    // And it stays so over further reloads that see the same stale file.
+    EXPECT_EQ(reason(*TrustSnapshot::build(profile_, next.get())), RejectReason::Revoked);
+    // Without the snapshot in force, the file is all there is.
+    EXPECT_EQ(reason(*TrustSnapshot::build(profile_)), RejectReason::None);
+}
+
+TEST_F(TrustValidatorCrls, WithEqualNumbersTheLaterThisUpdateWins) {
+    write(tmp_ / "crl.pem", crl(5, dev_rev()).to_pem());
+    profile_.crls = {tmp_ / "crl.pem"};
+    auto current = TrustSnapshot::build(profile_);
+    write(tmp_ / "crl.pem", crl(5, {}, Days(2)).to_pem());
+    auto next = TrustSnapshot::build(profile_, current.get());
+    EXPECT_EQ(reason(*next), RejectReason::Revoked);
+    EXPECT_TRUE(warned(*next, "older than the CRL in force"));
+}
+
+TEST_F(TrustValidatorCrls, ANewerCrlReplacesTheOneInForce) {
+    write(tmp_ / "crl.pem", crl(1, {}, Days(1)).to_pem());
+    profile_.crls = {tmp_ / "crl.pem"};
+    auto current = TrustSnapshot::build(profile_);
+    EXPECT_EQ(reason(*current), RejectReason::None);
+    write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
+    auto next = TrustSnapshot::build(profile_, current.get());
+    EXPECT_EQ(reason(*next), RejectReason::Revoked);
+    EXPECT_TRUE(next->warnings().empty()) << testing::PrintToString(next->warnings());
+}
+
+TEST_F(TrustValidatorCrls, OfTwoFilesOfOneIssuerTheNewerWins) {
+    write(tmp_ / "new.pem", crl(7, dev_rev()).to_pem());
+    write(tmp_ / "old.pem", crl(6, {}, Days(1)).to_pem());
+    for (auto order : {std::vector<fs::path>{tmp_ / "new.pem", tmp_ / "old.pem"},
+                       std::vector<fs::path>{tmp_ / "old.pem", tmp_ / "new.pem"}}) {
+        profile_.crls = order;
+        auto snap = TrustSnapshot::build(profile_);
+        EXPECT_EQ(reason(*snap), RejectReason::Revoked);
+        EXPECT_TRUE(warned(*snap, (tmp_ / "old.pem").string() + ": CRL number 6"))
+            << testing::PrintToString(snap->warnings());
+        EXPECT_TRUE(warned(*snap, "is older than " + (tmp_ / "new.pem").string()));
+    }
+}
+
+// Under a CA whose nameConstraints permit only *.devices.example, OpenSSL lets CN=admin through
+// (a CN that does not look like a host name is not constrained).
+TEST_F(TrustValidator, CnIdentitiesUnderNameConstrainedCasMustBeConstrainedDnsNames) {
+    Certificate constrained = test::raw::with_extension(
+        intermediate_, root_key_, NID_name_constraints, "critical,permitted;DNS:.devices.example");
+    write(tmp_ / "int.pem", constrained.to_pem());
+    profile_.intermediates = {tmp_ / "int.pem"};
+    auto under = [&](const std::string& cn, std::vector<SubjectAltName> sans = {}) {
+        auto s = spec(CertificateProfile::Client, cn, Days(30));
+        s.subject_alt_names = std::move(sans);
+        return sign_certificate(s, PrivateKey::generate(KeyType::EcP256).get(), int_key_,
+                                &constrained);
+    };
+    auto admin = under("admin");
+    auto r = check(admin);
+    EXPECT_EQ(r.reason, RejectReason::NameConstraints) << r.detail;
+    EXPECT_EQ(reject_reason_name(r.reason), "name_constraints");
+    EXPECT_NE(r.detail.find("CN 'admin' is not a DNS name of the certificate"), std::string::npos)
+        << r.detail;
+    EXPECT_NE(r.detail.find("CA 'CN=Test Int' has nameConstraints"), std::string::npos);
+    // A permitted DNS name elsewhere does not vouch for the CN.
+    EXPECT_EQ(check(under("admin", {classify_name("dev-1.devices.example")})).reason,
+              RejectReason::NameConstraints);
+    // The CN as a SAN DNS name is what the constraints checked: accepted.
+    r = check(under("dev-1.devices.example", {classify_name("dev-1.devices.example")}));
+    EXPECT_TRUE(r.ok()) << r.detail;
+    EXPECT_EQ(r.identity, "dev-1.devices.example");
+    // OpenSSL refuses a name outside the constraints.
+    EXPECT_EQ(check(under("admin.other.example", {classify_name("admin.other.example")})).reason,
+              RejectReason::Untrusted);
+    // subject_dn rests on the CN as well; SAN identities were checked by OpenSSL.
+    profile_.identity = IdentitySource::SubjectDn;
+    EXPECT_EQ(check(admin, "CN=admin").reason, RejectReason::NameConstraints);
+    profile_.identity = IdentitySource::SanDns;
+    EXPECT_TRUE(
+        check(under("admin", {classify_name("dev-1.devices.example")}), "dev-1.devices.example")
+            .ok());
+    // Without constraints a plain CN stays fine.
+    profile_.identity = IdentitySource::CommonName;
+    EXPECT_TRUE(check(leaf("admin")).ok());
 }
 
 TEST_F(TrustValidator, BuildRejectsBadFilesNamingThem) {

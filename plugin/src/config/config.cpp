@@ -91,7 +91,8 @@ class Node {
 SecurityProfile parse_security_profile(const std::string& name, const Node& node) {
     node.only_keys({"require_client_certificate", "trust_anchors", "intermediates", "crls",
                     "required_eku", "max_chain_depth", "allow_fingerprints", "deny_fingerprints",
-                    "identity", "client_id_must_match_identity", "comment"});
+                    "identity", "identity_allow_slash", "client_id_must_match_identity",
+                    "comment"});
     SecurityProfile p;
     p.name = name;
     if (node.has("require_client_certificate"))
@@ -104,7 +105,16 @@ SecurityProfile parse_security_profile(const std::string& name, const Node& node
             p.intermediates.push_back(item.path_value(true));
     if (node.has("crls"))
         for (const auto& item : node.field("crls").array()) p.crls.push_back(item.path_value(true));
-    if (node.has("required_eku")) p.required_eku = node.field("required_eku").string();
+    if (node.has("required_eku")) {
+        Node eku = node.field("required_eku");
+        // Compared with Certificate::extended_key_usage(), so spelled the way it names them.
+        auto known = eku.string().empty() ? std::optional<std::string>("")
+                                          : canonical_eku_name(eku.string());
+        if (!known)
+            eku.error("unknown extended key usage; use one of " + std::string(eku_names()) +
+                      ", a dotted OID, or \"\" for any");
+        p.required_eku = *known;
+    }
     if (node.has("max_chain_depth"))
         p.max_chain_depth = node.field("max_chain_depth").integer(1, 16);
     for (auto [key, target] : {std::pair{"allow_fingerprints", &p.allow_fingerprints},
@@ -122,8 +132,13 @@ SecurityProfile parse_security_profile(const std::string& name, const Node& node
         if (!source) id.error("must be one of " + std::string(identity_source_names()));
         p.identity = *source;
     }
-    if (node.has("client_id_must_match_identity"))
-        p.client_id_must_match_identity = node.field("client_id_must_match_identity").boolean();
+    if (node.has("identity_allow_slash"))
+        p.identity_allow_slash = node.field("identity_allow_slash").boolean();
+    // On by default where every client has a certificate: otherwise any valid device can take
+    // over another device's session by connecting with its client id.
+    p.client_id_must_match_identity = node.has("client_id_must_match_identity")
+                                          ? node.field("client_id_must_match_identity").boolean()
+                                          : p.require_client_certificate;
     if (p.require_client_certificate && p.trust_anchors.empty())
         node.error("require_client_certificate is true but trust_anchors is empty");
     return p;

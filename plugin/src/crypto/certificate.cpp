@@ -2,6 +2,7 @@
 
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -219,6 +220,32 @@ std::string chain_to_pem(const std::vector<Certificate>& chain) {
     std::string out;
     for (const auto& cert : chain) out += cert.to_pem();
     return out;
+}
+
+namespace {
+constexpr std::array<int, 6> kEkuNids{NID_server_auth,   NID_client_auth, NID_code_sign,
+                                      NID_email_protect, NID_time_stamp,  NID_OCSP_sign};
+}  // namespace
+
+std::optional<std::string> canonical_eku_name(std::string_view text) {
+    for (int nid : kEkuNids)
+        if (text == OBJ_nid2sn(nid)) return std::string(text);
+    std::string dotted(text);
+    bool is_oid = !dotted.empty() && dotted.find_first_not_of("0123456789.") == std::string::npos;
+    if (!is_oid) return std::nullopt;
+    using ObjectPtr = std::unique_ptr<ASN1_OBJECT, OpenSslDeleter<ASN1_OBJECT_free>>;
+    ObjectPtr obj(OBJ_txt2obj(dotted.c_str(), 1));
+    ERR_clear_error();
+    if (!obj) return std::nullopt;
+    int nid = OBJ_obj2nid(obj.get());
+    if (nid == NID_undef) return dotted;  // a private purpose, named by its OID
+    if (std::find(kEkuNids.begin(), kEkuNids.end(), nid) != kEkuNids.end())
+        return std::string(OBJ_nid2sn(nid));
+    return std::nullopt;  // the OID of something that is not a key purpose
+}
+
+std::string_view eku_names() {
+    return "serverAuth, clientAuth, codeSigning, emailProtection, timeStamping, OCSPSigning";
 }
 
 std::string normalize_fingerprint(std::string_view text) {

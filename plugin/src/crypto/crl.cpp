@@ -124,6 +124,18 @@ std::vector<RevokedCertificate> Crl::revoked() const {
     return out;
 }
 
+bool Crl::newer_than(const Crl& other) const {
+    long mine = number(), theirs = other.number();
+    if (mine >= 0 && theirs >= 0 && mine != theirs) return mine > theirs;
+    return this_update() > other.this_update();
+}
+
+std::string Crl::version_text() const {
+    long n = number();
+    return (n >= 0 ? "CRL number " + std::to_string(n) : std::string("no CRL number")) +
+           ", thisUpdate " + to_iso8601(this_update());
+}
+
 bool Crl::signed_by(const Certificate& issuer) const {
     EVP_PKEY* pub = X509_get0_pubkey(issuer.get());
     bool ok = pub && X509_CRL_verify(crl_.get(), pub) == 1;

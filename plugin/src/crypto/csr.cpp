@@ -4,6 +4,7 @@
 
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 
@@ -20,10 +21,13 @@ CertificateRequest CertificateRequest::create(const PrivateKey& key, const std::
     if (!req) throw std::bad_alloc();
     X509_REQ_set_version(req.get(), 0);
     X509_NAME* name = X509_REQ_get_subject_name(req.get());
+    if (common_name.find('\0') != std::string::npos)
+        fail(ErrorKind::Usage, printable(common_name), "contains a NUL byte");
+    // The explicit length (not -1, which means strlen) keeps the name the caller checked.
     if (!common_name.empty() &&
         !X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-                                    reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
-                                    -1, 0))
+                                    reinterpret_cast<const unsigned char*>(common_name.data()),
+                                    static_cast<int>(common_name.size()), -1, 0))
         fail(ErrorKind::Usage, common_name,
              "cannot be used as a common name (at most 64 characters)");
     if (!sans.empty()) {
@@ -50,7 +54,15 @@ CertificateRequest CertificateRequest::parse(std::string_view data, std::string_
     if (!req) fail(ErrorKind::Input, source, "not a PEM or DER certificate request");
     if (!X509_REQ_get0_pubkey(req.get()))
         fail(ErrorKind::Input, source, "certificate request has no usable public key");
-    return CertificateRequest(std::move(req));
+    CertificateRequest parsed(std::move(req));
+    try {
+        // Names that cannot be read as they are encoded (a NUL inside) make the request unusable.
+        parsed.common_name();
+        parsed.subject_alt_names();
+    } catch (const Error& e) {
+        fail(ErrorKind::Input, source, e.what());
+    }
+    return parsed;
 }
 
 CertificateRequest CertificateRequest::load(const std::filesystem::path& path) {
@@ -75,7 +87,7 @@ std::string CertificateRequest::subject() const {
     return name_to_string(X509_REQ_get_subject_name(req_.get()));
 }
 std::string CertificateRequest::common_name() const {
-    return common_name_of(X509_REQ_get_subject_name(req_.get()));
+    return common_name_of(X509_REQ_get_subject_name(req_.get()), "CSR");
 }
 
 std::vector<SubjectAltName> CertificateRequest::subject_alt_names() const {
@@ -84,7 +96,7 @@ std::vector<SubjectAltName> CertificateRequest::subject_alt_names() const {
         X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
         if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name) continue;
         GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
-        return from_general_names(names.get());
+        return from_general_names(names.get(), "CSR");
     }
     ERR_clear_error();
     return {};

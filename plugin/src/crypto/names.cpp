@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "brokertls/error.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 
@@ -50,9 +51,32 @@ int gen_type_of(SubjectAltName::Type type) {
     throw Error(ErrorKind::Usage, "unsupported subject alternative name type");
 }
 
-std::string ia5_string(const ASN1_IA5STRING* s) {
-    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                       static_cast<size_t>(ASN1_STRING_length(s)));
+// The bytes of a name as its ASN.1 length gives them. A NUL inside makes C-string readers (and
+// Mosquitto's username) see a shorter name than the one checked: "admin\0.mqtt.example" passes
+// a "*.mqtt.example" rule and becomes "admin". Such names are refused wherever they are read.
+std::string name_bytes(std::string_view bytes, std::string_view field) {
+    if (bytes.find('\0') != std::string_view::npos)
+        fail(ErrorKind::Input, field, "contains a NUL byte (" + printable(bytes) + ")");
+    return std::string(bytes);
+}
+
+std::string ia5_string(const ASN1_IA5STRING* s, std::string_view owner, std::string_view kind) {
+    return name_bytes(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                       static_cast<size_t>(ASN1_STRING_length(s))),
+                      std::string(owner) + " subjectAltName " + std::string(kind));
+}
+
+// A GENERAL_NAME of an IA5String type, built with the value's explicit length.
+GENERAL_NAME* ia5_general_name(int type, const std::string& value) {
+    GENERAL_NAME* gen = GENERAL_NAME_new();
+    ASN1_IA5STRING* ia5 = ASN1_IA5STRING_new();
+    if (!gen || !ia5 || !ASN1_STRING_set(ia5, value.data(), static_cast<int>(value.size()))) {
+        GENERAL_NAME_free(gen);
+        ASN1_IA5STRING_free(ia5);
+        throw std::bad_alloc();
+    }
+    GENERAL_NAME_set0_value(gen, type, ia5);
+    return gen;
 }
 
 std::string ip_to_string(const ASN1_OCTET_STRING* ip) {
@@ -107,6 +131,8 @@ bool is_valid_dns_name(std::string_view name, bool allow_wildcard) {
 
 SubjectAltName make_san(SubjectAltName::Type type, std::string_view value) {
     std::string v(value);
+    if (v.find('\0') != std::string::npos)
+        fail(ErrorKind::Usage, printable(v), "contains a NUL byte");
     bool ok = false;
     switch (type) {
         case SubjectAltName::Type::Dns:
@@ -182,31 +208,38 @@ GeneralNamesPtr to_general_names(const std::vector<SubjectAltName>& sans) {
     GeneralNamesPtr names(GENERAL_NAMES_new());
     if (!names) throw std::bad_alloc();
     for (const auto& san : sans) {
-        GENERAL_NAME* gen = a2i_GENERAL_NAME(nullptr, nullptr, nullptr, gen_type_of(san.type),
-                                             san.value.c_str(), 0);
+        if (san.value.find('\0') != std::string::npos)
+            fail(ErrorKind::Usage, printable(san.value), "contains a NUL byte");
+        int type = gen_type_of(san.type);
+        // IP addresses are parsed to octets; the string kinds are copied with their length.
+        GENERAL_NAME* gen = type == GEN_IPADD ? a2i_GENERAL_NAME(nullptr, nullptr, nullptr, type,
+                                                                 san.value.c_str(), 0)
+                                              : ia5_general_name(type, san.value);
         if (!gen) fail(ErrorKind::Usage, san.to_string(), "cannot encode subject alternative name");
         sk_GENERAL_NAME_push(names.get(), gen);
     }
     return names;
 }
 
-std::vector<SubjectAltName> from_general_names(const GENERAL_NAMES* names) {
+std::vector<SubjectAltName> from_general_names(const GENERAL_NAMES* names, std::string_view owner) {
     std::vector<SubjectAltName> out;
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
         const GENERAL_NAME* gen = sk_GENERAL_NAME_value(names, i);
         switch (gen->type) {
             case GEN_DNS:
-                out.push_back({SubjectAltName::Type::Dns, ia5_string(gen->d.dNSName)});
+                out.push_back(
+                    {SubjectAltName::Type::Dns, ia5_string(gen->d.dNSName, owner, "DNS")});
                 break;
             case GEN_IPADD:
                 out.push_back({SubjectAltName::Type::Ip, ip_to_string(gen->d.iPAddress)});
                 break;
             case GEN_URI:
-                out.push_back(
-                    {SubjectAltName::Type::Uri, ia5_string(gen->d.uniformResourceIdentifier)});
+                out.push_back({SubjectAltName::Type::Uri,
+                               ia5_string(gen->d.uniformResourceIdentifier, owner, "URI")});
                 break;
             case GEN_EMAIL:
-                out.push_back({SubjectAltName::Type::Email, ia5_string(gen->d.rfc822Name)});
+                out.push_back(
+                    {SubjectAltName::Type::Email, ia5_string(gen->d.rfc822Name, owner, "email")});
                 break;
             case GEN_DIRNAME:
                 out.push_back({SubjectAltName::Type::Other,
@@ -226,16 +259,23 @@ std::string name_to_string(const X509_NAME* name) {
     return bio_contents(bio.get());
 }
 
-std::string common_name_of(const X509_NAME* name) {
+std::string common_name_of(const X509_NAME* name, std::string_view owner) {
+    std::string field = std::string(owner) + " subject CN";
     int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
     if (idx < 0) return "";
+    // Readers disagree on which of several CNs counts (first, last): refuse the ambiguity.
+    if (X509_NAME_get_index_by_NID(name, NID_commonName, idx) >= 0)
+        fail(ErrorKind::Input, field, "appears more than once");
     const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
     unsigned char* utf8 = nullptr;
     int len = ASN1_STRING_to_UTF8(&utf8, data);
-    if (len < 0) return "";
+    if (len < 0) {
+        ERR_clear_error();
+        fail(ErrorKind::Input, field, "is not a valid string");
+    }
     std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
     OPENSSL_free(utf8);
-    return cn;
+    return name_bytes(cn, field);
 }
 
 }  // namespace brokertls

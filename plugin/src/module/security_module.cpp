@@ -47,7 +47,7 @@ void check_local_ca_trust(
 }  // namespace
 
 SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(config_file)) {
-    auto state = build_state(config_file_);
+    auto state = build_state(config_file_, nullptr);
     last_reload_at_ = Clock::now();
     acme_ = std::make_unique<AcmeRenewer>(AcmeRenewer::Hooks{
         [this] { on_renewal_deployed(); }, [this](const RenewalEvent& e) { on_renewal_event(e); },
@@ -167,12 +167,18 @@ bool SecurityModule::refresh_certificates(TimePoint now) {
     return certs.deployed;
 }
 
-std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const fs::path& file) {
+std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const fs::path& file,
+                                                                         const State* previous) {
     auto state = std::make_shared<State>();
     state->config = load_config(file);
     for (const auto& [name, profile] : state->config.security_profiles) {
         try {
-            auto snapshot = TrustSnapshot::build(profile);
+            // The CRLs in force under the same profile name stay until newer ones replace them.
+            const TrustSnapshot* before = nullptr;
+            if (previous)
+                if (auto it = previous->trust.find(name); it != previous->trust.end())
+                    before = it->second.get();
+            auto snapshot = TrustSnapshot::build(profile, before);
             for (const auto& w : snapshot->warnings())
                 state->warnings.push_back("security profile " + name + ": " + w);
             state->trust.emplace(name, std::move(snapshot));
@@ -282,7 +288,7 @@ bool SecurityModule::rebuild(TimePoint now) {
     std::string error;
     bool stand_in = false;
     try {
-        next = build_state(config_file_);
+        next = build_state(config_file_, state_.load().get());
         std::set<std::string> in_use;
         {
             std::lock_guard lock(mutex_);

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 
 #include "brokertls/crypto/crl.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -114,13 +116,18 @@ std::string_view reject_reason_name(RejectReason reason) {
             return "not_allow_pinned";
         case RejectReason::NoIdentity:
             return "no_identity";
+        case RejectReason::BadIdentity:
+            return "bad_identity";
+        case RejectReason::NameConstraints:
+            return "name_constraints";
         case RejectReason::ClientIdMismatch:
             return "client_id_mismatch";
     }
     return "unknown";
 }
 
-std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile& profile) {
+std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile& profile,
+                                                          const TrustSnapshot* previous) {
     std::shared_ptr<TrustSnapshot> snap(new TrustSnapshot());
     snap->profile_ = profile;
     snap->store_.reset(X509_STORE_new());
@@ -136,26 +143,56 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
              "requires client certificates but names no trust_anchors");
     ERR_clear_error();
 
-    TimePoint now = Clock::now();
+    std::vector<Certificate> cas = snap->anchors_;
+    cas.insert(cas.end(), snap->intermediates_.begin(), snap->intermediates_.end());
+    auto issuer_of = [&](const Crl& crl) {
+        return std::find_if(cas.begin(), cas.end(),
+                            [&](const Certificate& a) { return a.subject() == crl.issuer(); });
+    };
+    // Per issuer the newest CRL and where it came from.
+    std::map<std::string, std::pair<std::shared_ptr<const Crl>, std::string>> newest;
     for (const auto& path : profile.crls) {
-        Crl crl = Crl::load(path);
-        std::vector<Certificate> cas = snap->anchors_;
-        cas.insert(cas.end(), snap->intermediates_.begin(), snap->intermediates_.end());
-        auto issuer = std::find_if(cas.begin(), cas.end(), [&](const Certificate& a) {
-            return a.subject() == crl.issuer();
-        });
+        auto crl = std::make_shared<const Crl>(Crl::load(path));
+        auto issuer = issuer_of(*crl);
         if (issuer == cas.end())
             fail(ErrorKind::Input, path.string(),
-                 "CRL issuer '" + crl.issuer() +
+                 "CRL issuer '" + crl->issuer() +
                      "' is not among the trust anchors or intermediates");
-        if (!crl.signed_by(*issuer))
+        if (!crl->signed_by(*issuer))
             fail(ErrorKind::Input, path.string(),
                  "CRL signature does not verify against its issuer");
-        if (crl.next_update() < now)
-            snap->warnings_.push_back(path.string() + ": CRL is past its nextUpdate (" +
-                                      to_iso8601(crl.next_update()) + "); still applied");
-        for (const auto& r : crl.revoked())
-            snap->revoked_.insert(revoked_key(crl.issuer(), r.serial_hex));
+        auto [it, first] = newest.try_emplace(crl->issuer(), crl, path.string());
+        if (first) continue;
+        // Two files of one issuer: the newer wins, the other is named.
+        std::pair<std::shared_ptr<const Crl>, std::string> other{crl, path.string()};
+        if (crl->newer_than(*it->second.first)) std::swap(it->second, other);
+        snap->warnings_.push_back(other.second + ": " + other.first->version_text() + " of '" +
+                                  crl->issuer() + "' is older than " + it->second.second +
+                                  "; not applied");
+    }
+    // A CRL in force stays in force until a newer one of its issuer replaces it: a stale file
+    // written over the current one must not un-revoke anything. (Dropping an issuer's CRL
+    // from the profile altogether is the operator's explicit choice, and is honoured.) Without
+    // a previous snapshot this loops over snap->crls_, which is still empty.
+    for (const auto& [issuer_dn, before] : previous ? previous->crls_ : snap->crls_) {
+        auto it = newest.find(issuer_dn);
+        if (it == newest.end() || !before->newer_than(*it->second.first)) continue;
+        auto issuer = issuer_of(*before);
+        if (issuer == cas.end() || !before->signed_by(*issuer)) continue;  // the CA changed
+        snap->warnings_.push_back(it->second.second + ": " + it->second.first->version_text() +
+                                  " of '" + issuer_dn + "' is older than the CRL in force (" +
+                                  before->version_text() + "), which stays in force");
+        it->second = {before, "the CRL in force"};
+    }
+    TimePoint now = Clock::now();
+    for (const auto& [issuer_dn, chosen] : newest) {
+        const auto& [crl, source] = chosen;
+        if (crl->next_update() < now)
+            snap->warnings_.push_back(source + ": CRL is past its nextUpdate (" +
+                                      to_iso8601(crl->next_update()) + "); still applied");
+        for (const auto& r : crl->revoked())
+            snap->revoked_.insert(revoked_key(issuer_dn, r.serial_hex));
+        snap->crls_.emplace(issuer_dn, crl);
     }
     for (const auto& fp : profile.allow_fingerprints) snap->allow_.insert(fp);
     for (const auto& fp : profile.deny_fingerprints) snap->deny_.insert(fp);
@@ -244,23 +281,73 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
                       std::to_string(above_leaf) +
                           " certificates above the leaf, max_chain_depth is " +
                           std::to_string(profile_.max_chain_depth));
-    if (is_revoked(r.issuer, r.serial))
-        return reject(RejectReason::Revoked,
-                      "serial " + r.serial + " is on the CRL of " + r.issuer);
+    // Every certificate of the verified chain against its issuer's CRL: revoking an
+    // intermediate revokes everything under it.
+    for (int i = 0; i < above_leaf; ++i) {
+        X509* x = sk_X509_value(chain, i);
+        X509_up_ref(x);
+        Certificate cert{X509Ptr(x)};
+        if (!is_revoked(cert.issuer(), cert.serial_hex())) continue;
+        std::string what =
+            i == 0 ? "serial " + cert.serial_hex()
+                   : "issuing CA '" + cert.subject() + "' (serial " + cert.serial_hex() + ")";
+        return reject(RejectReason::Revoked, what + " is on the CRL of " + cert.issuer());
+    }
     if (!profile_.required_eku.empty()) {
         auto eku = leaf.extended_key_usage();
         if (std::find(eku.begin(), eku.end(), profile_.required_eku) == eku.end())
             return reject(RejectReason::MissingEku,
                           "extended key usage lacks " + profile_.required_eku);
     }
-    r.identity = map_identity(leaf);
-    if (r.identity.empty())
-        return reject(RejectReason::NoIdentity,
-                      "certificate has no " + std::string(identity_source_name(profile_.identity)));
+    std::string identity, common_name;
+    std::vector<SubjectAltName> sans;
+    try {
+        // Read every name, not just the mapped one: a name with a NUL byte means the
+        // certificate says different things to different readers.
+        common_name = leaf.common_name();
+        sans = leaf.subject_alt_names();
+        identity = map_identity(leaf);
+    } catch (const Error& e) {
+        return reject(RejectReason::BadIdentity, e.what());
+    }
+    std::string source(identity_source_name(profile_.identity));
+    if (identity.empty()) return reject(RejectReason::NoIdentity, "certificate has no " + source);
+    if (auto problem = identity_problem(identity, {profile_.identity_allow_slash}))
+        return reject(RejectReason::BadIdentity,
+                      "identity '" + printable(identity) + "' (" + source + ") " + *problem);
+    if (profile_.identity == IdentitySource::CommonName ||
+        profile_.identity == IdentitySource::SubjectDn) {
+        // OpenSSL applies a CA's nameConstraints to the leaf's SANs, and to the CN only when
+        // the leaf has no DNS SAN and the CN looks like a host name: "admin" escapes them. So
+        // under a constrained CA the CN counts only when it is also one of the leaf's DNS
+        // names, which the constraints did cover.
+        for (int i = 1; i <= above_leaf; ++i) {
+            X509* ca = sk_X509_value(chain, i);
+            if (X509_get_ext_by_NID(ca, NID_name_constraints, -1) < 0) continue;
+            auto same = [](unsigned char a, unsigned char b) {
+                return std::tolower(a) == std::tolower(b);
+            };
+            bool cn_is_dns = std::any_of(sans.begin(), sans.end(), [&](const SubjectAltName& s) {
+                return s.type == SubjectAltName::Type::Dns &&
+                       s.value.size() == common_name.size() &&
+                       std::equal(s.value.begin(), s.value.end(), common_name.begin(), same);
+            });
+            if (!cn_is_dns)
+                return reject(RejectReason::NameConstraints,
+                              "CN '" + printable(common_name) + "' is not a DNS name of the " +
+                                  "certificate, and CA '" +
+                                  name_to_string(X509_get_subject_name(ca)) +
+                                  "' has nameConstraints, which OpenSSL does not apply to such "
+                                  "a CN; a " +
+                                  source + " identity under it must also be a DNS subjectAltName");
+            break;
+        }
+    }
+    r.identity = identity;
     if (profile_.client_id_must_match_identity && client_id != r.identity)
         return reject(
             RejectReason::ClientIdMismatch,
-            "client id '" + std::string(client_id) + "' is not the identity '" + r.identity + "'");
+            "client id '" + printable(client_id) + "' is not the identity '" + r.identity + "'");
     return r;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,8 @@ class Certificate {
 
     std::string subject() const;
     std::string issuer() const;
+    // common_name() and subject_alt_names() throw Error(Input) for a name holding a NUL byte
+    // (see names.hpp).
     std::string common_name() const;
     std::string serial_hex()
         const;  // uppercase hex in whole octets ("0A1B"), as `openssl x509 -serial`
@@ -68,6 +71,12 @@ class Certificate {
 };
 
 std::string chain_to_pem(const std::vector<Certificate>& chain);
+
+// An extended key usage as Certificate::extended_key_usage() names it: a known purpose's short
+// name ("clientAuth"; a dotted OID of one is mapped to it) or the dotted OID of another
+// purpose; nullopt when `text` is neither.
+std::optional<std::string> canonical_eku_name(std::string_view text);
+std::string_view eku_names();  // the known purposes, for error messages
 
 // Accepts "AB:CD:..", "abcd..", with or without "sha256:" prefix; returns 64 lowercase hex digits
 // or "" when the text is not a SHA-256 fingerprint.

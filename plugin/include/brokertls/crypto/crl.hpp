@@ -47,6 +47,11 @@ class Crl {
     long number() const;            // the cRLNumber extension, -1 when absent
     std::vector<RevokedCertificate> revoked() const;
     bool signed_by(const Certificate& issuer) const;
+    // True when this CRL supersedes `other` of the same issuer: a higher cRLNumber, or, when
+    // either has none or both are equal, a later thisUpdate (RFC 5280 5.2.3: numbers increase).
+    bool newer_than(const Crl& other) const;
+    // "CRL number 7, thisUpdate 2026-01-01T00:00:00Z" (for log lines)
+    std::string version_text() const;
 
     X509_CRL* get() const { return crl_.get(); }
 

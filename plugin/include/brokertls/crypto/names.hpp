@@ -31,12 +31,17 @@ bool is_valid_dns_name(std::string_view name, bool allow_wildcard = true);
 // Shell-style glob with '*' and '?' (case-insensitive for DNS use), as ACMEMS's domain globs.
 bool glob_match(std::string_view pattern, std::string_view text);
 
-// Conversions to and from OpenSSL's GENERAL_NAMES.
+// Conversions to and from OpenSSL's GENERAL_NAMES. Names are encoded with explicit lengths; a
+// name holding a NUL byte is refused both ways (reading: Error(Input) "OWNER subjectAltName
+// DNS: contains a NUL byte", where `owner` says whose names these are: "CSR", "certificate").
 GeneralNamesPtr to_general_names(const std::vector<SubjectAltName>& sans);
-std::vector<SubjectAltName> from_general_names(const GENERAL_NAMES* names);
+std::vector<SubjectAltName> from_general_names(const GENERAL_NAMES* names,
+                                               std::string_view owner = "certificate");
 
-// RFC 2253 form of an X509_NAME ("CN=dev-1,O=Example"); the CN alone.
+// RFC 2253 form of an X509_NAME ("CN=dev-1,O=Example"; control bytes escaped as \XX).
 std::string name_to_string(const X509_NAME* name);
-std::string common_name_of(const X509_NAME* name);
+// The CN as UTF-8, "" when absent. Error(Input) "OWNER subject CN: ..." when it holds a NUL
+// byte, is not a valid string, or appears more than once.
+std::string common_name_of(const X509_NAME* name, std::string_view owner = "certificate");
 
 }  // namespace brokertls

@@ -129,7 +129,8 @@ class SecurityModule {
     // Refreshes server certificates whose renewal or retry is due, without re-reading the
     // configuration. True when new material was deployed.
     bool refresh_certificates(TimePoint now);
-    static std::shared_ptr<const State> build_state(const std::filesystem::path& file);
+    static std::shared_ptr<const State> build_state(const std::filesystem::path& file,
+                                                    const State* previous);
     std::vector<std::filesystem::path> watched_files(const State& state) const;
     enum class Change { None, Trust, Certificates };
     Change poll(TimePoint now);

@@ -30,7 +30,11 @@ struct SecurityProfile {
     std::vector<std::string> allow_fingerprints;  // SHA-256, normalised; empty: any
     std::vector<std::string> deny_fingerprints;
     IdentitySource identity = IdentitySource::CommonName;
-    bool client_id_must_match_identity = false;
+    // '/' in an identity splits ACL patterns such as `devices/%u/#`; allowed only on request.
+    bool identity_allow_slash = false;
+    // Without it any valid device can take over another's session by using its client id. The
+    // configuration defaults it to require_client_certificate (see parse_security_profile).
+    bool client_id_must_match_identity = true;
 };
 
 }  // namespace brokertls

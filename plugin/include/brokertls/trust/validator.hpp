@@ -4,6 +4,7 @@
 // afterwards, so the broker thread can validate connections against one snapshot while a
 // reload builds the next; the swap is a shared_ptr exchange.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/crl.hpp"
 #include "brokertls/crypto/handles.hpp"
 #include "brokertls/crypto/time.hpp"
 #include "brokertls/trust/security_profile.hpp"
@@ -30,6 +32,8 @@ enum class RejectReason {
     DenyPinned,
     NotAllowPinned,
     NoIdentity,
+    BadIdentity,      // a name with a NUL byte, or an identity that identity_problem() refuses
+    NameConstraints,  // a cn/subject_dn identity under a CA with nameConstraints
     ClientIdMismatch,
 };
 
@@ -49,13 +53,20 @@ struct ValidationResult {
 class TrustSnapshot {
   public:
     // Reads and checks every file the profile names; throws Error naming the file and reason.
-    static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile);
+    // Per CRL issuer the newest CRL wins (higher cRLNumber; with no or equal numbers, the later
+    // thisUpdate), among the profile's files and `previous`'s CRLs: a stale CRL written over
+    // the current one never un-revokes anything (a warning says so).
+    static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile,
+                                                      const TrustSnapshot* previous = nullptr);
 
     // Validates a leaf (the broker already ran the TLS handshake; `leaf` may be null when the
     // client sent no certificate).
     ValidationResult validate(X509* leaf, std::string_view client_id, TimePoint now) const;
-    // The CRL check alone, for re-checking connected clients after a CRL reload.
+    // The CRL check alone for one certificate (validate() checks every certificate of the
+    // chain this way).
     bool is_revoked(const std::string& issuer, const std::string& serial) const;
+    // The CRL in force per issuer DN.
+    const std::map<std::string, std::shared_ptr<const Crl>>& crls() const { return crls_; }
 
     const SecurityProfile& profile() const { return profile_; }
     const std::vector<Certificate>& anchors() const { return anchors_; }
@@ -72,7 +83,8 @@ class TrustSnapshot {
     X509StorePtr store_;
     std::vector<Certificate> intermediates_;
     X509BorrowedStackPtr untrusted_;
-    std::unordered_set<std::string> revoked_;  // issuer DN + '/' + serial hex
+    std::map<std::string, std::shared_ptr<const Crl>> crls_;  // by issuer DN
+    std::unordered_set<std::string> revoked_;                 // issuer DN + '/' + serial hex
     std::unordered_set<std::string> allow_;
     std::unordered_set<std::string> deny_;
     std::vector<std::string> warnings_;
