@@ -1,6 +1,9 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "brokertls/challenges/solver.hpp"
@@ -110,6 +113,41 @@ TEST_F(ExecHookTest, HangingHookIsKilledAtTheTimeout) {
                            ": present _acme-challenge.a.example.com: timed out");
     EXPECT_GE(took, 1s);
     EXPECT_LT(took, 5s);
+}
+
+TEST_F(ExecHookTest, HookSeesOnlyItsVariablesAndStandardDescriptors) {
+    // The broker holds sockets and files without O_CLOEXEC, and may hold secrets in its
+    // environment: a hook gets neither.
+    write_hook("/usr/bin/env | sort > '" + record() + "'\nls /proc/self/fd >> '" + record() +
+               "'\n");
+    int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, as a broker's socket
+    int high = ::dup2(leaked, 140);
+    ::close(leaked);
+    ::setenv("BROKERTLS_TEST_SECRET", "hunter2", 1);
+    auto s = solver();
+    s->present({task("a.example.com", "t1")});
+    ::unsetenv("BROKERTLS_TEST_SECRET");
+    ::close(high);
+    // env's list, then ls's (3 is the directory ls opened to list; the redirection to the
+    // record file is ls's stdout).
+    EXPECT_EQ(read_file(record()),
+              "BROKERTLS_PROFILE=mqtt\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n0\n1\n2\n3\n");
+}
+
+TEST_F(ExecHookTest, HookPrintingMegabytesIsCappedAndEscapedInTheLog) {
+    write_hook(
+        "head -c 3000000 /dev/zero | tr '\\0' 'x'\nprintf 'bad\\033[2Jbyte\\n' >&2\n"
+        "head -c 3000000 /dev/zero | tr '\\0' 'y' >&2\n");
+    auto s = solver();
+    auto started = std::chrono::steady_clock::now();
+    s->present({task("a.example.com", "t1")});
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 8s);
+    ASSERT_GE(log_.size(), 2u);
+    EXPECT_EQ(log_.front(), "exec hook: bad\\x1b[2Jbyte");
+    EXPECT_EQ(log_.back(), "exec hook: stderr truncated: only its first 65536 bytes were kept");
+    std::size_t logged = 0;
+    for (const auto& line : log_) logged += line.size();
+    EXPECT_LT(logged, 65536u + 200u);
 }
 
 TEST_F(ExecHookTest, StopsAtTheFirstFailingTask) {

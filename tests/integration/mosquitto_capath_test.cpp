@@ -49,9 +49,14 @@ TEST(MosquittoCapath, CaAddedToTheConfigIsTrustedWithoutRestartAndRemovedAgain) 
     EXPECT_EQ(accepted.connect(), "");
     EXPECT_TRUE(broker.wait_for_log("accepted client 'dev-2' as 'dev-2'"));
 
+    // A CA file the operator put into the same directory (a c_rehash name) is not ours to remove.
+    write_file_atomic(tmp / "capath" / "0badc0de.0", read_file(second.root()));
+
     mark = broker.log_mark();
     write_config({first.root()});
     ASSERT_TRUE(broker.wait_for_log_after(mark, ": removed")) << broker.log();
+    EXPECT_EQ(read_file(tmp / "capath" / "0badc0de.0"), read_file(second.root()));
+    EXPECT_FALSE(broker.log().find("removed 0badc0de.0") != std::string::npos) << broker.log();
     // Connected holders of a certificate from the removed CA are disconnected, new ones refused.
     EXPECT_TRUE(accepted.wait_disconnected(5s));
     MqttClient again(broker.port(), "dev-2-again", first.root(), new_client);

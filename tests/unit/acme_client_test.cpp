@@ -527,6 +527,120 @@ Certificate rfc9773_example_certificate() {
     return Certificate(std::move(cert));
 }
 
+// RFC 8555 §6.1: every URL the CA hands out must be https; nothing is sent to one that is not.
+const std::string kNotHttps =
+    "not an https URL (ACME needs https; http only to 127.0.0.1, localhost or [::1] when the "
+    "directory is there too)";
+
+TEST_F(AcmeClientTest, PlainHttpDirectoryEntriesAreRefusedBeforeAnyRequest) {
+    json dir = test::directory_json();
+    dir["newNonce"] = "http://ca.test/nonce";
+    expect_directory(dir);
+    client.use_account(key, kKid);
+    EXPECT_EQ(test::error_of(
+                  [&] {
+                      client.new_order({{{"dns", "a.example"}}, "", ""});
+                  },
+                  ErrorKind::Input),
+              "acme newNonce http://ca.test/nonce: " + kNotHttps);
+    EXPECT_EQ(http.requests.size(), 1u);  // the directory only
+}
+
+TEST_F(AcmeAccountClientTest, PlainHttpUrlsFromTheCaAreRefusedBeforeAnyRequest) {
+    // An order whose authorization, finalize and certificate URLs are http: the order itself
+    // parses, but none of them is requested.
+    http.expect_post(kOrderUrl, [&](const DecodedJws&) {
+        json o = order_json("pending");
+        o["authorizations"] = {"http://ca.test/authz/1"};
+        return answer(201, o, "n1", {{"location", "https://ca.test/order/1"}});
+    });
+    AcmeOrder order = client.new_order({{{"dns", "a.example"}}, "", ""});
+    EXPECT_EQ(test::error_of([&] { client.get_authorization(order.authorizations[0]); },
+                             ErrorKind::Input),
+              "acme authorization http://ca.test/authz/1: " + kNotHttps);
+    AcmeChallenge challenge{"dns-01", "http://ca.test/chall/1", "tok", "pending", {}};
+    EXPECT_EQ(test::error_of([&] { client.respond(challenge); }, ErrorKind::Input),
+              "acme challenge http://ca.test/chall/1: " + kNotHttps);
+    order.status = "ready";
+    order.finalize = "http://ca.test/order/1/finalize";
+    EXPECT_EQ(test::error_of([&] { client.finalize(order, "csr", Clock::now() + 60s); },
+                             ErrorKind::Input),
+              "acme finalize http://ca.test/order/1/finalize: " + kNotHttps);
+    EXPECT_EQ(
+        test::error_of([&] { client.download_chains("http://ca.test/cert/1"); }, ErrorKind::Input),
+        "acme certificate http://ca.test/cert/1: " + kNotHttps);
+    EXPECT_EQ(http.remaining(), 0u);
+    EXPECT_EQ(http.requests.size(), 3u);  // directory, nonce, newOrder
+}
+
+TEST_F(AcmeAccountClientTest, PlainHttpAlternateChainIsRefused) {
+    TwoChains pki;
+    http.expect("POST", "https://ca.test/cert/1", [&](const HttpRequest&) {
+        HttpResponse r =
+            answer(200, nullptr, "n1", {{"link", "<http://ca.test/cert/1/1>;rel=\"alternate\""}});
+        r.body = pki.chain_a;
+        return r;
+    });
+    EXPECT_EQ(
+        test::error_of([&] { client.download_chains("https://ca.test/cert/1"); }, ErrorKind::Input),
+        "acme certificate http://ca.test/cert/1/1: " + kNotHttps);
+    EXPECT_EQ(http.requests.size(), 3u);  // directory, nonce, the default chain
+}
+
+TEST_F(AcmeClientTest, PlainHttpAccountLocationIsRefused) {
+    expect_directory();
+    expect_head_nonce("n0");
+    http.expect_post(kAccountUrl, [&](const DecodedJws&) {
+        return answer(201, {{"status", "valid"}}, "n1", {{"location", "http://ca.test/acct/1"}});
+    });
+    EXPECT_EQ(test::error_of([&] { client.account(key, {}); }, ErrorKind::Input),
+              "acme newAccount Location http://ca.test/acct/1: " + kNotHttps);
+}
+
+TEST_F(AcmeAccountClientTest, HttpsUrlsOnAnotherOriginAreFollowed) {
+    // RFC 8555 does not tie a CA's resources to the directory's origin.
+    http.expect_post("https://authz.ca-cdn.test/authz/1",
+                     [&](const DecodedJws&) { return answer(200, authz_json("valid"), "n1"); });
+    EXPECT_EQ(client.get_authorization("https://authz.ca-cdn.test/authz/1").status, "valid");
+}
+
+TEST(AcmeLoopbackCa, PlainHttpOnlyToThisHostAndOnlyWhenTheDirectoryIsThere) {
+    // A test CA without TLS on this host, which the configuration allows.
+    const std::string base = "http://127.0.0.1:14000";
+    test::ScriptedTransport http;
+    test::RecordingSleeper sleeps;
+    AcmeClient client{http, base + "/dir", sleeps.sleeper()};
+    PrivateKey key = PrivateKey::generate(KeyType::EcP256);
+    client.use_account(key, base + "/acct/1");
+    json dir = test::directory_json();
+    dir["newNonce"] = base + "/nonce";
+    http.expect("GET", base + "/dir", answer(200, dir, ""));
+    http.expect("HEAD", base + "/nonce", answer(200, nullptr, "n0"));
+    http.expect("POST", base + "/authz/1",
+                answer(200,
+                       {{"status", "valid"},
+                        {"identifier", {{"type", "dns"}, {"value", "a"}}},
+                        {"challenges", json::array()}},
+                       "n1"));
+    EXPECT_EQ(client.get_authorization(base + "/authz/1").status, "valid");
+    EXPECT_EQ(test::error_of([&] { client.get_authorization("http://ca.test/authz/2"); },
+                             ErrorKind::Input),
+              "acme authorization http://ca.test/authz/2: " + kNotHttps);
+    EXPECT_EQ(test::error_of([&] { client.get_authorization("http://127.0.0.1@ca.test/authz/3"); },
+                             ErrorKind::Input),
+              "acme authorization http://127.0.0.1@ca.test/authz/3: " + kNotHttps);
+    EXPECT_EQ(http.remaining(), 0u);
+
+    // An https directory never allows plain http, not even to this host.
+    test::ScriptedTransport https_ca;
+    AcmeClient secure{https_ca, kDirectoryUrl, sleeps.sleeper()};
+    secure.use_account(key, kKid);
+    EXPECT_EQ(
+        test::error_of([&] { secure.get_authorization(base + "/authz/1"); }, ErrorKind::Input),
+        "acme authorization " + base + "/authz/1: " + kNotHttps);
+    EXPECT_TRUE(https_ca.requests.empty());
+}
+
 TEST(AcmeAri, CertificateIdMatchesTheRfcExample) {
     EXPECT_EQ(AcmeClient::ari_cert_id(rfc9773_example_certificate()),
               "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");

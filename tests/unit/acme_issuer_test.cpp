@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <thread>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "acme_fake_ca.hpp"
@@ -259,6 +262,74 @@ TEST_F(AcmeObtainTest, AProfileTheDirectoryDoesNotOfferIsRefusedBeforeOrdering) 
     EXPECT_EQ(http.remaining(), 1u);  // the directory was read; no nonce, no order
 }
 
+// The authorizations must name exactly what was ordered: a challenge for a name we did not
+// order is never presented nor answered (the script has no challenge or finalize step, so any
+// such request would fail the test as unexpected).
+class AcmeAuthorizationMismatchTest : public AcmeObtainTest {
+  protected:
+    // Orders a.example and *.b.example; the CA answers with `authzs` as its authorizations.
+    std::string obtain_with(const std::vector<json>& authzs) {
+        size_t count = authzs.size();
+        http.expect_post(kOrderUrl, [count](const DecodedJws&) {
+            return answer(201, order("pending", static_cast<int>(count)), "n",
+                          {{"location", "https://ca.test/order/1"}});
+        });
+        for (size_t i = 0; i < authzs.size(); ++i)
+            http.expect_post("https://ca.test/authz/" + std::to_string(i + 1),
+                             [a = authzs[i]](const DecodedJws&) { return answer(200, a, "n"); });
+        std::string message = test::error_of(
+            [&] {
+                obtain({"web",
+                        {classify_name("a.example"), classify_name("*.b.example")},
+                        "",
+                        "",
+                        "",
+                        Clock::now() + 1h});
+            },
+            ErrorKind::Input);
+        EXPECT_EQ(http.remaining(), 0u);
+        EXPECT_TRUE(solver.presented.empty());
+        EXPECT_EQ(solver.cleanups, 0);
+        return message;
+    }
+};
+
+TEST_F(AcmeAuthorizationMismatchTest, AnAuthorizationForANameNotOrderedIsRefused) {
+    EXPECT_EQ(obtain_with({authz("a.example", "pending", {challenge("dns-01", 1)}),
+                           authz("evil.example", "pending", {challenge("dns-01", 2)})}),
+              "certificate profile web: authorization https://ca.test/authz/2: names "
+              "dns:evil.example, which was not ordered (ordered: a.example, *.b.example); no "
+              "challenge answered");
+}
+
+TEST_F(AcmeAuthorizationMismatchTest, AWildcardFlagMustMatchTheOrder) {
+    // b.example without "wildcard": true is not *.b.example.
+    EXPECT_EQ(obtain_with({authz("a.example", "pending", {challenge("dns-01", 1)}),
+                           authz("b.example", "pending", {challenge("dns-01", 2)})}),
+              "certificate profile web: authorization https://ca.test/authz/2: names "
+              "dns:b.example, which was not ordered (ordered: a.example, *.b.example); no "
+              "challenge answered");
+}
+
+TEST_F(AcmeAuthorizationMismatchTest, AMissingAuthorizationIsRefused) {
+    EXPECT_EQ(obtain_with({authz("a.example", "pending", {challenge("dns-01", 1)})}),
+              "certificate profile web: order https://ca.test/order/1: the CA gave no "
+              "authorization for dns:*.b.example (ordered: a.example, *.b.example)");
+}
+
+TEST_F(AcmeAuthorizationMismatchTest, ANameAuthorizedTwiceIsRefused) {
+    EXPECT_EQ(obtain_with({authz("a.example", "valid", json::array()),
+                           authz("A.example", "pending", {challenge("dns-01", 2)})}),
+              "certificate profile web: authorization https://ca.test/authz/2: names "
+              "dns:a.example a second time; no challenge answered");
+}
+
+TEST_F(AcmeAuthorizationMismatchTest, AWildcardInTheAuthorizationValueIsRefused) {
+    EXPECT_EQ(obtain_with({authz("*.b.example", "pending", {challenge("dns-01", 1)})}),
+              "certificate profile web: authorization https://ca.test/authz/1: names "
+              "*.b.example (an authorization names a wildcard's base domain)");
+}
+
 TEST_F(AcmeObtainTest, CleansUpWhenValidationFails) {
     http.expect_post(kOrderUrl, [](const DecodedJws&) {
         return answer(201, order("pending", 1), "n", {{"location", "https://ca.test/order/1"}});
@@ -472,6 +543,60 @@ TEST_F(AcmeAccountStoreTest, RefusesAnAccountKeyTypeAcmeCannotUse) {
     auto message = test::error_of([&] { ensure(client); }, ErrorKind::Usage);
     EXPECT_NE(message.find("issuer le: account_key_type ed25519"), std::string::npos) << message;
     EXPECT_TRUE(http.requests.empty());
+}
+
+// Account keys and staged certificates live under state_dir: a directory others may write
+// into is refused, naming it and its mode, before anything is written or requested.
+TEST_F(AcmeAccountStoreTest, AStateDirectoryOthersMayWriteIsRefused) {
+    ASSERT_EQ(::chmod(state.path().c_str(), 0777), 0);
+    AcmeClient client(http, kDirectoryUrl, sleeps.sleeper());
+    EXPECT_EQ(test::error_of([&] { ensure(client); }, ErrorKind::Io),
+              state.path().string() +
+                  ": mode 0777 lets group or others write into it, and so replace keys and "
+                  "certificates in it (chmod go-w it)");
+    EXPECT_FALSE(fs::exists(state.path() / "accounts"));
+    EXPECT_TRUE(http.requests.empty());
+}
+
+TEST(PrivateDirectory, CreatesMissingDirectoriesPrivate) {
+    test::TempDir state;
+    ensure_private_directory(state.path(), state.path() / "profiles" / "web" / "staging");
+    for (const char* sub : {"profiles", "profiles/web", "profiles/web/staging"}) {
+        struct stat st {};
+        ASSERT_EQ(::stat((state.path() / sub).c_str(), &st), 0) << sub;
+        EXPECT_EQ(st.st_mode & 07777, 0700u) << sub;
+    }
+}
+
+TEST(PrivateDirectory, AGroupWritableDirectoryOnTheWayIsRefused) {
+    test::TempDir state;
+    ensure_directory(state.path() / "profiles");
+    ASSERT_EQ(::chmod((state.path() / "profiles").c_str(), 0775), 0);
+    EXPECT_EQ(
+        test::error_of(
+            [&] { ensure_private_directory(state.path(), state.path() / "profiles" / "web"); },
+            ErrorKind::Io),
+        (state.path() / "profiles").string() +
+            ": mode 0775 lets group or others write into it, and so replace keys and "
+            "certificates in it (chmod go-w it)");
+    EXPECT_FALSE(fs::exists(state.path() / "profiles" / "web"));
+}
+
+TEST(PrivateDirectory, AStickyDirectoryIsAcceptedButNotOneOfAnotherUser) {
+    test::TempDir state;
+    ASSERT_EQ(::chmod(state.path().c_str(), 01777), 0);
+    ensure_private_directory(state.path(), state.path() / "profiles");
+    // Another user's directory in it (as in /tmp, where anyone may create one first).
+    ensure_directory(state.path() / "accounts");
+    uid_t other = ::geteuid() == 0 ? 65534 : 0;
+    if (::chown((state.path() / "accounts").c_str(), other, static_cast<gid_t>(-1)) != 0)
+        GTEST_FAIL() << "cannot give the directory to another user: " << std::strerror(errno);
+    EXPECT_EQ(test::error_of(
+                  [&] { ensure_private_directory(state.path(), state.path() / "accounts" / "le"); },
+                  ErrorKind::Io),
+              (state.path() / "accounts").string() + ": owned by uid " + std::to_string(other) +
+                  ", not by this user (uid " + std::to_string(::geteuid()) +
+                  ") or root: another user could replace keys and certificates in it");
 }
 
 }  // namespace

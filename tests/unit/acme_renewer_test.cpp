@@ -36,6 +36,7 @@ const std::string kKid = "https://ca.test/acct/1";
 const std::string kOrder1 = "https://ca.test/order/1";
 const std::string kFinalize = "https://ca.test/order/1/finalize";
 const std::string kCert1 = "https://ca.test/cert/1";
+const std::string kAuthz = "https://ca.test/authz/";
 
 template <class Fn>
 bool eventually(Fn&& done, std::chrono::milliseconds limit = 3s) {
@@ -110,14 +111,20 @@ class FakeCa {
                 if (auto refused = new_order(payload)) return *refused;
             std::lock_guard lock(mutex_);
             finalized_ = false;
+            identifiers_ = payload["identifiers"];
             return answer(201, order("pending"), "n", {{"location", kOrder1}});
         }
-        if (url == "https://ca.test/authz/1")
+        // One already valid authorization per ordered identifier: https://ca.test/authz/N.
+        if (url.rfind(kAuthz, 0) == 0) {
+            std::lock_guard lock(mutex_);
+            std::size_t n = std::stoul(url.substr(kAuthz.size()));
+            if (n < 1 || n > identifiers_.size()) return unexpected(request);
             return answer(200,
                           {{"status", "valid"},
-                           {"identifier", {{"type", "dns"}, {"value", "a.example"}}},
+                           {"identifier", identifiers_[n - 1]},
                            {"challenges", json::array()}},
                           "n");
+        }
         if (url == kOrder1) return order_state();
         if (url == kFinalize) return finalize(payload);
         if (url == kCert1) {
@@ -155,11 +162,14 @@ class FakeCa {
         json payload;
     };
 
-    static json order(const std::string& status) {
+    // Called with mutex_ held.
+    json order(const std::string& status) const {
         json o{{"status", status},
-               {"identifiers", json::array()},
-               {"authorizations", {"https://ca.test/authz/1"}},
+               {"identifiers", identifiers_},
+               {"authorizations", json::array()},
                {"finalize", kFinalize}};
+        for (std::size_t n = 1; n <= identifiers_.size(); ++n)
+            o["authorizations"].push_back(kAuthz + std::to_string(n));
         if (status == "valid") o["certificate"] = kCert1;
         return o;
     }
@@ -202,6 +212,7 @@ class FakeCa {
     std::vector<Seen> seen_;
     bool finalized_ = false;
     std::string leaf_pem_;
+    json identifiers_ = json::array();  // of the last newOrder
 };
 
 class CaTransport : public HttpTransport {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -158,6 +159,34 @@ TEST(EventSinks, ExecHookGetsTheEventJsonOnStdinAndTheEnvironment) {
     EXPECT_TRUE(log.lines.empty()) << log.lines.front();
     EXPECT_EQ(json::parse(read_file(dir / "stdin")), json::parse(sample_event.to_json()));
     EXPECT_EQ(read_file(dir / "env"), "failed\nmqtt-public\n");
+}
+
+TEST(EventSinks, ExecHookDoesNotInheritTheBrokersEnvironment) {
+    test::TempDir dir;
+    auto script = hook(dir, "/usr/bin/env > '" + (dir / "env").string() + "'\n");
+    ::setenv("BROKERTLS_TEST_SECRET", "hunter2", 1);
+    Log log;
+    EventSinks(config_with(script, ""), log.sink()).dispatch(sample_event);
+    ::unsetenv("BROKERTLS_TEST_SECRET");
+    EXPECT_TRUE(log.lines.empty()) << log.lines.front();
+    std::string env = read_file(dir / "env");
+    EXPECT_EQ(env.find("BROKERTLS_TEST_SECRET"), std::string::npos) << env;
+    EXPECT_NE(env.find("PATH=/usr/sbin:/usr/bin:/sbin:/bin\n"), std::string::npos) << env;
+    EXPECT_NE(env.find("BROKERTLS_EVENT=failed\n"), std::string::npos) << env;
+    EXPECT_NE(env.find("BROKERTLS_PROFILE=mqtt-public\n"), std::string::npos) << env;
+}
+
+TEST(EventSinks, ExecHookPrintingMegabytesIsCappedAndLogged) {
+    test::TempDir dir;
+    auto script = hook(dir, "head -c 5000000 /dev/zero\nhead -c 5000000 /dev/zero >&2\n");
+    Log log;
+    auto start = SteadyClock::now();
+    EventSinks(config_with(script, "", 20s), log.sink()).dispatch(sample_event);
+    EXPECT_LT(seconds_since(start), 15.0);
+    ASSERT_EQ(log.lines.size(), 1u);
+    EXPECT_EQ(log.lines[0], "events: exec hook " + script.string() +
+                                ": output truncated: only the first 65536 bytes of each stream "
+                                "were kept");
 }
 
 TEST(EventSinks, FailingExecHookIsLoggedWithExitCodeAndLastStderrLine) {

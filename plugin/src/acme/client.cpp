@@ -2,10 +2,17 @@
 
 #include "brokertls/acme/client.hpp"
 
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "brokertls/acme/jws.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/trust/identity.hpp"
 #include "wire.hpp"
 
 namespace brokertls {
@@ -16,6 +23,35 @@ namespace {
 
 std::string context(std::string_view what, const std::string& url) {
     return "acme " + std::string(what) + " " + url;
+}
+
+struct UrlParts {
+    std::string scheme, host;  // lower-case; host with brackets for IPv6 ("[::1]")
+};
+
+// Parsed by libcurl, the parser the transport uses, so a trick URL ("http://127.0.0.1@host/")
+// is read here as it will be requested. nullopt when it does not parse.
+std::optional<UrlParts> parse_url(const std::string& url) {
+    std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(), curl_url_cleanup);
+    if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
+        return std::nullopt;
+    UrlParts parts;
+    for (auto [part, out] :
+         {std::pair{CURLUPART_SCHEME, &parts.scheme}, std::pair{CURLUPART_HOST, &parts.host}}) {
+        char* text = nullptr;
+        if (curl_url_get(parsed.get(), part, &text, 0) != CURLUE_OK) return std::nullopt;
+        *out = text;
+        curl_free(text);
+        std::transform(out->begin(), out->end(), out->begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    }
+    return parts;
+}
+
+// The hosts a plain-http test CA may use (the configuration allows the same three).
+bool loopback_http(const std::optional<UrlParts>& url) {
+    return url && url->scheme == "http" &&
+           (url->host == "127.0.0.1" || url->host == "localhost" || url->host == "[::1]");
 }
 
 }  // namespace
@@ -49,6 +85,16 @@ const AcmeDirectory& AcmeClient::directory() {
     return *directory_;
 }
 
+void AcmeClient::require_https(std::string_view what, const std::string& url) const {
+    auto parts = parse_url(url);
+    if (parts && parts->scheme == "https") return;
+    if (loopback_http(parts) && loopback_http(parse_url(directory_url_))) return;
+    fail(ErrorKind::Input, context(what, printable(url)),
+         !parts ? "not a URL"
+                : "not an https URL (ACME needs https; http only to 127.0.0.1, localhost or [::1] "
+                  "when the directory is there too)");
+}
+
 void AcmeClient::remember_nonce(const HttpResponse& response) {
     if (auto fresh = response.header("replay-nonce"); fresh && !fresh->empty()) nonce_ = *fresh;
 }
@@ -56,6 +102,7 @@ void AcmeClient::remember_nonce(const HttpResponse& response) {
 std::string AcmeClient::nonce() {
     if (!nonce_.empty()) return std::exchange(nonce_, "");
     const std::string& url = directory().new_nonce;
+    require_https("newNonce", url);
     HttpResponse response = transport_.send({"HEAD", url, {}, ""});
     remember_nonce(response);
     if (nonce_.empty()) {
@@ -75,6 +122,7 @@ const PrivateKey& AcmeClient::key(std::string_view what) const {
 }
 
 HttpResponse AcmeClient::get(std::string_view what, const std::string& url) {
+    require_https(what, url);
     HttpResponse response = transport_.send({"GET", url, {}, ""});
     remember_nonce(response);
     if (response.status >= 400) throw AcmeError(context(what, url), parse_problem(response));
@@ -87,6 +135,7 @@ HttpResponse AcmeClient::post(std::string_view what, const std::string& url,
     if (!use_jwk && kid_.empty())
         fail(ErrorKind::State, context(what, url),
              "no account URL: call account() or use_account() first");
+    require_https(what, url);
     for (int attempt = 0;; ++attempt) {
         HttpRequest request{"POST", url, {{"content-type", "application/jose+json"}}, ""};
         if (!accept.empty()) request.headers.emplace_back("accept", accept);
@@ -125,6 +174,8 @@ std::string AcmeClient::account(const PrivateKey& account_key, const AccountRequ
     if (!location || location->empty())
         fail(ErrorKind::Input, context("newAccount", dir.new_account),
              "no Location header (the account URL) in the answer");
+    // The account URL is the "kid" of every later request, and requested by key rollover.
+    require_https("newAccount Location", *location);
     kid_ = *location;
     return kid_;
 }

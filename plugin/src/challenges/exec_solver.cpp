@@ -1,13 +1,15 @@
 // dns-01 through the operator's hook: `COMMAND present|cleanup RECORD_NAME VALUE NAME` with
-// BROKERTLS_PROFILE in its environment. The hook owns the DNS side entirely, including waiting
-// until the record is visible: present() returns when the hook exits 0. Orders for a name and
-// its wildcard set two values on one record, so a hook must add (and remove) single values
-// rather than replace the record; cleanup may also run for a task whose present failed.
+// BROKERTLS_PROFILE and PATH as its whole environment (run_subprocess: nothing inherited). The hook
+// owns the DNS side entirely, including waiting until the record is visible: present() returns when
+// the hook exits 0. Orders for a name and its wildcard set two values on one record, so a hook must
+// add (and remove) single values rather than replace the record; cleanup may also run for a task
+// whose present failed.
 
 #include <sstream>
 
 #include "brokertls/error.hpp"
 #include "brokertls/process/subprocess.hpp"
+#include "brokertls/trust/identity.hpp"
 #include "dns_record_name.hpp"
 #include "solvers.hpp"
 
@@ -55,9 +57,12 @@ class ExecSolver : public ChallengeSolver {
         std::istringstream err(result.err);
         for (std::string line; std::getline(err, line);) {
             if (!line.empty() && line.back() == '\r') line.pop_back();
-            if (!line.empty()) context_.log("exec hook: " + line);
+            if (!line.empty()) context_.log("exec hook: " + printable(line));
         }
-        return result.failure();
+        if (result.err_truncated)
+            context_.log("exec hook: stderr truncated: only its first " +
+                         std::to_string(kMaxCapturedOutput) + " bytes were kept");
+        return printable(result.failure());
     }
 
     ChallengeConfig config_;

@@ -1,10 +1,13 @@
 // One ACME order, from new-order to the chosen certificate chain.
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/issuers/acme_issuer.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 
@@ -29,6 +32,59 @@ std::string join_names(const std::vector<AcmeIdentifier>& ids) {
     for (const auto& id : ids) out += (out.empty() ? "" : ", ") + id.value;
     return out;
 }
+
+// How an identifier reads in an order ("*.example.com" for a wildcard), lower-case for DNS names
+// (RFC 4343); IP addresses are already canonical on both sides (RFC 8738 §3).
+std::string ordered_name(const AcmeIdentifier& id, bool wildcard = false) {
+    std::string value = (wildcard ? "*." : "") + id.value;
+    if (id.type == "dns")
+        std::transform(value.begin(), value.end(), value.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return id.type + ":" + value;
+}
+
+// The order's authorizations must cover exactly the names ordered, each once: a challenge is
+// never answered for a name we did not ask for (a CA bug or a hostile CA would otherwise get
+// us to prove control of something else). A wildcard's authorization names its base domain
+// with "wildcard": true (RFC 8555 §7.1.4). Called for every authorization before any
+// challenge is presented; `finish` checks that none is missing.
+class AuthorizationCheck {
+  public:
+    AuthorizationCheck(const std::vector<AcmeIdentifier>& ordered, std::string prefix)
+        : prefix_(std::move(prefix)) {
+        for (const auto& id : ordered) {
+            wanted_[ordered_name(id)] = false;
+            list_ += (list_.empty() ? "" : ", ") + id.value;
+        }
+    }
+    void check(const std::string& url, const AcmeAuthorization& authz) {
+        std::string where = prefix_ + "authorization " + url;
+        if (authz.identifier.value.rfind("*.", 0) == 0)
+            fail(ErrorKind::Input, where,
+                 "names " + printable(authz.identifier.value) +
+                     " (an authorization names a wildcard's base domain)");
+        std::string name = ordered_name(authz.identifier, authz.wildcard);
+        auto found = wanted_.find(name);
+        if (found == wanted_.end())
+            fail(ErrorKind::Input, where,
+                 "names " + printable(name) + ", which was not ordered (ordered: " + list_ +
+                     "); no challenge answered");
+        if (found->second)
+            fail(ErrorKind::Input, where,
+                 "names " + printable(name) + " a second time; no challenge answered");
+        found->second = true;
+    }
+    void finish(const std::string& order_url) const {
+        for (const auto& [name, seen] : wanted_)
+            if (!seen)
+                fail(ErrorKind::Input, prefix_ + "order " + order_url,
+                     "the CA gave no authorization for " + name + " (ordered: " + list_ + ")");
+    }
+
+  private:
+    std::string prefix_, list_;
+    std::map<std::string, bool> wanted_;  // ordered_name -> an authorization names it
+};
 
 AcmeOrder place_order(AcmeClient& client, OrderRequest order_request, const std::string& prefix,
                       const std::function<void(const std::string&)>& log) {
@@ -77,8 +133,10 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
     std::vector<ChallengeTask> tasks;
     std::vector<AcmeChallenge> challenges;
     std::vector<std::string> pending;
+    AuthorizationCheck ordered(order_request.identifiers, prefix);
     for (const auto& url : order.authorizations) {
         AcmeAuthorization authz = client.get_authorization(url);
+        ordered.check(url, authz);
         if (authz.status == "valid") continue;  // reused from an earlier order
         std::string name = (authz.wildcard ? "*." : "") + authz.identifier.value;
         if (authz.status != "pending")
@@ -99,6 +157,7 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
         challenges.push_back(*challenge);
         pending.push_back(url);
     }
+    ordered.finish(order.url);
 
     if (!tasks.empty()) {
         CleanupGuard guard(solver, tasks);

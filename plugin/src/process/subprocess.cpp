@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "brokertls/error.hpp"
@@ -29,9 +30,11 @@ struct Pipe {
     void close_both() { close_end(0), close_end(1); }
 };
 
-std::vector<std::string> environment_with(const std::map<std::string, std::string>& extra) {
+std::vector<std::string> environment_with(Environment base,
+                                          const std::map<std::string, std::string>& extra) {
     std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
+    char* minimal[] = {const_cast<char*>(kHookPath), nullptr};
+    for (char** e = base == Environment::Inherit ? environ : minimal; *e; ++e) {
         std::string entry(*e);
         if (!extra.count(entry.substr(0, entry.find('=')))) env.push_back(entry);
     }
@@ -50,12 +53,15 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 
 pid_t spawn_process(const std::vector<std::string>& argv,
                     const std::map<std::string, std::string>& extra_env, int in_fd, int out_fd,
-                    int err_fd) {
+                    int err_fd, Environment environment) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
     posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    // The broker (and libraries in it) open descriptors without O_CLOEXEC: listening sockets,
+    // client connections, files. A hook must not hold them open or write to them.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // Its own process group, so a timeout also stops whatever the hook started.
@@ -71,7 +77,7 @@ pid_t spawn_process(const std::vector<std::string>& argv,
     sigaddset(&defaults, SIGPIPE);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     std::vector<std::string> args = argv;
-    std::vector<std::string> envs = environment_with(extra_env);
+    std::vector<std::string> envs = environment_with(environment, extra_env);
     auto cargs = c_strings(args);
     auto cenv = c_strings(envs);
     pid_t pid = -1;
@@ -97,7 +103,8 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv, const std:
                                 const std::map<std::string, std::string>& extra_env) {
     if (argv.empty()) fail(ErrorKind::Usage, "run_subprocess", "no program");
     Pipe in, out, err;
-    pid_t pid = spawn_process(argv, extra_env, in.fd[0], out.fd[1], err.fd[1]);
+    pid_t pid =
+        spawn_process(argv, extra_env, in.fd[0], out.fd[1], err.fd[1], Environment::Minimal);
     in.close_end(0), out.close_end(1), err.close_end(1);
     fcntl(in.fd[1], F_SETFL, O_NONBLOCK);
     signal(SIGPIPE, SIG_IGN);  // a hook that ignores stdin must not kill the broker
@@ -120,7 +127,11 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv, const std:
             if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
             if (n > 0) {
-                (i == 0 ? result.out : result.err).append(buffer, static_cast<std::size_t>(n));
+                std::string& kept = i == 0 ? result.out : result.err;
+                auto size = static_cast<std::size_t>(n);
+                auto room = kMaxCapturedOutput - kept.size();
+                kept.append(buffer, std::min(size, room));
+                if (size > room) (i == 0 ? result.out_truncated : result.err_truncated) = true;
             } else if (n == 0 || errno != EINTR) {
                 (i == 0 ? out : err).close_end(0);
             }

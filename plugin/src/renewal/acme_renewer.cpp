@@ -121,7 +121,7 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
         job->issuer = config.issuers.at(profile.issuer);
         job->solver = solvers.at(profile.issuer);
         job->dir = config.state_dir / "profiles" / name;
-        ensure_directory(job->dir);
+        ensure_private_directory(config.state_dir, job->dir);  // staging's parent
         std::string warning;
         job->state = JobState::load(job->dir / "job.json", &warning);
         if (!warning.empty()) hooks_.log("certificate profile " + name + ": " + warning);
@@ -409,7 +409,9 @@ void AcmeRenewer::promote(Job& job, const ServerMaterial& material, bool archive
     const auto& profile = job.profile;
     fs::path staging = job.dir / "staging";
     fs::remove_all(staging);
-    ensure_directory(staging);
+    // 0700, in a directory only we may write (checked again: it may have changed since
+    // configure()): the new key is written here before it is deployed.
+    ensure_private_directory(job.dir, staging);
     write_file_atomic(staging / "key.pem", material.key.to_pem(), kPrivateMode);
     write_file_atomic(staging / "cert.pem", material.cert_pem());
     ServerMaterial staged{PrivateKey::load(staging / "key.pem"),

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "brokertls/process/subprocess.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 namespace {
@@ -64,11 +65,14 @@ void EventSinks::run_exec(const std::string& json, const RenewalEvent& event) co
         auto result =
             run_subprocess({path}, json + "\n", config_.timeout,
                            {{"BROKERTLS_EVENT", event.type}, {"BROKERTLS_PROFILE", event.profile}});
+        if (result.out_truncated || result.err_truncated)
+            report("events: exec hook " + path + ": output truncated: only the first " +
+                   std::to_string(kMaxCapturedOutput) + " bytes of each stream were kept");
         if (result.timed_out)
             report("events: exec hook " + path + ": timed out after " +
                    std::to_string(config_.timeout.count()) + "s");
         else if (std::string why = result.failure(); !why.empty())
-            report("events: exec hook " + path + ": " + why);
+            report("events: exec hook " + path + ": " + printable(why));
     } catch (const std::exception& e) {
         // run_subprocess names the program: "PATH: cannot start: reason".
         report(std::string("events: exec hook ") + e.what());

@@ -145,6 +145,12 @@ class AcmeClient {
     // An unauthenticated GET (directory, renewalInfo); throws AcmeError on an error answer.
     HttpResponse get(std::string_view what, const std::string& url);
     std::string nonce();
+    // RFC 8555 §6.1: ACME is HTTPS. Every URL is checked before a request goes to it (the
+    // directory's entries, Location headers, order, authorization, challenge, finalize,
+    // certificate and Link alternate URLs all come from the CA); plain http only to this host
+    // while the directory itself is http on this host (a local test CA). Other origins are
+    // allowed (RFC 8555 does not require one). Throws Error(Input) "acme WHAT URL: reason".
+    void require_https(std::string_view what, const std::string& url) const;
     void remember_nonce(const HttpResponse& response);
     const PrivateKey& key(std::string_view what) const;
     // Waits before polling again: Retry-After of `last` when it has one, else `backoff`

@@ -1,8 +1,9 @@
 #pragma once
-// Sends renewal events to the operator's exec hook (event JSON on stdin, BROKERTLS_EVENT and
-// BROKERTLS_PROFILE in the environment) and webhook (libcurl POST, JSON body), each bounded by
-// events.timeout. Failures are logged, never thrown: an unreachable webhook must not stop a
-// renewal. (The broker log and the MQTT topic are written by the module on the broker thread.)
+// Sends renewal events to the operator's exec hook (event JSON on stdin; its environment is
+// BROKERTLS_EVENT, BROKERTLS_PROFILE and PATH, nothing inherited from the broker) and webhook
+// (libcurl POST, JSON body), each bounded by events.timeout. Failures are logged, never thrown: an
+// unreachable webhook must not stop a renewal. (The broker log and the MQTT topic are written by
+// the module on the broker thread.)
 //
 // Log lines: "events: exec hook PATH: exit code 3: <last stderr line>" (or "timed out after
 // 10s", "cannot start: ..."), "events: webhook URL: HTTP 500" (or the curl error). The URL is

@@ -11,8 +11,13 @@
 
 namespace brokertls {
 
-// Writes every certificate as DIR/HASH.N (atomically), removes HASH.N files that are no longer
-// wanted, leaves other files alone. Returns a log line per change.
+// The list of files brokertls wrote into a capath directory (JSON, written atomically).
+inline constexpr const char* kCapathManifest = ".brokertls-capath.json";
+
+// Writes every certificate as DIR/HASH.N (atomically) and records it in DIR/kCapathManifest;
+// removes the recorded files that are no longer wanted. Files it did not write (an operator's
+// own HASH.N, anything else) are never overwritten or removed: their names are skipped. Returns
+// a log line per change. Throws Error naming the manifest when it is not ours to read.
 std::vector<std::string> sync_capath(const std::filesystem::path& dir,
                                      const std::vector<Certificate>& certificates);
 
