@@ -254,6 +254,33 @@ TEST_F(CrlTest, EveryReasonRoundTrips) {
     for (const auto& e : entries) EXPECT_EQ(got.at(e.serial_hex), e.reason) << e.serial_hex;
 }
 
+// A CRL with its cRLNumber extension removed (re-signed), as some CAs issue them.
+Crl without_number(const Crl& crl, const PrivateKey& key) {
+    X509CrlPtr copy(X509_CRL_dup(crl.get()));
+    int at = X509_CRL_get_ext_by_NID(copy.get(), NID_crl_number, -1);
+    X509_EXTENSION_free(X509_CRL_delete_ext(copy.get(), at));
+    X509_CRL_sign(copy.get(), key.get(), EVP_sha256());
+    return Crl::parse(Crl(std::move(copy)).to_der(), "crl");
+}
+
+TEST_F(CrlTest, NewerThanComparesNumbersThenThisUpdate) {
+    Crl older_high = sign_crl(ca_, ca_key_, {}, now_ - Days(2), now_ + Days(7), 5);
+    Crl newer_low = sign_crl(ca_, ca_key_, {}, now_, now_ + Days(7), 4);
+    EXPECT_TRUE(older_high.newer_than(newer_low));  // the number decides
+    EXPECT_FALSE(newer_low.newer_than(older_high));
+    Crl newer_same = sign_crl(ca_, ca_key_, {}, now_, now_ + Days(7), 5);
+    EXPECT_TRUE(newer_same.newer_than(older_high));  // equal numbers: thisUpdate
+    EXPECT_FALSE(older_high.newer_than(newer_same));
+    EXPECT_FALSE(newer_same.newer_than(newer_same));
+
+    Crl unnumbered = without_number(older_high, ca_key_);
+    ASSERT_EQ(unnumbered.number(), -1);
+    EXPECT_TRUE(newer_low.newer_than(unnumbered));  // no number on one side: thisUpdate
+    EXPECT_FALSE(unnumbered.newer_than(newer_low));
+    EXPECT_EQ(older_high.version_text(), "CRL number 5, thisUpdate " + to_iso8601(now_ - Days(2)));
+    EXPECT_EQ(unnumbered.version_text(), "no CRL number, thisUpdate " + to_iso8601(now_ - Days(2)));
+}
+
 TEST_F(CrlTest, EmptyCrl) {
     Crl crl = sign_crl(ca_, ca_key_, {}, now_, now_ + Days(30), 1);
     EXPECT_TRUE(crl.revoked().empty());
