@@ -118,8 +118,9 @@ TEST_F(ExecHookTest, HangingHookIsKilledAtTheTimeout) {
 TEST_F(ExecHookTest, HookSeesOnlyItsVariablesAndStandardDescriptors) {
     // The broker holds sockets and files without O_CLOEXEC, and may hold secrets in its
     // environment: a hook gets neither.
-    write_hook("/usr/bin/env | sort > '" + record() + "'\nls /proc/self/fd >> '" + record() +
-               "'\n");
+    // (PWD is the shell's own: sh sets and exports it whatever it was given.)
+    write_hook("/usr/bin/env | grep -v '^PWD=' | sort > '" + record() + "'\nls /proc/self/fd >> '" +
+               record() + "'\n");
     int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, as a broker's socket
     int high = ::dup2(leaked, 140);
     ::close(leaked);
