@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "brokertls/crypto/certificate.hpp"
+#include "brokertls/error.hpp"
+
 namespace {
 
 using nlohmann::json;
@@ -29,14 +32,15 @@ Options:
   --ca FILE       CA certificate of the broker's certificate (required)
   --cert FILE     client certificate (chain) for mutual TLS; its identity must be in control.allow
   --key FILE      its private key
-  --id ID         MQTT client id (default brokertls-ctl)
+  --id ID         MQTT client id (default: the CN of --cert, as profiles that require client
+                  certificates want the client id to equal the identity; else brokertls-ctl)
   --timeout S     seconds to wait for the answer (default 10)
   --json          print the answer as JSON
 Exit codes: 0 ok, 1 usage error, 2 connection failure, refusal or error answer.
 )";
 
 struct Options {
-    std::string host = "127.0.0.1", ca, cert, key, id = "brokertls-ctl", command, profile;
+    std::string host = "127.0.0.1", ca, cert, key, id, command, profile;
     int port = 8883, timeout = 10;
     bool json = false;
 };
@@ -97,6 +101,15 @@ Options parse(int argc, char** argv) {
         usage(o.command + " needs the name of a certificate profile");
     if (o.ca.empty()) usage("--ca is required");
     if (o.cert.empty() != o.key.empty()) usage("--cert and --key go together");
+    if (o.id.empty()) {
+        o.id = "brokertls-ctl";
+        if (!o.cert.empty()) try {
+                std::string cn = brokertls::Certificate::load(o.cert).common_name();
+                if (!cn.empty()) o.id = cn;
+            } catch (const brokertls::Error& e) {
+                usage(std::string("--cert: ") + e.what());
+            }
+    }
     return o;
 }
 
