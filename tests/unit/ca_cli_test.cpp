@@ -1697,7 +1697,7 @@ TEST_F(CaCliTest, CorruptIndexFieldIsNamed) {
     struct Case {
         std::string field, bad_value, says;
     };
-    for (const Case& c : std::vector<Case>{{"serial", "\"zz\"", "not hex"},
+    for (const Case& c : std::vector<Case>{{"serial", "\"zz\"", "hex"},
                                            {"fingerprint", "\"abc\"", "not a SHA-256"},
                                            {"not_after", "\"soon\"", "not_after"},
                                            {"sans", "[1]", "sans"},
@@ -1733,9 +1733,14 @@ TEST_F(CaCliTest, TooLongNameIsRefusedBeforeTouchingTheFilesystem) {
     r = ca({"issue", "server", "broker.local", "--file-name", long_name, "--out", out()});
     EXPECT_EQ(r.code, cli::kExitUsage) << r;
     EXPECT_TRUE(contains(r.err, "too long")) << r.err;
+    // A CN holds at most 64 characters (RFC 5280): refused before anything is written, too.
+    r = ca({"issue", "client", std::string(65, 'n'), "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    EXPECT_TRUE(contains(r.err, "too long")) << r.err;
     EXPECT_EQ(snapshot(dir_), before);
     EXPECT_FALSE(fs::exists(out_));
-    issue_client({std::string(200, 'n')});
+    issue_client({std::string(64, 'n')});
+    issue_client({std::string(63, 'm') + "\u00e9"});  // 64 characters in 65 bytes
 }
 
 TEST_F(CaCliTest, BadSerialIsNamed) {

@@ -136,6 +136,14 @@ long next_crl_number(const CaFiles& files) {
     }
 }
 
+constexpr size_t kMaxCommonName = 64;  // RFC 5280 ub-common-name, in characters
+
+size_t utf8_length(std::string_view text) {
+    return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
 // Why `name` cannot be a client identity, in words for the error; nullopt when it can.
 std::optional<std::string> client_name_problem(const std::string& name, IdentityRules rules) {
     auto problem = identity_problem(name, rules);
@@ -500,11 +508,15 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
     std::set<std::string> seen;
     auto stem_of = [](const LeafRequest& r) { return r.file_stem.empty() ? r.name : r.file_stem; };
     for (const auto& r : requests) {
-        check_file_stem(stem_of(r));
         if (r.name.empty()) fail(ErrorKind::Usage, "issue", "a certificate needs a name");
         if (r.profile == CertificateProfile::Client)
             if (auto problem = client_name_problem(r.name, r.identity_rules))
                 fail(ErrorKind::Usage, "'" + printable(r.name) + "'", *problem);
+        check_file_stem(stem_of(r));
+        if (size_t n = utf8_length(r.name); n > kMaxCommonName)
+            fail(ErrorKind::Usage, "'" + printable(r.name.substr(0, 40)) + "...'",
+                 "too long for a certificate's CN (" + std::to_string(n) + " characters, at most " +
+                     std::to_string(kMaxCommonName) + ")");
         if (!seen.insert(stem_of(r)).second)
             fail(ErrorKind::Usage, r.name, "named twice in one command");
         leaf_not_after(r.days, now, r.lifetime);

@@ -63,7 +63,8 @@ bool is_hex(std::string_view text, bool upper) {
 
 std::string serial_field(const json& j, const char* name) {
     std::string serial = string_field(j, name);
-    if (!is_hex(serial, /*upper=*/true)) bad_field(name, "not hex: '" + printable(serial) + "'");
+    if (!is_hex(serial, /*upper=*/true))
+        bad_field(name, "not uppercase hex: '" + printable(serial) + "'");
     return serial;
 }
 
