@@ -163,6 +163,7 @@ struct Pbes2Info {
     int kdf = NID_undef;
     int cipher = NID_undef;
     long scrypt_n = 0, scrypt_r = 0, scrypt_p = 0;
+    int salt_bytes = 0;
 };
 
 Pbes2Info pbes2_of(const std::string& pem) {
@@ -189,6 +190,7 @@ Pbes2Info pbes2_of(const std::string& pem) {
                     info.scrypt_n = ASN1_INTEGER_get(params->costParameter);
                     info.scrypt_r = ASN1_INTEGER_get(params->blockSize);
                     info.scrypt_p = ASN1_INTEGER_get(params->parallelizationParameter);
+                    info.salt_bytes = ASN1_STRING_length(params->salt);
                     SCRYPT_PARAMS_free(params);
                 }
             }
@@ -210,6 +212,7 @@ TEST(KeyTest, PassphraseUsesScrypt) {
     EXPECT_GE(info.scrypt_n, 16384);
     EXPECT_EQ(info.scrypt_r, 8);
     EXPECT_GE(info.scrypt_n * info.scrypt_p, 16384L * 5);
+    EXPECT_GE(info.salt_bytes, 16);
     EXPECT_TRUE(same_public_key(key, PrivateKey::parse(pem, "k", std::string("secret"))));
     // Two encryptions of one key differ (fresh salt and IV).
     EXPECT_NE(key.to_pem(std::string("secret")), pem);

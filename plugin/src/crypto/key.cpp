@@ -144,12 +144,13 @@ std::string PrivateKey::to_pem(const Passphrase& passphrase) const {
         // PEM_write_bio_PKCS8PrivateKey would derive the key with PBKDF2 at 2048 iterations;
         // building the PBES2 parameters ourselves lets us choose scrypt.
         constexpr uint64_t kScryptN = 1 << 14, kScryptR = 8, kScryptP = 5;
+        constexpr int kSaltBytes = 16;
         using P8InfoPtr = std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)>;
         using AlgorPtr = std::unique_ptr<X509_ALGOR, decltype(&X509_ALGOR_free)>;
         using SigPtr = std::unique_ptr<X509_SIG, decltype(&X509_SIG_free)>;
         P8InfoPtr info(EVP_PKEY2PKCS8(key_.get()), PKCS8_PRIV_KEY_INFO_free);
-        AlgorPtr pbe(PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), nullptr, 0, nullptr, kScryptN,
-                                           kScryptR, kScryptP),
+        AlgorPtr pbe(PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), nullptr, kSaltBytes, nullptr,
+                                           kScryptN, kScryptR, kScryptP),
                      X509_ALGOR_free);
         SigPtr sig(nullptr, X509_SIG_free);
         if (info && pbe) {
