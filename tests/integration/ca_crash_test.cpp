@@ -159,7 +159,7 @@ class CaCrashTest : public ::testing::Test {
         int code = p.wait(60s);
         std::string output = p.output();
         EXPECT_EQ(code, 128 + sig) << output;
-        EXPECT_NE(output.find(std::string("interrupted by ") + sigabbrev_np(sig)),
+        EXPECT_NE(output.find(std::string("interrupted by SIG") + sigabbrev_np(sig)),
                   std::string::npos)
             << output;
         EXPECT_NE(output.find("nothing was issued"), std::string::npos) << output;
