@@ -210,7 +210,7 @@ TEST_F(CaCrashTest, SigkillLeftoversAreRemovedByTheNextCommand) {
 TEST_F(CaCrashTest, RandomSigkillsKeepTheCaConsistent) {
     constexpr int kKillsWanted = 50;
     constexpr int kMaxRuns = 400;  // with the budget below, bounds the test's time
-    constexpr auto kBudget = 240s;
+    constexpr auto kBudget = 200s;  // under the 300 s CTest timeout of scripts/test
     unsigned seed = std::random_device{}();
     if (const char* s = std::getenv("BROKERTLS_CRASH_SEED")) seed = std::stoul(s);
     std::printf("[ crash    ] seed %u (set BROKERTLS_CRASH_SEED to repeat)\n", seed);
