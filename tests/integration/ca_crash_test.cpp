@@ -209,7 +209,7 @@ TEST_F(CaCrashTest, SigkillLeftoversAreRemovedByTheNextCommand) {
 // SIGKILL at random points of `issue --count` and of `revoke`, at least 50 kills each.
 TEST_F(CaCrashTest, RandomSigkillsKeepTheCaConsistent) {
     constexpr int kKillsWanted = 50;
-    constexpr int kMaxRuns = 400;  // with the budget below, bounds the test's time
+    constexpr int kMaxRuns = 400;   // with the budget below, bounds the test's time
     constexpr auto kBudget = 200s;  // under the 300 s CTest timeout of scripts/test
     unsigned seed = std::random_device{}();
     if (const char* s = std::getenv("BROKERTLS_CRASH_SEED")) seed = std::stoul(s);
