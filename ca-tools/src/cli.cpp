@@ -1,8 +1,14 @@
 #include "cli.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <iomanip>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -11,6 +17,7 @@
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/crypto/pkcs12.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/trust/identity.hpp"
 #include "help.hpp"
 
 namespace brokertls::cli {
@@ -62,6 +69,8 @@ std::optional<std::string> secret(const Args& args, const std::string& option,
 struct Context {
     const Args& args;
     std::ostream& out;
+    std::ostream& err;
+    std::string_view command;
     fs::path dir;
     Passphrase passphrase;
     std::chrono::milliseconds lock_timeout;
@@ -70,7 +79,48 @@ struct Context {
     CertificateAuthority open(bool load_key, DirectoryLock::Mode mode) const {
         return CertificateAuthority(dir, passphrase, load_key, mode, lock_timeout);
     }
+    // The CA's warnings (a readable key, work finished for an interrupted command) on stderr.
+    void warn(const CertificateAuthority& ca) const {
+        for (const auto& w : ca.warnings())
+            err << "brokertls-ca " << command << ": warning: " << w << "\n";
+    }
 };
+
+// SIGINT/SIGTERM during a batch: the handler only records the signal; the batch polls it
+// between certificates, removes what it staged and exits 128+signal. SA_RESETHAND makes a
+// second signal act at once (the next command then removes the leftovers).
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void record_stop_signal(int sig) {
+    g_stop_signal = sig;
+}
+
+class StopSignals {
+  public:
+    StopSignals() {
+        g_stop_signal = 0;
+        struct sigaction sa {};
+        sa.sa_handler = record_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND;
+        ::sigaction(SIGINT, &sa, &old_int_);
+        ::sigaction(SIGTERM, &sa, &old_term_);
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+    ~StopSignals() {
+        ::sigaction(SIGINT, &old_int_, nullptr);
+        ::sigaction(SIGTERM, &old_term_, nullptr);
+    }
+
+  private:
+    struct sigaction old_int_ {};
+    struct sigaction old_term_ {};
+};
+
+// Batches from this size on report progress on stderr (smaller ones too when stderr is a
+// terminal), at most once a second and once at the end.
+constexpr size_t kProgressBatch = 500;
 
 KeyType key_type_option(const Args& args) {
     auto name = args.value("--key-type");
@@ -183,6 +233,7 @@ int cmd_issue(const Context& ctx) {
     int days = ctx.args.number("--days", 1, kMaxDays).value_or(kDefaultLeafDays);
     KeyType key_type = key_type_option(ctx.args);
 
+    IdentityRules rules{ctx.args.flag("--allow-slash")};
     std::vector<LeafRequest> requests;
     if (*profile == CertificateProfile::Client) {
         names = client_names(ctx.args, std::move(names));
@@ -199,8 +250,13 @@ int cmd_issue(const Context& ctx) {
             for (const auto& v : ctx.args.values(option)) sans.push_back(make_san(type, v));
         if (!sans.empty() && names.size() != 1)
             fail(ErrorKind::Usage, "--san-*", "can only be used with a single NAME");
-        for (auto& name : names)
-            requests.push_back({CertificateProfile::Client, name, "", sans, days, key_type});
+        for (auto& name : names) {
+            // With --allow-slash, "site/dev-1" is written to site_dev-1.key etc.
+            std::string stem = name;
+            if (rules.allow_slash) std::replace(stem.begin(), stem.end(), '/', '_');
+            requests.push_back({CertificateProfile::Client, name, stem, sans, days, key_type,
+                                std::nullopt, rules});
+        }
     } else {
         if (names.empty())
             fail(ErrorKind::Usage, "issue server",
@@ -209,6 +265,8 @@ int cmd_issue(const Context& ctx) {
                               "--san-uri", "--san-email"})
             if (!ctx.args.values(o).empty())
                 fail(ErrorKind::Usage, o, "is for client certificates");
+        if (rules.allow_slash)
+            fail(ErrorKind::Usage, "--allow-slash", "is for client certificates");
         std::vector<SubjectAltName> sans;
         for (const auto& n : names) sans.push_back(classify_name(n));
         requests.push_back({CertificateProfile::Server, names[0],
@@ -218,8 +276,33 @@ int cmd_issue(const Context& ctx) {
 
     fs::path out_dir = ctx.args.value("--out").value_or(".");
     CertificateAuthority ca = ctx.open(true, DirectoryLock::Mode::Exclusive);
-    auto issued = ca.issue(requests, out_dir,
-                           ctx.args.flag("--force") ? Overwrite::Allow : Overwrite::Refuse);
+    ctx.warn(ca);
+
+    bool show_progress = requests.size() >= kProgressBatch ||
+                         (requests.size() > 1 && &ctx.err == &std::cerr && ::isatty(2));
+    auto last = std::chrono::steady_clock::now();
+    BatchHooks hooks;
+    hooks.progress = [&](size_t done, size_t total) {
+        auto now = std::chrono::steady_clock::now();
+        if (!show_progress || (done < total && now - last < std::chrono::seconds(1))) return;
+        last = now;
+        ctx.err << "brokertls-ca issue: signed " << done << "/" << total << " certificates"
+                << (done == total ? ", writing the files" : "") << "\n";
+    };
+    hooks.stop_requested = [] { return g_stop_signal != 0; };
+    StopSignals signals;
+    std::vector<IssuedFiles> issued;
+    try {
+        issued = ca.issue(requests, out_dir,
+                          ctx.args.flag("--force") ? Overwrite::Allow : Overwrite::Refuse, hooks);
+    } catch (const Error& e) {
+        if (int sig = g_stop_signal) {
+            ctx.err << "brokertls-ca issue: interrupted by SIG" << sigabbrev_np(sig) << ": "
+                    << e.what() << "\n";
+            return 128 + sig;
+        }
+        throw;
+    }
 
     TimePoint now = Clock::now();
     if (ctx.json) {
@@ -263,9 +346,13 @@ int cmd_sign(const Context& ctx) {
     fs::path out =
         ctx.args.value("--out").value_or(fs::path(csr_path).replace_extension(".crt").string());
     CertificateRequest csr = CertificateRequest::load(csr_path);
+    IdentityRules rules{ctx.args.flag("--allow-slash")};
+    if (rules.allow_slash && *profile != CertificateProfile::Client)
+        fail(ErrorKind::Usage, "--allow-slash", "is for client certificates");
     CertificateAuthority ca = ctx.open(true, DirectoryLock::Mode::Exclusive);
+    ctx.warn(ca);
     IndexEntry e = ca.sign(csr, csr_path.string(), *profile, days, ctx.args.values("--allow"), out,
-                           ctx.args.flag("--force") ? Overwrite::Allow : Overwrite::Refuse);
+                           ctx.args.flag("--force") ? Overwrite::Allow : Overwrite::Refuse, rules);
     if (ctx.json) {
         json j = entry_json(e, Clock::now());
         j["cert_file"] = out.string();
@@ -290,6 +377,7 @@ int cmd_revoke(const Context& ctx) {
     }
     int crl_days = ctx.args.number("--crl-days", 1, kMaxDays).value_or(kDefaultCrlDays);
     CertificateAuthority ca = ctx.open(true, DirectoryLock::Mode::Exclusive);
+    ctx.warn(ca);
     IndexEntry e = ca.revoke(pos[0], reason, crl_days);
     if (ctx.json) {
         ctx.out << entry_json(e, Clock::now()).dump(2) << "\n";
@@ -305,9 +393,12 @@ int cmd_crl(const Context& ctx) {
     if (!ctx.args.positional().empty())
         fail(ErrorKind::Usage, ctx.args.positional().front(), "unexpected argument");
     int days = ctx.args.number("--days", 1, kMaxDays).value_or(kDefaultCrlDays);
+    std::optional<fs::path> copy;
+    if (auto out = ctx.args.value("--out"))
+        copy = fs::is_directory(*out) ? fs::path(*out) / "crl.pem" : fs::path(*out);
     CertificateAuthority ca = ctx.open(true, DirectoryLock::Mode::Exclusive);
-    Crl crl = ca.write_crl(days);
-    if (auto out = ctx.args.value("--out")) write_file_atomic(*out, crl.to_pem());
+    ctx.warn(ca);
+    Crl crl = ca.write_crl(days, copy);
     if (ctx.json) {
         ctx.out << json{{"file", (ctx.dir / "crl.pem").string()},
                         {"number", crl.number()},
@@ -333,6 +424,7 @@ int cmd_list(const Context& ctx) {
         if (!filter) fail(ErrorKind::Usage, "--status " + *s, "must be valid, revoked or expired");
     }
     CertificateAuthority ca = ctx.open(false, DirectoryLock::Mode::Shared);
+    ctx.warn(ca);
     TimePoint now = Clock::now();
     json list = json::array();
     std::ostringstream table;
@@ -361,8 +453,12 @@ int cmd_show(const Context& ctx) {
     const auto& pos = ctx.args.positional();
     if (pos.size() != 1) fail(ErrorKind::Usage, "show", "needs one SERIAL or certificate file");
     CertificateAuthority ca = ctx.open(false, DirectoryLock::Mode::Shared);
+    ctx.warn(ca);
     std::optional<Certificate> cert;
     if (fs::is_regular_file(pos[0]) || normalize_serial(pos[0]).empty()) {
+        if (!fs::exists(pos[0]) && pos[0].find_first_of("/.") == std::string::npos)
+            fail(ErrorKind::Input, "'" + printable(pos[0]) + "'",
+                 "is neither a serial (hex digits, e.g. 0A1B or 0a:1b) nor a certificate file");
         cert = Certificate::load(pos[0]);
     } else {
         fs::path path = ca.cert_path(normalize_serial(pos[0]));
@@ -417,6 +513,7 @@ int cmd_verify(const Context& ctx) {
     if (pos.size() != 1) fail(ErrorKind::Usage, "verify", "needs one certificate file");
     std::vector<Certificate> chain = Certificate::load_chain(pos[0]);
     CertificateAuthority ca = ctx.open(false, DirectoryLock::Mode::Shared);
+    ctx.warn(ca);
     VerifyResult r = ca.verify(chain);
     if (ctx.json) {
         json j{{"file", pos[0]},
@@ -437,12 +534,14 @@ int cmd_verify(const Context& ctx) {
 int cmd_export_p12(const Context& ctx) {
     const auto& pos = ctx.args.positional();
     if (pos.size() != 1) fail(ErrorKind::Usage, "export-p12", "needs one NAME");
+    check_file_stem(pos[0]);  // NAME picks files in --in: no "../", no paths
     std::optional<std::string> password = secret(ctx.args, "password", nullptr);
     if (!password)
         fail(ErrorKind::Usage, "export-p12", "needs --password-file F or --password-env VAR");
     fs::path in = ctx.args.value("--in").value_or(".");
     fs::path out = ctx.args.value("--out").value_or((in / (pos[0] + ".p12")).string());
     CertificateAuthority ca = ctx.open(false, DirectoryLock::Mode::Shared);
+    ctx.warn(ca);
     PrivateKey key = PrivateKey::load(in / (pos[0] + ".key"));
     Certificate cert = Certificate::load(in / (pos[0] + ".crt"));
     if (!cert.matches_key(key))
@@ -473,8 +572,9 @@ const std::vector<Command>& commands() {
         {"issue", cmd_issue,
          spec({"--out", "--days", "--key-type", "--count", "--prefix", "--names-file", "--san-dns",
                "--san-ip", "--san-uri", "--san-email", "--file-name"},
-              {"--force"})},
-        {"sign", cmd_sign, spec({"--profile", "--allow", "--days", "--out"}, {"--force"})},
+              {"--force", "--allow-slash"})},
+        {"sign", cmd_sign,
+         spec({"--profile", "--allow", "--days", "--out"}, {"--force", "--allow-slash"})},
         {"revoke", cmd_revoke, spec({"--reason", "--crl-days"})},
         {"crl", cmd_crl, spec({"--days", "--out"})},
         {"list", cmd_list, spec({"--status"})},
@@ -515,6 +615,8 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
                             .value_or(static_cast<int>(kDefaultLockTimeout.count()));
         Context ctx{args,
                     out,
+                    err,
+                    name,
                     args.value("--dir").value_or(default_dir().string()),
                     secret(args, "passphrase", "BROKERTLS_CA_PASSPHRASE"),
                     std::chrono::seconds(timeout_s),

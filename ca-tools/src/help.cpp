@@ -48,7 +48,8 @@ the intermediate issues every certificate and root.key can be moved offline.
   --org O         subject O
   --key-type T    ecdsa-p256 (default), ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519
   --days N        validity in days
-A passphrase given with --passphrase-file/--passphrase-env encrypts the new key (AES-256).
+A passphrase given with --passphrase-file/--passphrase-env encrypts the new key (encrypted
+PKCS#8: scrypt and AES-256-CBC). A CA key that group or others may read gets a warning.
 )";
 
 constexpr std::string_view kIssue = R"(Usage: brokertls-ca issue client NAME... [options]
@@ -59,6 +60,7 @@ constexpr std::string_view kIssue = R"(Usage: brokertls-ca issue client NAME... 
 client: one certificate per NAME with CN=NAME, EKU clientAuth, CA:FALSE (critical), key usage
         digitalSignature (+keyEncipherment for RSA). --count N --prefix dev- issues dev-1..dev-N;
         --names-file reads one name per line. All in one process and one index update.
+        NAME is the broker identity: valid UTF-8 without control characters, '+', '#' or '/'.
 server: one certificate whose subjectAltNames are all the NAMEs, each typed the way it is
         written: broker.local (DNS), *.example.com (DNS), 10.0.0.5 and ::1 (IP),
         spiffe://x/y (URI), ops@example.com (email). EKU serverAuth. CN = first NAME.
@@ -72,7 +74,12 @@ broker's certfile or a Paho client's key_store wants) into --out. Trust anchor: 
   --san-dns NAME       client only, with one NAME: extra subjectAltName (repeatable);
   --san-ip ADDR        likewise --san-uri URI and --san-email ADDR
   --file-name STEM     server only: output file stem (default: first NAME, '*' as _wildcard)
+  --allow-slash        client only: allow '/' in NAME (files then use '_' for it)
   --force              overwrite existing output files
+
+Batches of 500 or more (or any batch when stderr is a terminal) report progress on stderr
+once a second. SIGINT or SIGTERM stops a batch before it commits: nothing is issued, its
+temporary files are removed, and the exit code is 128+signal.
 )";
 
 constexpr std::string_view kSign =
@@ -81,10 +88,13 @@ constexpr std::string_view kSign =
 Signs a device's certificate request. The CSR's signature is checked, and its CN and every
 subjectAltName must match one --allow glob ('*' and '?', e.g. --allow 'dev-*' --allow
 '*.broker.example'). Only the names are taken from the CSR: the profile decides
-basicConstraints, key usage and EKU; other requested extensions are ignored.
+basicConstraints, key usage and EKU; other requested extensions are ignored. The CSR's key
+must be RSA of 2048 bits or more, EC on P-256 or P-384, or Ed25519. With --profile client the
+CN must be a usable broker identity (no control characters, '+', '#' or '/').
 
   --profile P    client or server (required)
   --allow GLOB   allowed names (repeatable, at least one)
+  --allow-slash  client only: allow '/' in the CN
   --days N       validity (default 397)
   --out FILE     certificate path (default: CSR path with .crt); FILE's stem + .chain.pem too
   --force        overwrite existing output files
@@ -98,10 +108,11 @@ default 30). Reasons: unspecified (default), keyCompromise, CACompromise, affili
 superseded, cessationOfOperation, certificateHold, privilegeWithdrawn.
 )";
 
-constexpr std::string_view kCrl = R"(Usage: brokertls-ca crl [--days N] [--out FILE]
+constexpr std::string_view kCrl = R"(Usage: brokertls-ca crl [--days N] [--out FILE|DIR]
 
 Writes DIR/crl.pem listing every revoked certificate, with nextUpdate N days ahead (default
-30), and copies it to FILE when --out is given. Run it before nextUpdate passes: relying
+30), and copies it to FILE (or DIR/crl.pem) when --out is given. If the copy cannot be
+written, crl.pem and crlnumber stay as they were. Run it before nextUpdate passes: relying
 parties reject a stale CRL.
 )";
 
@@ -128,7 +139,8 @@ constexpr std::string_view kExport =
     R"(Usage: brokertls-ca export-p12 NAME [--in DIR] [--out FILE] (--password-file F | --password-env VAR)
 
 Bundles DIR/NAME.key, DIR/NAME.crt and the CA chain into FILE (default NAME.p12) as PKCS#12
-with AES-256-CBC (PBKDF2) encryption and an HMAC-SHA256 MAC.
+with AES-256-CBC (PBKDF2) encryption and an HMAC-SHA256 MAC. NAME is a file stem as issue
+wrote it: no '/' or "..".
 
   --in DIR              where NAME.key and NAME.crt are (default .)
   --out FILE            output path (default DIR/NAME.p12)

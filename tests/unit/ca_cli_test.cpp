@@ -29,6 +29,7 @@
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/store/files.hpp"
+#include "brokertls/trust/identity.hpp"
 #include "cli.hpp"
 #include "support.hpp"
 
@@ -1516,6 +1517,297 @@ TEST_F(CaCliTest, DirectoryDefaultsToEnvironment) {
     ASSERT_EQ(r.code, cli::kExitOk) << r;
     EXPECT_TRUE(fs::exists(dir_ / "root.crt"));
     EXPECT_EQ(brokertls_ca({"list"}).code, cli::kExitOk);
+}
+
+// ---------------------------------------------------------------- failures change nothing
+
+// A CSR for a key brokertls would never generate (weak RSA, other curves, other algorithms).
+std::string csr_pem_for(EVP_PKEY* key, const std::string& cn) {
+    X509ReqPtr req(X509_REQ_new());
+    X509_REQ_set_version(req.get(), 0);
+    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_REQ_set_pubkey(req.get(), key);
+    bool has_digest = !EVP_PKEY_is_a(key, "ED25519") && !EVP_PKEY_is_a(key, "ED448");
+    EXPECT_GT(X509_REQ_sign(req.get(), key, has_digest ? EVP_sha256() : nullptr), 0);
+    BioPtr bio = memory_bio();
+    PEM_write_bio_X509_REQ(bio.get(), req.get());
+    return bio_contents(bio.get());
+}
+
+TEST_F(CaCliTest, IssueWithAnUnwritableIndexWritesNothing) {
+    init();
+    issue_client({"dev-0"});
+    // An index that cannot be appended to: the certificate would be one the CA cannot revoke.
+    fs::remove(dir_ / "index.jsonl");
+    fs::create_directory(dir_ / "index.jsonl");
+    Snapshot ca_before = snapshot(dir_);
+    Snapshot out_before = snapshot(out_);
+    CliResult r = ca({"issue", "client", "dev-1", "dev-2", "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_TRUE(contains(r.err, (dir_ / "index.jsonl").string())) << r.err;
+    EXPECT_EQ(snapshot(dir_), ca_before);
+    EXPECT_EQ(snapshot(out_), out_before);
+
+    // A fresh output directory is not even created.
+    fs::path fresh = tmp_ / "fresh";
+    r = ca({"issue", "server", "broker.local", "--out", fresh.string()});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_FALSE(fs::exists(fresh));
+    EXPECT_EQ(snapshot(dir_), ca_before);
+}
+
+TEST_F(CaCliTest, SignWithAnUnwritableIndexWritesNothing) {
+    init();
+    fs::path csr_path = tmp_ / "dev-7.csr";
+    write(csr_path,
+          CertificateRequest::create(PrivateKey::generate(KeyType::EcP256), "dev-7", {}).to_pem());
+    fs::remove(dir_ / "index.jsonl");
+    fs::create_directory(dir_ / "index.jsonl");
+    Snapshot before = snapshot(dir_);
+    CliResult r = ca({"sign", csr_path.string(), "--profile", "client", "--allow", "dev-*"});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_TRUE(contains(r.err, "index.jsonl")) << r.err;
+    EXPECT_EQ(snapshot(dir_), before);
+    EXPECT_FALSE(fs::exists(tmp_ / "dev-7.crt"));
+    EXPECT_FALSE(fs::exists(tmp_ / "dev-7.chain.pem"));
+}
+
+TEST_F(CaCliTest, IssueIntoAnUnwritableOutputChangesNothing) {
+    init();
+    write(tmp_ / "file", "not a directory\n");
+    Snapshot before = snapshot(dir_);
+    CliResult r = ca({"issue", "client", "dev-1", "--out", (tmp_ / "file" / "sub").string()});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_EQ(snapshot(dir_), before);
+    EXPECT_TRUE(index().empty());
+}
+
+TEST_F(CaCliTest, FailedCrlOutChangesNothing) {
+    init();
+    issue_client({"a"});
+    ASSERT_EQ(ca({"revoke", out("a.crt").string()}).code, cli::kExitOk);
+    Snapshot before = snapshot(dir_);
+    CliResult r = ca({"crl", "--out", (tmp_ / "missing" / "crl.pem").string()});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_TRUE(contains(r.err, "missing")) << r.err;
+    EXPECT_EQ(snapshot(dir_), before);  // neither crl.pem nor crlnumber moved
+    EXPECT_EQ(read_file(dir_ / "crlnumber"), "1\n");
+
+    // --out naming an existing directory writes crl.pem into it.
+    fs::create_directory(tmp_ / "publish");
+    r = ca({"crl", "--out", (tmp_ / "publish").string()});
+    ASSERT_EQ(r.code, cli::kExitOk) << r;
+    EXPECT_EQ(read_file(tmp_ / "publish" / "crl.pem"), read_file(dir_ / "crl.pem"));
+    EXPECT_EQ(read_file(dir_ / "crlnumber"), "2\n");
+}
+
+TEST_F(CaCliTest, MissingIndexWithCertificatesIsRefused) {
+    init();
+    issue_client({"a", "b"});
+    ASSERT_EQ(ca({"revoke", out("a.crt").string()}).code, cli::kExitOk);
+    fs::remove(dir_ / "index.jsonl");
+    Snapshot before = snapshot(dir_);
+    for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+             {"crl"}, {"list"}, {"issue", "client", "c", "--out", out()}, {"revoke", "0A"}}) {
+        CliResult r = ca(args);
+        EXPECT_EQ(r.code, cli::kExitError) << args[0] << ": " << r;
+        EXPECT_TRUE(contains(r.err, (dir_ / "index.jsonl").string())) << r.err;
+        EXPECT_TRUE(contains(r.err, "missing")) << r.err;
+        EXPECT_TRUE(contains(r.err, "2 certificates")) << r.err;
+        EXPECT_TRUE(contains(r.err, "backup")) << r.err;
+    }
+    EXPECT_EQ(snapshot(dir_), before);
+    EXPECT_FALSE(fs::exists(out("c.crt")));
+}
+
+TEST_F(CaCliTest, SignRefusesWeakOrUnknownKeys) {
+    init();
+    struct Case {
+        PkeyPtr key;
+        std::string named;
+    };
+    std::vector<Case> cases;
+    cases.push_back({PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024})),
+                     "RSA key of 1024 bits"});
+    cases.push_back({PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1")), "secp256k1"});
+    cases.push_back({PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521")), "secp521r1"});
+    cases.push_back({PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED448")), "ED448"});
+    Snapshot before = snapshot(dir_);
+    for (const auto& c : cases) {
+        ASSERT_TRUE(c.key) << c.named;
+        fs::path csr_path = tmp_ / "weak.csr";
+        write(csr_path, csr_pem_for(c.key.get(), "dev-1"));
+        CliResult r = ca({"sign", csr_path.string(), "--profile", "client", "--allow", "*"});
+        EXPECT_EQ(r.code, cli::kExitError) << c.named << ": " << r;
+        EXPECT_TRUE(contains(r.err, "weak.csr")) << r.err;
+        EXPECT_TRUE(contains(r.err, c.named)) << r.err;
+        EXPECT_FALSE(fs::exists(tmp_ / "weak.crt"));
+    }
+    EXPECT_EQ(snapshot(dir_), before);
+    // The key types brokertls generates pass, RSA above 2048 too.
+    for (KeyType type : {KeyType::Rsa2048, KeyType::EcP384, KeyType::Ed25519}) {
+        fs::path csr_path = tmp_ / "ok.csr";
+        write(csr_path,
+              CertificateRequest::create(PrivateKey::generate(type), "dev-2", {}).to_pem());
+        CliResult r =
+            ca({"sign", csr_path.string(), "--profile", "client", "--allow", "*", "--force"});
+        EXPECT_EQ(r.code, cli::kExitOk) << key_type_name(type) << ": " << r;
+    }
+}
+
+TEST_F(CaCliTest, ExportP12RefusesPathsInTheName) {
+    init();
+    issue_client({"dev-1"});
+    fs::path pw = tmp_ / "p12pw";
+    write(pw, "pw");
+    fs::create_directories(out_ / "sub");
+    fs::copy_file(out("dev-1.key"), out_ / "sub" / "x.key");
+    fs::copy_file(out("dev-1.crt"), out_ / "sub" / "x.crt");
+    Snapshot before = snapshot(out_);
+    for (const std::string& name :
+         std::vector<std::string>{"../out/dev-1", "sub/x", "..", ".", (out_ / "dev-1").string(),
+                                  std::string(300, 'a')}) {
+        CliResult r = ca({"export-p12", name, "--in", out(), "--password-file", pw.string()});
+        EXPECT_EQ(r.code, cli::kExitUsage) << name << ": " << r;
+        EXPECT_TRUE(contains(r.err, "certificate name")) << r.err;
+    }
+    EXPECT_EQ(snapshot(out_), before);
+}
+
+TEST_F(CaCliTest, ReadableCaKeyIsWarnedAbout) {
+    init();
+    CliResult r = ca({"list"});
+    EXPECT_EQ(r.code, cli::kExitOk) << r;
+    EXPECT_FALSE(contains(r.err, "readable")) << r.err;
+    fs::permissions(dir_ / "root.key", fs::perms(0640));
+    r = ca({"issue", "client", "dev-1", "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitOk) << r;
+    EXPECT_TRUE(contains(r.err, (dir_ / "root.key").string())) << r.err;
+    EXPECT_TRUE(contains(r.err, "0640")) << r.err;
+    EXPECT_TRUE(contains(r.err, "chmod 600")) << r.err;
+    EXPECT_EQ(mode_of(dir_ / "root.key"), 0640u);  // a warning, not a fix behind the back
+}
+
+TEST_F(CaCliTest, CorruptIndexFieldIsNamed) {
+    init();
+    issue_client({"a", "b"});
+    std::string text = read_file(dir_ / "index.jsonl");
+    std::string good = text;
+    struct Case {
+        std::string field, bad_value, says;
+    };
+    for (const Case& c : std::vector<Case>{{"serial", "\"zz\"", "hex"},
+                                           {"fingerprint", "\"abc\"", "not a SHA-256"},
+                                           {"not_after", "\"soon\"", "not_after"},
+                                           {"sans", "[1]", "sans"},
+                                           {"name", "7", "name"}}) {
+        json line = json::parse(good.substr(good.find('\n') + 1));
+        line[c.field] = json::parse(c.bad_value);
+        write(dir_ / "index.jsonl", good.substr(0, good.find('\n') + 1) + line.dump() + "\n");
+        CliResult r = ca({"list"});
+        EXPECT_EQ(r.code, cli::kExitError) << c.field << ": " << r;
+        EXPECT_TRUE(contains(r.err, "index.jsonl:2")) << r.err;
+        EXPECT_TRUE(contains(r.err, "field '" + c.field + "'")) << r.err;
+        EXPECT_TRUE(contains(r.err, c.says)) << r.err;
+    }
+    // An unknown revocation reason is corruption too, not "unspecified".
+    std::string serial = json::parse(good.substr(0, good.find('\n'))).at("serial");
+    write(dir_ / "index.jsonl",
+          good +
+              json{{"revoke", serial}, {"at", "2030-01-01T00:00:00Z"}, {"reason", "bogus"}}.dump() +
+              "\n");
+    CliResult r = ca({"list"});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_TRUE(contains(r.err, "index.jsonl:3")) << r.err;
+    EXPECT_TRUE(contains(r.err, "field 'reason'")) << r.err;
+}
+
+TEST_F(CaCliTest, TooLongNameIsRefusedBeforeTouchingTheFilesystem) {
+    init();
+    Snapshot before = snapshot(dir_);
+    std::string long_name(201, 'n');
+    CliResult r = ca({"issue", "client", long_name, "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    EXPECT_TRUE(contains(r.err, "too long")) << r.err;
+    r = ca({"issue", "server", "broker.local", "--file-name", long_name, "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    EXPECT_TRUE(contains(r.err, "too long")) << r.err;
+    // A CN holds at most 64 characters (RFC 5280): refused before anything is written, too.
+    r = ca({"issue", "client", std::string(65, 'n'), "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    EXPECT_TRUE(contains(r.err, "too long")) << r.err;
+    EXPECT_EQ(snapshot(dir_), before);
+    EXPECT_FALSE(fs::exists(out_));
+    issue_client({std::string(64, 'n')});
+    issue_client({std::string(63, 'm') + "\u00e9"});  // 64 characters in 65 bytes
+}
+
+TEST_F(CaCliTest, BadSerialIsNamed) {
+    init();
+    issue_client({"a"});
+    Snapshot before = snapshot(dir_);
+    for (const char* command : {"revoke", "show"}) {
+        for (std::string bad : {"zz-not-hex", "0x", "12:xy"}) {
+            CliResult r = ca({command, bad});
+            EXPECT_EQ(r.code, cli::kExitError) << command << " " << bad << ": " << r;
+            EXPECT_TRUE(contains(r.err, "'" + bad + "'")) << r.err;
+            EXPECT_TRUE(contains(r.err, "serial")) << r.err;
+        }
+    }
+    EXPECT_EQ(snapshot(dir_), before);
+}
+
+TEST_F(CaCliTest, ClientNamesFollowTheIdentityRules) {
+    init();
+    Snapshot before = snapshot(dir_);
+    for (const std::string& bad : std::vector<std::string>{"dev+1", "dev#1", "tab\there",
+                                                           std::string("nul\0x", 5), "\xff\xfe"}) {
+        CliResult r = ca({"issue", "client", bad, "--out", out()});
+        EXPECT_EQ(r.code, cli::kExitUsage) << printable(bad) << ": " << r;
+        EXPECT_TRUE(contains(r.err, printable(bad))) << r.err;
+        EXPECT_TRUE(contains(r.err, "identity")) << r.err;
+    }
+    // In a fleet, one bad name stops the batch before anything is signed.
+    fs::path names = tmp_ / "names";
+    write(names, "ok-1\nbad+2\n");
+    CliResult r = ca({"issue", "client", "--names-file", names.string(), "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    EXPECT_TRUE(contains(r.err, "bad+2")) << r.err;
+    // '/' is refused unless allowed; then only '/' is allowed, and the files use '_'.
+    r = ca({"issue", "client", "site/dev-1", "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    EXPECT_TRUE(contains(r.err, "--allow-slash")) << r.err;
+    EXPECT_EQ(snapshot(dir_), before);
+    EXPECT_FALSE(fs::exists(out_));
+    r = ca({"issue", "client", "site/dev+1", "--allow-slash", "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitUsage) << r;
+    issue_client({"site/dev-1"}, {"--allow-slash"});
+    EXPECT_EQ(cert("site_dev-1").common_name(), "site/dev-1");
+    // Server names keep their DNS/IP rules ('/' in a URI is fine).
+    r = ca({"issue", "server", "spiffe://x/y", "--out", out()});
+    EXPECT_EQ(r.code, cli::kExitOk) << r;
+
+    // sign --profile client checks the CSR's CN the same way.
+    fs::path csr_path = tmp_ / "slash.csr";
+    write(csr_path,
+          CertificateRequest::create(PrivateKey::generate(KeyType::EcP256), "dev/1", {}).to_pem());
+    r = ca({"sign", csr_path.string(), "--profile", "client", "--allow", "*"});
+    EXPECT_EQ(r.code, cli::kExitError) << r;
+    EXPECT_TRUE(contains(r.err, "dev/1")) << r.err;
+    EXPECT_FALSE(fs::exists(tmp_ / "slash.crt"));
+    r = ca({"sign", csr_path.string(), "--profile", "client", "--allow", "*", "--allow-slash"});
+    EXPECT_EQ(r.code, cli::kExitOk) << r;
+}
+
+TEST_F(CaCliTest, LargeBatchShowsProgressOnStderr) {
+    init();
+    CliResult r = ca({"issue", "client", "--count", "600", "--prefix", "d-", "--out", out()});
+    ASSERT_EQ(r.code, cli::kExitOk) << r;
+    EXPECT_TRUE(contains(r.err, "600/600")) << r.err;
+    r = ca({"issue", "client", "--count", "5", "--prefix", "e-", "--out", out()});
+    ASSERT_EQ(r.code, cli::kExitOk) << r;
+    EXPECT_TRUE(r.err.empty()) << r.err;
 }
 
 // ---------------------------------------------------------------- help

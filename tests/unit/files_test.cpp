@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -241,6 +244,73 @@ TEST(FilesBatchTest, EmptyCommitIsANoOp) {
     AtomicBatch batch;
     EXPECT_NO_THROW(batch.commit());
     EXPECT_TRUE(listing(dir.path()).empty());
+}
+
+TEST(FilesBatchTest, SyncThenCommitPlacesEverything) {
+    test::TempDir dir;
+    AtomicBatch batch;
+    batch.stage(dir / "a.pem", "a");
+    batch.sync();
+    EXPECT_FALSE(fs::exists(dir / "a.pem"));  // durable, not yet visible
+    batch.commit(Overwrite::Refuse);
+    EXPECT_EQ(read_file(dir / "a.pem"), "a");
+    EXPECT_EQ(listing(dir.path()), std::set<std::string>{"a.pem"});
+}
+
+// ---- temporary files left by a killed writer
+
+// A PID no process has: a child that has exited and been reaped.
+pid_t dead_pid() {
+    pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    ::waitpid(pid, nullptr, 0);
+    return pid;
+}
+
+TEST(FilesTempTest, TemporaryFilesCarryTheWritersPid) {
+    test::TempDir dir;
+    AtomicBatch batch;
+    batch.stage(dir / "dev-1.key", "k", kPrivateMode);
+    std::set<std::string> names = listing(dir.path());
+    ASSERT_EQ(names.size(), 1u);
+    std::string name = *names.begin();
+    EXPECT_TRUE(starts_with(name, ".dev-1.key.tmp-" + std::to_string(::getpid()) + "-")) << name;
+    EXPECT_EQ(temp_file_target(name), "dev-1.key");
+    // Staged files of a live writer (this process) are not stale.
+    EXPECT_EQ(remove_stale_temp_files(dir.path()), 0u);
+    EXPECT_EQ(listing(dir.path()).size(), 1u);
+}
+
+TEST(FilesTempTest, OnlyOurStaleTemporaryFilesAreRemoved) {
+    test::TempDir dir;
+    std::string dead = std::to_string(dead_pid());
+    auto touch = [&](const std::string& name) { write_file_atomic(dir / name, "x"); };
+    touch(".0A.pem.tmp-" + dead + "-1f2e");           // dead writer: removed
+    touch(".dev-1.key.tmp-" + dead + "-abcdef0123");  // dead writer: removed
+    touch(".live.pem.tmp-1-abc");                     // PID 1 runs: kept
+    touch(".old.pem.tmp-1-abc");                      // PID 1, but two hours old: removed
+    fs::last_write_time(dir / ".old.pem.tmp-1-abc",
+                        fs::file_time_type::clock::now() - std::chrono::hours(2));
+    for (const std::string& other : std::vector<std::string>{
+             "crl.pem", "notours.tmp-" + dead + "-ab", ".x.tmp-" + dead + "-xyz", ".x.tmp-" + dead,
+             ".x.tmp-abc-12", ".tmp-" + dead + "-ab"})
+        touch(other);  // not of our shape: kept
+    std::set<std::string> before = listing(dir.path());
+    EXPECT_EQ(remove_stale_temp_files(dir.path()), 3u);
+    std::set<std::string> after = listing(dir.path());
+    EXPECT_EQ(before.size() - after.size(), 3u);
+    EXPECT_TRUE(after.count(".live.pem.tmp-1-abc"));
+    EXPECT_TRUE(after.count("crl.pem"));
+    EXPECT_FALSE(after.count(".0A.pem.tmp-" + dead + "-1f2e"));
+    EXPECT_FALSE(after.count(".old.pem.tmp-1-abc"));
+    EXPECT_EQ(remove_stale_temp_files(dir / "missing"), 0u);  // no directory, nothing to do
+}
+
+TEST(FilesTempTest, TargetOfATemporaryName) {
+    EXPECT_EQ(temp_file_target(".dev-1.chain.pem.tmp-42-0f"), "dev-1.chain.pem");
+    EXPECT_EQ(temp_file_target("dev-1.key"), std::nullopt);
+    EXPECT_EQ(temp_file_target(".dev-1.key.tmp-42"), std::nullopt);
+    EXPECT_EQ(temp_file_target(".tmp-42-0f"), std::nullopt);
 }
 
 TEST(FilesDirectoryTest, EnsureDirectoryCreatesParentsWithMode) {

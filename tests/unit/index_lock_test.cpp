@@ -280,6 +280,42 @@ TEST_F(IndexTest, UnreadablePathIsAnError) {
     EXPECT_TRUE(contains(msg, index_.path().string() + ": ")) << msg;
 }
 
+TEST_F(IndexTest, PrepareAppendCutsATornTailAndTruncateUndoesAppends) {
+    index_.append_issued({make_entry("0A", "a", now_ + Days(30))});
+    std::string first_line = read_file(index_.path());
+    append_raw(index_.path(), "{\"serial\":\"0B\",");  // torn
+    std::uintmax_t size = index_.prepare_append();
+    EXPECT_EQ(size, first_line.size());
+    EXPECT_EQ(read_file(index_.path()), first_line);
+    index_.append_issued({make_entry("0C", "c", now_ + Days(30))});
+    index_.append_revocation("0A", now_, RevocationReason::Superseded);
+    ASSERT_EQ(index_.read().size(), 2u);
+    index_.truncate(size);
+    EXPECT_EQ(read_file(index_.path()), first_line);
+    ASSERT_EQ(index_.read().size(), 1u);
+    EXPECT_FALSE(index_.read()[0].revoked_at.has_value());
+}
+
+TEST_F(IndexTest, PrepareAppendRefusesAnIndexThatCannotBeWritten) {
+    fs::create_directory(index_.path());
+    std::string msg = error_of([&] { index_.prepare_append(); }, ErrorKind::Io);
+    EXPECT_TRUE(contains(msg, index_.path().string() + ": cannot open")) << msg;
+}
+
+TEST_F(IndexTest, CorruptFieldIsNamed) {
+    nlohmann::json j = {{"serial", "0a"},
+                        {"name", "a"},
+                        {"subject", "CN=a"},
+                        {"sans", nlohmann::json::array()},
+                        {"profile", "client"},
+                        {"not_before", "2020-01-01T00:00:00Z"},
+                        {"not_after", "2030-01-01T00:00:00Z"},
+                        {"fingerprint", std::string(64, 'a')}};
+    append_raw(index_.path(), j.dump() + "\n");
+    std::string msg = error_of([&] { index_.read(); }, ErrorKind::Input);
+    EXPECT_TRUE(contains(msg, ":1: corrupt entry: field 'serial': not uppercase hex: '0a'")) << msg;
+}
+
 // ---- DirectoryLock ----
 
 class LockTest : public ::testing::Test {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <string>
 
@@ -155,6 +156,79 @@ TEST(KeyTest, EncryptedKeyWithWrongPassphrase) {
     EXPECT_EQ(msg.rfind("ca/ca.key: ", 0), 0u) << msg;
     EXPECT_NE(msg.find("wrong passphrase"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("Secret"), std::string::npos) << "the passphrase leaked: " << msg;
+}
+
+// The key-derivation parameters of an encrypted PKCS#8 PEM, read back with OpenSSL.
+struct Pbes2Info {
+    int kdf = NID_undef;
+    int cipher = NID_undef;
+    long scrypt_n = 0, scrypt_r = 0, scrypt_p = 0;
+    int salt_bytes = 0;
+};
+
+Pbes2Info pbes2_of(const std::string& pem) {
+    Pbes2Info info;
+    BioPtr bio = memory_bio(pem);
+    X509_SIG* sig = PEM_read_bio_PKCS8(bio.get(), nullptr, nullptr, nullptr);
+    if (!sig) return info;
+    const X509_ALGOR* alg = nullptr;
+    X509_SIG_get0(sig, &alg, nullptr);
+    const ASN1_OBJECT* oid = nullptr;
+    int ptype = 0;
+    const void* pval = nullptr;
+    X509_ALGOR_get0(&oid, &ptype, &pval, alg);
+    if (OBJ_obj2nid(oid) == NID_pbes2 && ptype == V_ASN1_SEQUENCE) {
+        auto* pbe2 = static_cast<PBE2PARAM*>(ASN1_TYPE_unpack_sequence(
+            ASN1_ITEM_rptr(PBE2PARAM), const_cast<ASN1_TYPE*>(alg->parameter)));
+        if (pbe2) {
+            info.kdf = OBJ_obj2nid(pbe2->keyfunc->algorithm);
+            info.cipher = OBJ_obj2nid(pbe2->encryption->algorithm);
+            if (info.kdf == NID_id_scrypt) {
+                auto* params = static_cast<SCRYPT_PARAMS*>(ASN1_TYPE_unpack_sequence(
+                    ASN1_ITEM_rptr(SCRYPT_PARAMS), pbe2->keyfunc->parameter));
+                if (params) {
+                    info.scrypt_n = ASN1_INTEGER_get(params->costParameter);
+                    info.scrypt_r = ASN1_INTEGER_get(params->blockSize);
+                    info.scrypt_p = ASN1_INTEGER_get(params->parallelizationParameter);
+                    info.salt_bytes = ASN1_STRING_length(params->salt);
+                    SCRYPT_PARAMS_free(params);
+                }
+            }
+            PBE2PARAM_free(pbe2);
+        }
+    }
+    X509_SIG_free(sig);
+    return info;
+}
+
+TEST(KeyTest, PassphraseUsesScrypt) {
+    PrivateKey key = PrivateKey::generate(KeyType::EcP256);
+    std::string pem = key.to_pem(std::string("secret"));
+    Pbes2Info info = pbes2_of(pem);
+    EXPECT_EQ(info.kdf, NID_id_scrypt) << OBJ_nid2sn(info.kdf);
+    EXPECT_EQ(info.cipher, NID_aes_256_cbc) << OBJ_nid2sn(info.cipher);
+    // OWASP's scrypt minimum (N=2^17, r=8, p=1) in its equivalent that fits OpenSSL's 32 MiB
+    // decoding limit: N=2^14, r=8, p=5.
+    EXPECT_GE(info.scrypt_n, 16384);
+    EXPECT_EQ(info.scrypt_r, 8);
+    EXPECT_GE(info.scrypt_n * info.scrypt_p, 16384L * 5);
+    EXPECT_GE(info.salt_bytes, 16);
+    EXPECT_TRUE(same_public_key(key, PrivateKey::parse(pem, "k", std::string("secret"))));
+    // Two encryptions of one key differ (fresh salt and IV).
+    EXPECT_NE(key.to_pem(std::string("secret")), pem);
+}
+
+TEST(KeyTest, KeysEncryptedWithPbkdf2StillLoad) {
+    PrivateKey key = PrivateKey::generate(KeyType::EcP256);
+    // What brokertls wrote before: PBES2 with PBKDF2 (2048 iterations) and AES-256-CBC.
+    BioPtr bio = memory_bio();
+    std::string pass = "old-secret";
+    ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(bio.get(), key.get(), EVP_aes_256_cbc(), pass.data(),
+                                            static_cast<int>(pass.size()), nullptr, nullptr),
+              1);
+    std::string pem = bio_contents(bio.get());
+    ASSERT_EQ(pbes2_of(pem).kdf, NID_id_pbkdf2);
+    EXPECT_TRUE(same_public_key(key, PrivateKey::parse(pem, "old.key", pass)));
 }
 
 TEST(KeyTest, UnencryptedKeyIgnoresPassphrase) {

@@ -1,9 +1,14 @@
 #include "brokertls/ca/authority.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "brokertls/error.hpp"
@@ -25,10 +30,82 @@ struct CaFiles {
           certs(dir / "certs"),
           crl(dir / "crl.pem"),
           crl_number(dir / "crlnumber"),
-          lock(dir / ".lock") {}
+          lock(dir / ".lock"),
+          pending(dir / ".pending") {}
     fs::path root_key, root_cert, intermediate_key, intermediate_cert, index, certs, crl,
-        crl_number, lock;
+        crl_number, lock, pending;
 };
+
+// What a command that changes the CA is doing, kept in .pending while it runs so that the next
+// command can finish or undo the work of one that died (SIGKILL, power loss):
+//   issue, phase "staging": certificates may be in the index but none is placed: undo (cut the
+//          index back to index_size, remove the temporary files in `dirs`);
+//   issue, phase "committing": every file is durable in its temporary file: finish placing
+//          the certs/ copies (the outputs are the user's to re-issue);
+//   revoke: the revocation line may be in the index: write the CRL from the index.
+struct Pending {
+    std::string command;
+    std::string phase;
+    std::uintmax_t index_size = 0;
+    std::vector<fs::path> dirs;
+    int crl_days = kDefaultCrlDays;
+    long pid = ::getpid();
+};
+
+void write_pending(const CaFiles& files, const Pending& p) {
+    nlohmann::json dirs = nlohmann::json::array();
+    for (const auto& d : p.dirs) dirs.push_back(d.string());
+    nlohmann::json j{{"command", p.command}, {"phase", p.phase},       {"index_size", p.index_size},
+                     {"dirs", dirs},         {"crl_days", p.crl_days}, {"pid", p.pid}};
+    write_file_atomic(files.pending, j.dump() + "\n", kPrivateMode);
+}
+
+Pending read_pending(const CaFiles& files) {
+    Pending p;
+    try {
+        auto j = nlohmann::json::parse(read_file(files.pending));
+        p.command = j.at("command").get<std::string>();
+        p.phase = j.at("phase").get<std::string>();
+        p.index_size = j.at("index_size").get<std::uintmax_t>();
+        for (const auto& d : j.at("dirs")) p.dirs.emplace_back(d.get<std::string>());
+        p.crl_days = j.at("crl_days").get<int>();
+        p.pid = j.at("pid").get<long>();
+    } catch (const nlohmann::json::exception& e) {
+        fail(ErrorKind::State, files.pending.string(),
+             std::string("corrupt (") + e.what() +
+                 "): check index.jsonl and certs/ agree, then remove it");
+    }
+    return p;
+}
+
+void clear_pending(const CaFiles& files) {
+    if (::unlink(files.pending.c_str()) != 0 && errno != ENOENT)
+        fail(ErrorKind::Io, files.pending.string(),
+             std::string("cannot remove: ") + std::strerror(errno));
+    sync_directory(files.pending.parent_path());
+}
+
+std::string octal_mode(mode_t mode) {
+    char text[8];
+    std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+    return text;
+}
+
+// A CA key others can read is the CA others can use; worth a warning on every command.
+void warn_if_readable(const fs::path& key, std::vector<std::string>& warnings) {
+    struct stat st {};
+    if (::stat(key.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return;
+    warnings.push_back(key.string() + ": mode " + octal_mode(st.st_mode) +
+                       " lets group or others read the CA key (chmod 600 " + key.string() + ")");
+}
+
+size_t count_certificate_copies(const fs::path& certs) {
+    std::error_code ec;
+    size_t n = 0;
+    for (fs::directory_iterator it(certs, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().extension() == ".pem" && it->path().filename().string()[0] != '.') ++n;
+    return n;
+}
 
 void check_days(int days) {
     if (days < 1 || days > kMaxDays)
@@ -59,14 +136,37 @@ long next_crl_number(const CaFiles& files) {
     }
 }
 
-void check_name_is_file_stem(const std::string& name) {
-    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-        name.find('\0') != std::string::npos)
-        fail(ErrorKind::Usage, "'" + name + "'",
-             "is not usable as a certificate name (it names the output files)");
+constexpr size_t kMaxCommonName = 64;  // RFC 5280 ub-common-name, in characters
+
+size_t utf8_length(std::string_view text) {
+    return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    }));
+}
+
+// Why `name` cannot be a client identity, in words for the error; nullopt when it can.
+std::optional<std::string> client_name_problem(const std::string& name, IdentityRules rules) {
+    auto problem = identity_problem(name, rules);
+    if (!problem) return std::nullopt;
+    std::string reason = "is not usable as a client identity: " + *problem;
+    if (!rules.allow_slash && !identity_problem(name, IdentityRules{true}))
+        reason += " (brokertls-ca --allow-slash permits '/')";
+    return reason;
 }
 
 }  // namespace
+
+void check_file_stem(const std::string& name) {
+    if (name.size() > kMaxFileStem)
+        fail(ErrorKind::Usage, "'" + printable(name.substr(0, 40)) + "...'",
+             "too long for a certificate name (" + std::to_string(name.size()) +
+                 " bytes, at most " + std::to_string(kMaxFileStem) +
+                 ": it names the output files)");
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+        name.find('\0') != std::string::npos)
+        fail(ErrorKind::Usage, "'" + printable(name) + "'",
+             "is not usable as a certificate name (it names the output files)");
+}
 
 std::string_view profile_name(CertificateProfile profile) {
     switch (profile) {
@@ -191,12 +291,86 @@ CertificateAuthority::CertificateAuthority(fs::path dir, const Passphrase& passp
         if (!intermediate_->signed_by(root_))
             fail(ErrorKind::State, files.intermediate_cert.string(), "is not signed by root.crt");
     }
+    warn_if_readable(files.root_key, warnings_);
+    warn_if_readable(files.intermediate_key, warnings_);
+    // Without the index every certificate looks unrevoked: an empty CRL would un-revoke them
+    // all, and a new index would start from nothing. init creates it, so its absence is damage.
+    std::error_code ec;
+    if (!fs::exists(files.index, ec) && !fs::is_symlink(files.index, ec)) {
+        if (size_t n = count_certificate_copies(files.certs))
+            fail(ErrorKind::State, files.index.string(),
+                 "missing, but certs/ holds " + std::to_string(n) +
+                     (n == 1 ? " certificate" : " certificates") +
+                     ": restore it from a backup (crl.pem lists what was revoked); an empty "
+                     "index would un-revoke every certificate in the next CRL");
+    }
     if (load_key) {
         issuer_key_ = intermediate_
                           ? load_matching_key(files.intermediate_key, *intermediate_,
                                               files.intermediate_cert, passphrase)
                           : load_matching_key(files.root_key, root_, files.root_cert, passphrase);
     }
+    if (mode == DirectoryLock::Mode::Exclusive && issuer_key_) {
+        recover();
+    } else if (fs::exists(files.pending, ec)) {
+        warnings_.push_back(files.pending.string() +
+                            ": a command that changed the CA was interrupted; the next command "
+                            "that changes it (e.g. brokertls-ca crl) finishes or undoes its work");
+    }
+}
+
+// Runs with the exclusive lock held, so whoever wrote .pending or a temporary file here is gone.
+void CertificateAuthority::recover() {
+    CaFiles files(dir_);
+    size_t removed = remove_stale_temp_files(dir_);
+    std::error_code ec;
+    if (!fs::exists(files.pending, ec)) {
+        if (removed)
+            warnings_.push_back("removed " + std::to_string(removed) +
+                                " temporary file(s) an interrupted command left in " +
+                                dir_.string());
+        return;
+    }
+    Pending p = read_pending(files);
+    std::string done;
+    if (p.command == "issue" && p.phase == "staging") {
+        // Nothing was placed: cut off what it recorded, as if it had never run.
+        if (fs::file_size(files.index, ec) > p.index_size && !ec) index_.truncate(p.index_size);
+        done = "undone, nothing was issued";
+    } else if (p.command == "issue") {
+        // Every temporary file is complete and durable: place the certs/ copies still missing.
+        std::set<std::string> missing;
+        for (const auto& e : index_.read())
+            if (!fs::exists(cert_path(e.serial), ec)) missing.insert(e.serial);
+        size_t placed = 0;
+        for (fs::directory_iterator it(files.certs, ec), end; !ec && it != end; it.increment(ec)) {
+            auto target = temp_file_target(it->path().filename().string());
+            if (!target || fs::path(*target).extension() != ".pem") continue;
+            std::string serial = fs::path(*target).stem().string();
+            if (!missing.count(serial)) continue;
+            Certificate c = Certificate::parse(read_file(it->path()), it->path().string());
+            if (c.serial_hex() != serial) continue;
+            if (::link(it->path().c_str(), cert_path(serial).c_str()) == 0) {
+                missing.erase(serial);
+                ++placed;
+            }
+        }
+        sync_directory(files.certs);
+        done = "finished, " + std::to_string(placed) + " certificate copies placed in certs/";
+        if (!missing.empty())
+            warnings_.push_back(
+                files.index.string() + ": " + std::to_string(missing.size()) +
+                " certificate(s) have no copy in certs/ (first: " + *missing.begin() + ")");
+    } else if (p.command == "revoke") {
+        write_crl_from(index_.read(), p.crl_days);
+        done = "finished, crl.pem rewritten from the index";
+    }
+    for (const auto& d : p.dirs) removed += remove_stale_temp_files(d);
+    removed += remove_stale_temp_files(files.certs);
+    clear_pending(files);
+    warnings_.push_back("an interrupted `" + p.command + "` (pid " + std::to_string(p.pid) +
+                        ") was " + done + "; " + std::to_string(removed) +
+                        " temporary file(s) removed");
 }
 
 std::vector<Certificate> CertificateAuthority::issuing_chain() const {
@@ -237,16 +411,112 @@ IndexEntry CertificateAuthority::record(const Certificate& cert, const std::stri
     return e;
 }
 
+// One certificate of a batch: its index entry and every file it goes to.
+struct CertificateAuthority::Signed {
+    IndexEntry entry;
+    std::string cert_pem;
+    struct Output {
+        fs::path path;
+        std::string data;
+        mode_t mode;
+    };
+    std::vector<Output> outputs;
+};
+
+// The protocol every issuing command follows (see the README, "The CA directory"):
+//   1. .pending {issue, staging}: if we die from here on, the next command undoes everything;
+//   2. per chunk: sign, append the entries to the index (fsync), then stage temporary files;
+//      nothing of a certificate reaches a file before its index entry is durable;
+//   3. sync every temporary file, .pending {issue, committing}: from here on, finish instead;
+//   4. place the certs/ copies, then the outputs; remove .pending.
+// A failure (not a crash) undoes all of it: the index is cut back, the temporary files go.
+std::vector<IndexEntry> CertificateAuthority::issue_batch(size_t count,
+                                                          const std::function<Signed(size_t)>& make,
+                                                          const std::vector<fs::path>& out_dirs,
+                                                          Overwrite overwrite,
+                                                          const BatchHooks& hooks) {
+    constexpr size_t kChunk = 256;  // bounds memory; one index fsync per chunk
+    CaFiles files(dir_);
+    std::uintmax_t index_size = index_.prepare_append();  // fails early on an unwritable index
+    std::vector<IndexEntry> entries;
+    entries.reserve(count);
+    std::vector<fs::path> created_dirs, placed_copies;
+    bool undoable = true;
+    try {
+        for (const auto& d : out_dirs) {
+            if (fs::is_directory(d)) continue;
+            ensure_directory(d);
+            created_dirs.push_back(d);
+        }
+        Pending pending{"issue", "staging", index_size, out_dirs};
+        pending.dirs.push_back(files.certs);
+        write_pending(files, pending);
+        AtomicBatch copies, outputs;
+        for (size_t first = 0; first < count; first += kChunk) {
+            std::vector<Signed> chunk;
+            for (size_t i = first; i < std::min(count, first + kChunk); ++i) {
+                if (hooks.stop_requested && hooks.stop_requested())
+                    fail(ErrorKind::State, "issue",
+                         "stopped after signing " + std::to_string(i) + " of " +
+                             std::to_string(count) + " certificates: nothing was issued");
+                chunk.push_back(make(i));
+            }
+            std::vector<IndexEntry> chunk_entries;
+            for (const auto& c : chunk) chunk_entries.push_back(c.entry);
+            index_.append_issued(chunk_entries);
+            for (auto& c : chunk) {
+                copies.stage(cert_path(c.entry.serial), c.cert_pem);
+                for (const auto& o : c.outputs) outputs.stage(o.path, o.data, o.mode);
+                entries.push_back(std::move(c.entry));
+                if (hooks.progress) hooks.progress(entries.size(), count);
+            }
+        }
+        if (hooks.stop_requested && hooks.stop_requested())
+            fail(ErrorKind::State, "issue",
+                 "stopped before committing " + std::to_string(count) +
+                     " certificates: nothing was issued");
+        copies.sync();
+        outputs.sync();
+        pending.phase = "committing";
+        write_pending(files, pending);
+        copies.commit(Overwrite::Refuse);
+        for (const auto& e : entries) placed_copies.push_back(cert_path(e.serial));
+        // Replaced outputs cannot be put back: once they may be delivered, keep their record.
+        undoable = overwrite == Overwrite::Refuse;
+        outputs.commit(overwrite);
+    } catch (...) {
+        // The batches are gone by now (their temporary files with them).
+        if (undoable) {
+            for (const auto& p : placed_copies) ::unlink(p.c_str());
+            index_.truncate(index_size);  // throws, keeping .pending, if it cannot
+            std::error_code ec;
+            for (const auto& d : created_dirs) fs::remove(d, ec);  // only while empty
+        }
+        clear_pending(files);
+        throw;
+    }
+    clear_pending(files);
+    return entries;
+}
+
 std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafRequest>& requests,
-                                                     const fs::path& out_dir, Overwrite overwrite) {
+                                                     const fs::path& out_dir, Overwrite overwrite,
+                                                     const BatchHooks& hooks) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
     TimePoint now = Clock::now();
     // Check everything before changing anything: a bad request leaves the CA untouched.
     std::set<std::string> seen;
     auto stem_of = [](const LeafRequest& r) { return r.file_stem.empty() ? r.name : r.file_stem; };
     for (const auto& r : requests) {
-        check_name_is_file_stem(stem_of(r));
         if (r.name.empty()) fail(ErrorKind::Usage, "issue", "a certificate needs a name");
+        if (r.profile == CertificateProfile::Client)
+            if (auto problem = client_name_problem(r.name, r.identity_rules))
+                fail(ErrorKind::Usage, "'" + printable(r.name) + "'", *problem);
+        check_file_stem(stem_of(r));
+        if (size_t n = utf8_length(r.name); n > kMaxCommonName)
+            fail(ErrorKind::Usage, "'" + printable(r.name.substr(0, 40)) + "...'",
+                 "too long for a certificate's CN (" + std::to_string(n) + " characters, at most " +
+                     std::to_string(kMaxCommonName) + ")");
         if (!seen.insert(stem_of(r)).second)
             fail(ErrorKind::Usage, r.name, "named twice in one command");
         leaf_not_after(r.days, now, r.lifetime);
@@ -257,13 +527,12 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
                 fail(ErrorKind::State, (out_dir / (stem_of(r) + ext)).string(),
                      "already exists (use --force to overwrite)");
     }
-    ensure_directory(out_dir);
 
     std::string chain_tail = chain_to_pem(issuing_chain());
     std::vector<IssuedFiles> issued;
     issued.reserve(requests.size());
-    AtomicBatch batch;
-    for (const auto& r : requests) {
+    auto make = [&](size_t i) {
+        const LeafRequest& r = requests[i];
         PrivateKey key = PrivateKey::generate(r.key_type);
         CertificateSpec spec{r.profile,
                              r.name,
@@ -277,25 +546,26 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
         IssuedFiles files{record(cert, r.name, profile_name(r.profile)), out_dir / (stem + ".key"),
                           out_dir / (stem + ".crt"), out_dir / (stem + ".chain.pem")};
         std::string cert_pem = cert.to_pem();
-        batch.stage(files.key, key.to_pem(), kPrivateMode);
-        batch.stage(files.cert, cert_pem);
-        batch.stage(files.chain, cert_pem + chain_tail);
-        batch.stage(cert_path(files.entry.serial), cert_pem);
+        Signed s{files.entry,
+                 cert_pem,
+                 {{files.key, key.to_pem(), kPrivateMode},
+                  {files.cert, cert_pem, kPublicMode},
+                  {files.chain, cert_pem + chain_tail, kPublicMode}}};
         issued.push_back(std::move(files));
-    }
-    batch.commit(overwrite);
-    std::vector<IndexEntry> entries;
-    for (const auto& f : issued) entries.push_back(f.entry);
-    index_.append_issued(entries);
+        return s;
+    };
+    issue_batch(requests.size(), make, {out_dir}, overwrite, hooks);
     return issued;
 }
 
 IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string_view csr_source,
                                       CertificateProfile profile, int days,
                                       const std::vector<std::string>& allow, const fs::path& out,
-                                      Overwrite overwrite) {
+                                      Overwrite overwrite, IdentityRules identity_rules) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
     csr.verify_signature(csr_source);
+    if (auto problem = public_key_problem(csr.public_key()))
+        fail(ErrorKind::Input, csr_source, *problem);
     if (allow.empty())
         fail(ErrorKind::Usage, "sign",
              "needs at least one --allow GLOB naming the names a CSR may carry");
@@ -308,12 +578,15 @@ IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string
                            [&](const std::string& g) { return glob_match(g, name); });
     };
     if (!cn.empty() && !allowed(cn))
-        fail(ErrorKind::Input, csr_source, "CN '" + cn + "' is not allowed by --allow");
+        fail(ErrorKind::Input, csr_source, "CN '" + printable(cn) + "' is not allowed by --allow");
     for (const auto& san : sans) {
         if (san.type == SubjectAltName::Type::Other || !allowed(san.value))
             fail(ErrorKind::Input, csr_source,
-                 "name " + san.to_string() + " is not allowed by --allow");
+                 "name " + printable(san.to_string()) + " is not allowed by --allow");
     }
+    if (profile == CertificateProfile::Client && !cn.empty())
+        if (auto problem = client_name_problem(cn, identity_rules))
+            fail(ErrorKind::Input, csr_source, "CN '" + printable(cn) + "' " + *problem);
     if (profile == CertificateProfile::Server && sans.empty()) {
         // Clients match server names against SANs only (RFC 6125), so the CN becomes one.
         sans.push_back(classify_name(cn));
@@ -326,16 +599,16 @@ IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string
 
     TimePoint now = Clock::now();
     CertificateSpec spec{profile, cn, "", sans, now - kBackdate, leaf_not_after(days, now), ""};
-    Certificate cert = sign_certificate(spec, csr.public_key(), *issuer_key_, &issuer());
-    IndexEntry entry = record(cert, cn.empty() ? sans.front().value : cn, profile_name(profile));
-    std::string cert_pem = cert.to_pem();
-    AtomicBatch batch;
-    batch.stage(out, cert_pem);
-    batch.stage(chain_path, cert_pem + chain_to_pem(issuing_chain()));
-    batch.stage(cert_path(entry.serial), cert_pem);
-    batch.commit(overwrite);
-    index_.append_issued({entry});
-    return entry;
+    auto make = [&](size_t) {
+        Certificate cert = sign_certificate(spec, csr.public_key(), *issuer_key_, &issuer());
+        std::string cert_pem = cert.to_pem();
+        return Signed{record(cert, cn.empty() ? sans.front().value : cn, profile_name(profile)),
+                      cert_pem,
+                      {{out, cert_pem, kPublicMode},
+                       {chain_path, cert_pem + chain_to_pem(issuing_chain()), kPublicMode}}};
+    };
+    fs::path out_dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+    return issue_batch(1, make, {out_dir}, overwrite, {}).front();
 }
 
 std::optional<IndexEntry> CertificateAuthority::find(const std::string& serial) const {
@@ -352,6 +625,9 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
     std::string serial = normalize_serial(serial_or_file);
     std::optional<Certificate> given;
     if (fs::is_regular_file(serial_or_file) || serial.empty()) {
+        if (serial_or_file.find_first_of("/.") == std::string::npos)
+            fail(ErrorKind::Input, "'" + printable(serial_or_file) + "'",
+                 "is neither a serial (hex digits, e.g. 0A1B or 0a:1b) nor a certificate file");
         given = Certificate::load(serial_or_file);
         serial = given->serial_hex();
     }
@@ -365,20 +641,32 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
         fail(ErrorKind::State, "serial " + serial,
              "already revoked on " + to_iso8601(*entry->revoked_at) + " (" +
                  std::string(revocation_reason_name(entry->reason)) + ")");
-    next_crl_number(CaFiles(dir_));  // fail on a corrupt crlnumber before changing the index
+    CaFiles files(dir_);
+    next_crl_number(files);  // fail on a corrupt crlnumber before changing the index
+    std::uintmax_t index_size = index_.prepare_append();
+    Pending pending{"revoke", "committing", index_size, {}, crl_days};
+    write_pending(files, pending);
     TimePoint now = Clock::now();
-    index_.append_revocation(serial, now, reason);
-    entry->revoked_at = now;
-    entry->reason = reason;
-    write_crl_from(entries, crl_days);
+    try {
+        index_.append_revocation(serial, now, reason);
+        entry->revoked_at = now;
+        entry->reason = reason;
+        write_crl_from(entries, crl_days);
+    } catch (...) {
+        index_.truncate(index_size);  // the CRL did not change: neither does the index
+        clear_pending(files);
+        throw;
+    }
+    clear_pending(files);
     return *entry;
 }
 
-Crl CertificateAuthority::write_crl(int days) {
-    return write_crl_from(index_.read(), days);
+Crl CertificateAuthority::write_crl(int days, const std::optional<fs::path>& copy) {
+    return write_crl_from(index_.read(), days, copy);
 }
 
-Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries, int days) {
+Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries, int days,
+                                         const std::optional<fs::path>& copy) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
     check_days(days);
     CaFiles files(dir_);
@@ -388,8 +676,14 @@ Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries,
     long number = next_crl_number(files);
     TimePoint now = Clock::now();
     Crl crl = sign_crl(issuer(), *issuer_key_, revoked, now - kBackdate, now + Days(days), number);
-    write_file_atomic(files.crl, crl.to_pem());
-    write_file_atomic(files.crl_number, std::to_string(number) + "\n");
+    // Staged together, so an unwritable copy leaves crl.pem and crlnumber as they were. The
+    // number is placed first: a crash between the renames skips a number, never reuses one.
+    std::string pem = crl.to_pem();
+    AtomicBatch batch;
+    batch.stage(files.crl_number, std::to_string(number) + "\n");
+    batch.stage(files.crl, pem);
+    if (copy) batch.stage(*copy, pem);
+    batch.commit(Overwrite::Allow);
     return crl;
 }
 

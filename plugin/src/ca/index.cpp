@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <unordered_map>
 
 #include "brokertls/error.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 
@@ -30,17 +33,67 @@ json to_json(const IndexEntry& e) {
                 {"fingerprint", e.fingerprint}};
 }
 
+// Thrown for a bad field; read() adds the file and line.
+struct FieldError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void bad_field(std::string_view field, std::string_view reason) {
+    throw FieldError("field '" + std::string(field) + "': " + std::string(reason));
+}
+
+const json& field(const json& j, const char* name) {
+    auto it = j.find(name);
+    if (it == j.end()) bad_field(name, "missing");
+    return *it;
+}
+
+std::string string_field(const json& j, const char* name) {
+    const json& v = field(j, name);
+    if (!v.is_string()) bad_field(name, "not a string");
+    return v.get<std::string>();
+}
+
+bool is_hex(std::string_view text, bool upper) {
+    return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
+        return std::isdigit(static_cast<unsigned char>(c)) ||
+               (upper ? (c >= 'A' && c <= 'F') : (c >= 'a' && c <= 'f'));
+    });
+}
+
+std::string serial_field(const json& j, const char* name) {
+    std::string serial = string_field(j, name);
+    if (!is_hex(serial, /*upper=*/true))
+        bad_field(name, "not uppercase hex: '" + printable(serial) + "'");
+    return serial;
+}
+
+TimePoint time_field(const json& j, const char* name) {
+    std::string text = string_field(j, name);
+    try {
+        return from_iso8601(text);
+    } catch (const std::exception&) {
+        bad_field(name, "not a time (YYYY-MM-DDTHH:MM:SSZ): '" + printable(text) + "'");
+    }
+}
+
 IndexEntry entry_from_json(const json& j) {
     IndexEntry e;
-    e.serial = j.at("serial").get<std::string>();
-    e.name = j.at("name").get<std::string>();
-    e.subject = j.at("subject").get<std::string>();
-    e.subject_alt_names = j.at("sans").get<std::vector<std::string>>();
-    e.profile = j.at("profile").get<std::string>();
-    e.key_type = j.value("key_type", "");
-    e.not_before = from_iso8601(j.at("not_before").get<std::string>());
-    e.not_after = from_iso8601(j.at("not_after").get<std::string>());
-    e.fingerprint = j.at("fingerprint").get<std::string>();
+    e.serial = serial_field(j, "serial");
+    e.name = string_field(j, "name");
+    e.subject = string_field(j, "subject");
+    const json& sans = field(j, "sans");
+    if (!sans.is_array() ||
+        !std::all_of(sans.begin(), sans.end(), [](const json& s) { return s.is_string(); }))
+        bad_field("sans", "not a list of strings");
+    e.subject_alt_names = sans.get<std::vector<std::string>>();
+    e.profile = string_field(j, "profile");
+    e.key_type = j.contains("key_type") ? string_field(j, "key_type") : "";
+    e.not_before = time_field(j, "not_before");
+    e.not_after = time_field(j, "not_after");
+    e.fingerprint = string_field(j, "fingerprint");
+    if (e.fingerprint.size() != 64 || !is_hex(e.fingerprint, /*upper=*/false))
+        bad_field("fingerprint", "not a SHA-256 (64 lowercase hex digits)");
     return e;
 }
 
@@ -118,13 +171,19 @@ std::vector<IndexEntry> CertificateIndex::read() const {
         json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
         try {
             if (j.is_discarded()) throw std::runtime_error("not JSON");
+            if (!j.is_object()) throw std::runtime_error("not a JSON object");
             if (j.contains("revoke")) {
-                auto it = by_serial.find(j.at("revoke").get<std::string>());
-                if (it == by_serial.end()) throw std::runtime_error("revokes an unknown serial");
+                std::string serial = serial_field(j, "revoke");
+                auto it = by_serial.find(serial);
+                if (it == by_serial.end())
+                    bad_field("revoke", "revokes an unknown serial " + serial);
                 IndexEntry& e = entries[it->second];
-                e.revoked_at = from_iso8601(j.at("at").get<std::string>());
-                e.reason = parse_revocation_reason(j.value("reason", "unspecified"))
-                               .value_or(RevocationReason::Unspecified);
+                e.revoked_at = time_field(j, "at");
+                std::string reason =
+                    j.contains("reason") ? string_field(j, "reason") : "unspecified";
+                auto parsed = parse_revocation_reason(reason);
+                if (!parsed) bad_field("reason", "unknown reason '" + printable(reason) + "'");
+                e.reason = *parsed;
             } else {
                 entries.push_back(entry_from_json(j));
                 by_serial.emplace(entries.back().serial, entries.size() - 1);
@@ -157,6 +216,34 @@ void CertificateIndex::append_lines(const std::string& lines) const {
     }
     if (::fdatasync(fd) != 0)
         fail(ErrorKind::Io, path_.string(), std::string("cannot sync: ") + std::strerror(errno));
+}
+
+std::uintmax_t CertificateIndex::prepare_append() const {
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fail(ErrorKind::Io, path_.string(), std::string("cannot open: ") + std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    drop_torn_tail(fd, path_);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        fail(ErrorKind::Io, path_.string(), std::string("cannot stat: ") + std::strerror(errno));
+    return static_cast<std::uintmax_t>(st.st_size);
+}
+
+void CertificateIndex::truncate(std::uintmax_t size) const {
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(ErrorKind::Io, path_.string(), std::string("cannot open: ") + std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::fdatasync(fd) != 0)
+        fail(ErrorKind::Io, path_.string(),
+             std::string("cannot roll back: ") + std::strerror(errno));
 }
 
 void CertificateIndex::append_issued(const std::vector<IndexEntry>& entries) const {

@@ -2,9 +2,13 @@
 
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
 
 #include <array>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
@@ -76,6 +80,28 @@ std::string_view key_type_names() {
     return "ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519";
 }
 
+std::optional<std::string> public_key_problem(const EVP_PKEY* key) {
+    if (EVP_PKEY_is_a(key, "ED25519")) return std::nullopt;
+    if (EVP_PKEY_is_a(key, "RSA")) {
+        int bits = EVP_PKEY_get_bits(key);
+        if (bits >= 2048) return std::nullopt;
+        return "RSA key of " + std::to_string(bits) + " bits is too weak (at least 2048)";
+    }
+    if (EVP_PKEY_is_a(key, "EC")) {
+        char group[64] = {};
+        size_t len = 0;
+        EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len);
+        std::string_view g(group, len);
+        if (g == "prime256v1" || g == "P-256" || g == "secp384r1" || g == "P-384")
+            return std::nullopt;
+        return "EC key on curve " + std::string(g.empty() ? "(explicit parameters)" : g) +
+               " is not accepted (P-256 or P-384)";
+    }
+    const char* name = EVP_PKEY_get0_type_name(key);
+    return "key type " + std::string(name ? name : "unknown") +
+           " is not accepted (RSA of 2048 bits or more, EC P-256/P-384, or Ed25519)";
+}
+
 PrivateKey PrivateKey::generate(KeyType type) {
     PkeyPtr key = generate_key(type);
     if (!key) throw Error(ErrorKind::Io, "key generation failed: " + openssl_reason());
@@ -115,9 +141,24 @@ std::string PrivateKey::to_pem(const Passphrase& passphrase) const {
     BioPtr bio = memory_bio();
     int ok;
     if (passphrase) {
-        ok = PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), EVP_aes_256_cbc(),
-                                           passphrase->data(), static_cast<int>(passphrase->size()),
-                                           nullptr, nullptr);
+        // PEM_write_bio_PKCS8PrivateKey would derive the key with PBKDF2 at 2048 iterations;
+        // building the PBES2 parameters ourselves lets us choose scrypt.
+        constexpr uint64_t kScryptN = 1 << 14, kScryptR = 8, kScryptP = 5;
+        constexpr int kSaltBytes = 16;
+        using P8InfoPtr = std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)>;
+        using AlgorPtr = std::unique_ptr<X509_ALGOR, decltype(&X509_ALGOR_free)>;
+        using SigPtr = std::unique_ptr<X509_SIG, decltype(&X509_SIG_free)>;
+        P8InfoPtr info(EVP_PKEY2PKCS8(key_.get()), PKCS8_PRIV_KEY_INFO_free);
+        AlgorPtr pbe(PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), nullptr, kSaltBytes, nullptr,
+                                           kScryptN, kScryptR, kScryptP),
+                     X509_ALGOR_free);
+        SigPtr sig(nullptr, X509_SIG_free);
+        if (info && pbe) {
+            sig.reset(PKCS8_set0_pbe(passphrase->data(), static_cast<int>(passphrase->size()),
+                                     info.get(), pbe.get()));
+            if (sig) pbe.release();  // owned by sig now
+        }
+        ok = sig && PEM_write_bio_PKCS8(bio.get(), sig.get());
     } else {
         ok = PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr,
                                            nullptr);

@@ -1,10 +1,14 @@
 #include "brokertls/store/files.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -23,11 +27,46 @@ namespace {
     fail(ErrorKind::Io, path.string(), std::string(what) + ": " + std::strerror(err));
 }
 
+constexpr std::string_view kTempMarker = ".tmp-";
+
+// ".TARGET.tmp-PID-RANDOM": the PID lets a later command tell a dead writer's leftovers from a
+// live writer's files (remove_stale_temp_files).
 fs::path temp_name_for(const fs::path& target) {
     static thread_local std::mt19937_64 rng(std::random_device{}());
     std::ostringstream name;
-    name << '.' << target.filename().string() << ".tmp-" << std::hex << rng();
+    name << '.' << target.filename().string() << kTempMarker << ::getpid() << '-' << std::hex
+         << rng();
     return target.parent_path() / name.str();
+}
+
+bool all_of_class(std::string_view text, int (*is)(int)) {
+    return !text.empty() && std::all_of(text.begin(), text.end(),
+                                        [&](char c) { return is(static_cast<unsigned char>(c)); });
+}
+
+struct TempName {
+    std::string target;
+    pid_t pid = 0;
+};
+
+std::optional<TempName> parse_temp_name(std::string_view name) {
+    if (name.size() < 2 || name[0] != '.') return std::nullopt;
+    size_t marker = name.rfind(kTempMarker);
+    if (marker == std::string_view::npos || marker < 2) return std::nullopt;
+    std::string_view rest = name.substr(marker + kTempMarker.size());
+    size_t dash = rest.find('-');
+    if (dash == std::string_view::npos) return std::nullopt;
+    std::string_view pid_text = rest.substr(0, dash), random = rest.substr(dash + 1);
+    if (!all_of_class(pid_text, ::isdigit) || pid_text.size() > 9 || random.size() > 16 ||
+        !all_of_class(random, ::isxdigit))
+        return std::nullopt;
+    TempName parsed{std::string(name.substr(1, marker - 1)), 0};
+    std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), parsed.pid);
+    return parsed;
+}
+
+bool process_gone(pid_t pid) {
+    return pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH);
 }
 
 class Fd {
@@ -136,16 +175,39 @@ void write_file_atomic(const fs::path& path, std::string_view data, mode_t mode,
     sync_directory(directory_of(path));
 }
 
+std::optional<std::string> temp_file_target(std::string_view file_name) {
+    auto parsed = parse_temp_name(file_name);
+    if (!parsed) return std::nullopt;
+    return parsed->target;
+}
+
+size_t remove_stale_temp_files(const fs::path& dir) {
+    constexpr auto kMaxAge = std::chrono::hours(1);  // a writer's PID may have been reused
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec), end;
+    size_t removed = 0;
+    auto now = fs::file_time_type::clock::now();
+    for (; !ec && it != end; it.increment(ec)) {
+        auto parsed = parse_temp_name(it->path().filename().string());
+        if (!parsed || !it->is_regular_file(ec)) continue;
+        bool old = now - it->last_write_time(ec) > kMaxAge;
+        if (parsed->pid == ::getpid() && !old) continue;
+        if (!process_gone(parsed->pid) && !old) continue;
+        if (::unlink(it->path().c_str()) == 0) ++removed;
+    }
+    return removed;
+}
+
 AtomicBatch::~AtomicBatch() {
     for (const auto& s : staged_) ::unlink(s.temp.c_str());
 }
 
 void AtomicBatch::stage(const fs::path& path, std::string_view data, mode_t mode) {
+    synced_ = false;
     staged_.push_back({path, write_temp(path, data, mode, /*sync=*/false)});
 }
 
-void AtomicBatch::commit(Overwrite overwrite) {
-    if (staged_.empty()) return;
+void AtomicBatch::sync() {
     // One syncfs() per filesystem makes every staged file durable before any becomes visible.
     std::set<fs::path> dirs;
     for (const auto& s : staged_) dirs.insert(directory_of(s.target));
@@ -153,8 +215,17 @@ void AtomicBatch::commit(Overwrite overwrite) {
         Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (fd.get() < 0 || ::syncfs(fd.get()) != 0) fail_errno(dir, "cannot sync", errno);
     }
+    synced_ = true;
+}
+
+void AtomicBatch::commit(Overwrite overwrite) {
+    if (staged_.empty()) return;
+    if (!synced_) sync();
+    std::set<fs::path> dirs;
+    for (const auto& s : staged_) dirs.insert(directory_of(s.target));
     std::vector<Staged> pending = std::move(staged_);
     staged_.clear();
+    synced_ = false;
     size_t done = 0;
     try {
         for (; done < pending.size(); ++done) {

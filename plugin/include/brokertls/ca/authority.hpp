@@ -6,11 +6,15 @@
 //   certs/SERIAL.pem                  a copy of every certificate issued
 //   crl.pem crlnumber                 the newest CRL and its number
 //   .lock                             serialises commands
+//   .pending                          only while a command changes the CA: what to finish or
+//                                     undo if it dies (see recover())
 // Every command holds the lock for its whole run, and checks that the issuing key matches its
-// certificate before it signs anything.
+// certificate before it signs anything. A certificate is recorded in index.jsonl (durably)
+// before any of its bytes reach a file, so the CA can always revoke what it signed.
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +26,7 @@
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/store/files.hpp"
+#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 
@@ -31,6 +36,9 @@ inline constexpr int kDefaultIntermediateDays = 1825;
 inline constexpr int kMaxDays = 36500;
 inline constexpr int kDefaultCrlDays = 30;
 inline constexpr std::chrono::seconds kDefaultLockTimeout{60};
+// A certificate name becomes file names (NAME.chain.pem, and a temporary ".NAME.chain.pem.tmp-
+// PID-RANDOM" beside it), which must fit the 255 bytes a file name may have.
+inline constexpr size_t kMaxFileStem = 200;
 
 struct CaInitOptions {
     std::string name = "brokertls CA";
@@ -49,6 +57,15 @@ struct LeafRequest {
     KeyType key_type = KeyType::EcP256;
     // Overrides `days` to the second: short-lived certificates renewed by a local-ca profile.
     std::optional<std::chrono::seconds> lifetime = std::nullopt;
+    // Client names must be usable as broker identities (identity_problem()); this opts in to '/'.
+    IdentityRules identity_rules = {};
+};
+
+// Hooks for a long batch: progress after each certificate, and a stop request polled between
+// certificates (a signal). A stopped batch issues nothing.
+struct BatchHooks {
+    std::function<void(size_t done, size_t total)> progress;
+    std::function<bool()> stop_requested;
 };
 
 struct IssuedFiles {
@@ -78,16 +95,25 @@ class CertificateAuthority {
     // Issues keys and certificates for every request in one batch: one lock, one index append,
     // one filesystem sync. Either every file is written and indexed, or nothing changes.
     std::vector<IssuedFiles> issue(const std::vector<LeafRequest>& requests,
-                                   const std::filesystem::path& out_dir, Overwrite overwrite);
-    // Signs a CSR after checking its signature and that every name matches an `allow` glob.
-    // Only the names come from the CSR; the profile decides every extension.
+                                   const std::filesystem::path& out_dir, Overwrite overwrite,
+                                   const BatchHooks& hooks = {});
+    // Signs a CSR after checking its signature, its key (RSA >= 2048 bits, EC P-256/P-384 or
+    // Ed25519), that every name matches an `allow` glob and, for clients, that the CN is a
+    // usable identity. Only the names come from the CSR; the profile decides every extension.
     IndexEntry sign(const CertificateRequest& csr, std::string_view csr_source,
                     CertificateProfile profile, int days, const std::vector<std::string>& allow,
-                    const std::filesystem::path& out, Overwrite overwrite);
+                    const std::filesystem::path& out, Overwrite overwrite,
+                    IdentityRules identity_rules = {});
     // Records the revocation and writes a fresh crl.pem valid for `crl_days`.
     IndexEntry revoke(const std::string& serial_or_file, RevocationReason reason,
                       int crl_days = kDefaultCrlDays);
-    Crl write_crl(int days);
+    // Writes crl.pem (and a copy to `copy` when given) in one step: if any of them cannot be
+    // written, neither crl.pem nor crlnumber changes.
+    Crl write_crl(int days, const std::optional<std::filesystem::path>& copy = std::nullopt);
+
+    // Things an operator should know that do not stop the command: a CA key others may read,
+    // work finished for an interrupted command. One line each.
+    const std::vector<std::string>& warnings() const { return warnings_; }
 
     std::vector<IndexEntry> list() const { return index_.read(); }
     std::optional<IndexEntry> find(const std::string& serial) const;
@@ -101,7 +127,13 @@ class CertificateAuthority {
     std::filesystem::path cert_path(const std::string& serial) const;
 
   private:
-    Crl write_crl_from(const std::vector<IndexEntry>& entries, int days);
+    struct Signed;
+    std::vector<IndexEntry> issue_batch(size_t count, const std::function<Signed(size_t)>& make,
+                                        const std::vector<std::filesystem::path>& out_dirs,
+                                        Overwrite overwrite, const BatchHooks& hooks);
+    void recover();
+    Crl write_crl_from(const std::vector<IndexEntry>& entries, int days,
+                       const std::optional<std::filesystem::path>& copy = std::nullopt);
     TimePoint leaf_not_after(int days, TimePoint now,
                              std::optional<std::chrono::seconds> lifetime = std::nullopt) const;
     IndexEntry record(const Certificate& cert, const std::string& name,
@@ -113,7 +145,12 @@ class CertificateAuthority {
     std::optional<Certificate> intermediate_;
     std::optional<PrivateKey> issuer_key_;
     CertificateIndex index_;
+    std::vector<std::string> warnings_;
 };
+
+// Throws Error(Usage) naming `name` when it cannot be the stem of output files: empty, ".",
+// "..", a '/' or NUL in it, or longer than kMaxFileStem bytes.
+void check_file_stem(const std::string& name);
 
 std::string_view profile_name(CertificateProfile profile);
 std::optional<CertificateProfile> parse_leaf_profile(std::string_view name);

@@ -5,6 +5,7 @@
 // line. Reading replays the lines. A torn last line (a crash mid-append) is ignored on read and
 // cut off before the next append.
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -45,6 +46,13 @@ class CertificateIndex {
     // Appends, with one write and one fsync for the whole batch.
     void append_issued(const std::vector<IndexEntry>& entries) const;
     void append_revocation(const std::string& serial, TimePoint at, RevocationReason reason) const;
+
+    // Before a command appends: checks the index can be written (a directory or a read-only
+    // file fails here, before anything is signed), cuts a torn tail, and returns the size to
+    // roll back to with truncate() if the command fails after appending.
+    std::uintmax_t prepare_append() const;
+    // Cuts the file back to `size` (durably): undoes the appends of a failed command.
+    void truncate(std::uintmax_t size) const;
 
     const std::filesystem::path& path() const { return path_; }
 

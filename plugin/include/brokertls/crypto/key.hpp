@@ -20,6 +20,10 @@ std::string_view key_type_names();
 // Passphrases are held only as long as a call needs them; never logged.
 using Passphrase = std::optional<std::string>;
 
+// Why brokertls will not certify `key`, naming what it is ("RSA key of 1024 bits: ..."); nullopt
+// for RSA of at least 2048 bits, EC on P-256 or P-384, and Ed25519.
+std::optional<std::string> public_key_problem(const EVP_PKEY* key);
+
 class PrivateKey {
   public:
     static PrivateKey generate(KeyType type);
@@ -28,7 +32,9 @@ class PrivateKey {
                             const Passphrase& passphrase = {});
     static PrivateKey load(const std::filesystem::path& path, const Passphrase& passphrase = {});
 
-    // PKCS#8 PEM; encrypted with AES-256-CBC (PBKDF2) when a passphrase is given.
+    // PKCS#8 PEM; with a passphrase, encrypted PKCS#8 (PBES2: scrypt N=2^14 r=8 p=5, which is
+    // OWASP's minimum within OpenSSL's 32 MiB decoding limit, and AES-256-CBC). Keys encrypted
+    // before (PBKDF2) still load.
     std::string to_pem(const Passphrase& passphrase = {}) const;
     std::string to_der() const;  // unencrypted PKCS#8
     std::string public_key_pem() const;

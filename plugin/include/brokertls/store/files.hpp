@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,11 @@ class AtomicBatch {
     ~AtomicBatch();
 
     void stage(const std::filesystem::path& path, std::string_view data, mode_t mode = kPublicMode);
+    // Makes every staged file durable (one syncfs per filesystem) without making any visible:
+    // a caller can record what the batch holds (an index entry) between sync() and commit().
+    void sync();
+    // Renames every staged file into place (after sync() unless that was done). On a failure
+    // the targets placed so far are removed again when `overwrite` is Refuse.
     void commit(Overwrite overwrite = Overwrite::Allow);
     size_t size() const { return staged_.size(); }
 
@@ -44,7 +50,17 @@ class AtomicBatch {
         std::filesystem::path temp;
     };
     std::vector<Staged> staged_;
+    bool synced_ = false;
 };
+
+// Temporary files are named ".TARGET.tmp-PID-RANDOM" beside their target. A process killed
+// between staging and renaming leaves them behind; this removes those of `dir` whose writer is
+// gone (PID not running) or that are older than an hour, and returns how many it removed.
+// Only files of that exact shape are touched.
+size_t remove_stale_temp_files(const std::filesystem::path& dir);
+
+// For a temporary file name of the shape above, the file name of its target; else nullopt.
+std::optional<std::string> temp_file_target(std::string_view file_name);
 
 // fsync of a directory, so a rename or create inside it survives a crash.
 void sync_directory(const std::filesystem::path& dir);
