@@ -34,10 +34,13 @@ class Node {
     // Rejects unknown keys: a typo ("trust_anchor") must not silently disable a setting.
     void only_keys(std::initializer_list<const char*> keys) const {
         expect_object();
-        for (const auto& [k, v] : value_.items())
+        for (const auto& item : value_.items()) {
+            // Not a structured binding: clang 14 (the fuzz build) cannot capture one.
+            const std::string& k = item.key();
             if (std::find_if(keys.begin(), keys.end(), [&](const char* a) { return k == a; }) ==
                 keys.end())
-                Node(v, join(k), file_).error("unknown field");
+                Node(item.value(), join(k), file_).error("unknown field");
+        }
     }
     void expect_object() const {
         if (!value_.is_object()) error("must be an object");

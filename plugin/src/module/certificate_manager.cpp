@@ -19,7 +19,9 @@ ServerMaterial read_files_source(const CertificateProfileConfig& p) {
     return m;
 }
 
-ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p) {
+// `log` gets the CA's own warnings (a CA key others may read, an interrupted command undone).
+ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p,
+                                   std::vector<std::string>& log) {
     Passphrase passphrase;
     if (p.ca_passphrase_file) {
         std::string text = read_file(*p.ca_passphrase_file);
@@ -31,6 +33,8 @@ ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p) {
     std::error_code ec;
     fs::remove_all(staging, ec);
     CertificateAuthority ca(p.ca_dir, passphrase, true, DirectoryLock::Mode::Exclusive);
+    for (const auto& warning : ca.warnings())
+        log.push_back("certificate profile " + p.name + ": " + warning);
     LeafRequest request{
         CertificateProfile::Server, p.names.front().value, p.name, p.names, 0, p.key_type};
     request.lifetime = p.lifetime;
@@ -137,7 +141,7 @@ std::optional<std::string> CertificateManager::refresh_profile(const Certificate
                    now >= renewal_time(deployed->leaf().not_before(), deployed->leaf().not_after(),
                                        p.renew_before);
         if (due) {
-            ServerMaterial issued = issue_from_local_ca(p);
+            ServerMaterial issued = issue_from_local_ca(p, result.log);
             if (std::string why = check_server_material(issued, p.names, now); !why.empty())
                 return "local CA issued: " + why;
             next = std::move(issued);

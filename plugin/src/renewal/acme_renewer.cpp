@@ -234,7 +234,8 @@ void AcmeRenewer::schedule_loop() {
                 job->running = true;
                 ++running;
                 Worker& worker = workers_.emplace_back();
-                worker.thread = std::thread([this, job, &worker] {
+                // A copy, not the structured binding: clang 14 (the fuzz build) cannot capture one.
+                worker.thread = std::thread([this, job = job, &worker] {
                     run(job);
                     std::lock_guard done_lock(mutex_);
                     job->running = false;
