@@ -14,8 +14,14 @@ namespace {
 std::filesystem::path index_path() {
     // RAM-backed when available: one write per input.
     std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    static const std::filesystem::path path =
-        base / ("brokertls-fuzz-index-" + std::to_string(::getpid()) + ".jsonl");
+    static const std::filesystem::path path = [&] {
+        auto p = base / ("brokertls-fuzz-index-" + std::to_string(::getpid()) + ".jsonl");
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove(index_path(), ec);
+        });
+        return p;
+    }();
     return path;
 }
 
