@@ -68,21 +68,12 @@ std::string http_response(std::string_view status, std::string_view body) {
 
 // The answer to a complete request head.
 std::string answer(std::string_view head, const TokenTable& tokens) {
-    std::string_view line = head.substr(0, head.find("\r\n"));
-    auto first = line.find(' ');
-    auto last = line.rfind(' ');
-    if (first == std::string_view::npos || first == last ||
-        !line.substr(last + 1).starts_with("HTTP/1.")) {
+    Http01Request request = parse_http01_request(head);
+    if (request.kind == Http01Request::Kind::Malformed)
         return http_response("400 Bad Request", "bad request\n");
-    }
-    std::string_view method = line.substr(0, first);
-    std::string_view target = line.substr(first + 1, last - first - 1);
-    if (method == "GET" && target.starts_with(kPrefix)) {
-        std::string_view token = target.substr(kPrefix.size());
-        if (!token.empty() && token.find('/') == std::string_view::npos) {
-            if (auto key_authorization = tokens.find(std::string(token)))
-                return http_response("200 OK", *key_authorization);
-        }
+    if (request.kind == Http01Request::Kind::Challenge) {
+        if (auto key_authorization = tokens.find(request.token))
+            return http_response("200 OK", *key_authorization);
     }
     return http_response("404 Not Found", "not found\n");
 }
@@ -197,6 +188,24 @@ class Http01Responder : public ChallengeSolver {
 };
 
 }  // namespace
+
+Http01Request parse_http01_request(std::string_view head) {
+    std::string_view line = head.substr(0, head.find("\r\n"));
+    auto first = line.find(' ');
+    auto last = line.rfind(' ');
+    if (first == std::string_view::npos || first == last ||
+        !line.substr(last + 1).starts_with("HTTP/1.")) {
+        return {};
+    }
+    std::string_view method = line.substr(0, first);
+    std::string_view target = line.substr(first + 1, last - first - 1);
+    if (method == "GET" && target.starts_with(kPrefix)) {
+        std::string_view token = target.substr(kPrefix.size());
+        if (!token.empty() && token.find('/') == std::string_view::npos)
+            return {Http01Request::Kind::Challenge, std::string(token)};
+    }
+    return {Http01Request::Kind::Other, ""};
+}
 
 std::unique_ptr<ChallengeSolver> make_http01_responder(const ChallengeConfig& config,
                                                        SolverContext context) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace brokertls {
@@ -45,5 +46,31 @@ class SocketServer {
     std::size_t max_connections_;
     std::thread thread_;
 };
+
+// What the responders served by SocketServer read from a client, as pure functions (the fuzz
+// targets in tests/fuzz call them on arbitrary bytes).
+
+// An http-01 request head (the request line and headers, up to the empty line).
+struct Http01Request {
+    enum class Kind {
+        Malformed,  // no "METHOD TARGET HTTP/1.x" request line: 400
+        Challenge,  // GET /.well-known/acme-challenge/TOKEN: the token's key authorization or 404
+        Other,      // anything else: 404
+    };
+    Kind kind = Kind::Malformed;
+    std::string token;  // Challenge only: not empty, no '/'
+};
+Http01Request parse_http01_request(std::string_view head);
+
+// tls-alpn-01: whether a ClientHello's ALPN protocol list (RFC 7301 wire format, as the TLS
+// library hands it over) offers "acme-tls/1".
+bool offers_acme_tls_1(std::string_view protocol_list);
+// tls-alpn-01: the key a challenge certificate is held under, from an SNI or an identifier
+// name: lower case, without a trailing dot.
+std::string tls_alpn_name_key(std::string_view name);
+// tls-alpn-01: the SNI a validator sends for an ACME identifier (`type` "dns" or "ip"): the
+// name itself, or for an IP address its reverse-mapping name; throws Error(Input) for an "ip"
+// identifier that is not an address.
+std::string tls_alpn_sni_for(std::string_view type, const std::string& value);
 
 }  // namespace brokertls

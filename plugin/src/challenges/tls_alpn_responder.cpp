@@ -37,36 +37,6 @@ constexpr std::chrono::seconds kHandshakeTimeout{10};
     fail(ErrorKind::Io, "tls-alpn-01", what + ": " + openssl_reason());
 }
 
-std::string lowercase(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (!text.empty() && text.back() == '.') text.pop_back();
-    return text;
-}
-
-// The SNI a validator sends for an identifier: the name itself, or for an IP address its
-// reverse-mapping name ("4.3.2.1.in-addr.arpa", nibbles under "ip6.arpa").
-std::string sni_for(const AcmeIdentifier& identifier) {
-    if (identifier.type != "ip") return lowercase(identifier.value);
-    unsigned char bytes[16];
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    if (inet_pton(AF_INET, identifier.value.c_str(), bytes) == 1) {
-        for (int i = 3; i >= 0; --i) out += std::to_string(bytes[i]) + ".";
-        return out + "in-addr.arpa";
-    }
-    if (inet_pton(AF_INET6, identifier.value.c_str(), bytes) == 1) {
-        for (int i = 15; i >= 0; --i) {
-            out += hex[bytes[i] & 0x0f];
-            out += '.';
-            out += hex[bytes[i] >> 4];
-            out += '.';
-        }
-        return out + "ip6.arpa";
-    }
-    fail(ErrorKind::Input, "tls-alpn-01", "\"" + identifier.value + "\" is not an IP address");
-}
-
 // The RFC 8737 §3 validation certificate: self-signed, the identifier as its only SAN, and the
 // critical id-pe-acmeIdentifier extension holding an OCTET STRING of SHA-256(key authorization).
 X509Ptr challenge_certificate(const AcmeIdentifier& identifier,
@@ -124,6 +94,10 @@ X509Ptr challenge_certificate(const AcmeIdentifier& identifier,
     return cert;
 }
 
+std::string sni_for(const AcmeIdentifier& identifier) {
+    return tls_alpn_sni_for(identifier.type, identifier.value);
+}
+
 // The certificates presented, by SNI. Two orders may validate one name at once (two profiles
 // sharing a name); the newest is served, the other once the newest is cleaned up.
 class CertificateTable {
@@ -154,7 +128,7 @@ class CertificateTable {
     // Sets the certificate for `sni` on the handshake; false when none is held.
     bool use_for(SSL* ssl, const std::string& sni) const {
         std::lock_guard lock(mutex_);
-        auto it = by_name_.find(lowercase(sni));
+        auto it = by_name_.find(tls_alpn_name_key(sni));
         if (it == by_name_.end()) return false;
         return SSL_use_certificate(ssl, it->second.back().cert.get()) == 1 &&
                SSL_use_PrivateKey(ssl, key_.get()) == 1;
@@ -194,12 +168,10 @@ int select_certificate(SSL* ssl, int* alert, void* arg) {
 
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
                 const unsigned char* offered, unsigned int offered_length, void*) {
-    unsigned char* chosen = nullptr;
-    if (SSL_select_next_proto(&chosen, out_length, kAcmeAlpn, sizeof kAcmeAlpn, offered,
-                              offered_length) != OPENSSL_NPN_NEGOTIATED) {
+    if (!offers_acme_tls_1({reinterpret_cast<const char*>(offered), offered_length}))
         return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol
-    }
-    *out = chosen;
+    *out = kAcmeAlpn + 1;
+    *out_length = kAcmeAlpn[0];
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -310,6 +282,44 @@ class TlsAlpnResponder : public ChallengeSolver {
 };
 
 }  // namespace
+
+bool offers_acme_tls_1(std::string_view protocol_list) {
+    unsigned char* chosen = nullptr;
+    unsigned char chosen_length = 0;
+    return SSL_select_next_proto(&chosen, &chosen_length, kAcmeAlpn, sizeof kAcmeAlpn,
+                                 reinterpret_cast<const unsigned char*>(protocol_list.data()),
+                                 static_cast<unsigned int>(protocol_list.size())) ==
+           OPENSSL_NPN_NEGOTIATED;
+}
+
+std::string tls_alpn_name_key(std::string_view name) {
+    std::string key(name);
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!key.empty() && key.back() == '.') key.pop_back();
+    return key;
+}
+
+std::string tls_alpn_sni_for(std::string_view type, const std::string& value) {
+    if (type != "ip") return tls_alpn_name_key(value);
+    unsigned char bytes[16];
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    if (inet_pton(AF_INET, value.c_str(), bytes) == 1) {
+        for (int i = 3; i >= 0; --i) out += std::to_string(bytes[i]) + ".";
+        return out + "in-addr.arpa";
+    }
+    if (inet_pton(AF_INET6, value.c_str(), bytes) == 1) {
+        for (int i = 15; i >= 0; --i) {
+            out += hex[bytes[i] & 0x0f];
+            out += '.';
+            out += hex[bytes[i] >> 4];
+            out += '.';
+        }
+        return out + "ip6.arpa";
+    }
+    fail(ErrorKind::Input, "tls-alpn-01", "\"" + value + "\" is not an IP address");
+}
 
 std::unique_ptr<ChallengeSolver> make_tls_alpn_responder(const ChallengeConfig& config,
                                                          SolverContext context) {

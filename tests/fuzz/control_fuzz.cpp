@@ -1,0 +1,56 @@
+// $CONTROL/brokertls/v1 requests, through SecurityModule::control on a module built once from a
+// minimal brokertls.json (one security profile, a root CA and its CRL) in a temporary
+// directory. Requests naming "reload" are skipped: a reload re-reads every file of the
+// configuration, which makes the target slow; renew and resumeChallenge run (no acme profile,
+// so they answer at once).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string_view>
+
+#include "brokertls/ca/authority.hpp"
+#include "brokertls/error.hpp"
+#include "brokertls/module/security_module.hpp"
+#include "brokertls/store/files.hpp"
+#include "fuzz_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+std::unique_ptr<brokertls::SecurityModule> module;
+fs::path directory;
+
+void remove_directory() {
+    module.reset();
+    std::error_code ec;
+    fs::remove_all(directory, ec);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    using namespace brokertls;
+    std::string templ = (fs::temp_directory_path() / "brokertls-fuzz-control-XXXXXX").string();
+    if (!::mkdtemp(templ.data())) std::abort();
+    directory = templ;
+    std::atexit(remove_directory);
+    CertificateAuthority::init_root(directory / "ca", {});
+    CertificateAuthority(directory / "ca", {}, true, DirectoryLock::Mode::Exclusive).write_crl(30);
+    write_file_atomic(
+        directory / "brokertls.json",
+        R"({"security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"], "crls": ["ca/crl.pem"]}}, "control": {"allow": ["admin"]}})");
+    module = std::make_unique<SecurityModule>(directory / "brokertls.json");
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    std::string request = brokertls::fuzz::text(data, size);
+    if (request.find("reload") != std::string::npos) return 0;
+    try {
+        (void)module->control(request, brokertls::Clock::now());
+    } catch (const brokertls::Error&) {
+    }
+    return 0;
+}
