@@ -22,3 +22,31 @@ TEST(FuzzRegressions, AcmeTimeBeyondWhatATimePointHoldsIsRefused) {
 
 }  // namespace
 }  // namespace brokertls
+
+#include <openssl/asn1.h>
+
+#include "brokertls/crypto/time.hpp"
+
+namespace brokertls {
+namespace {
+
+// fuzz_certificate and fuzz_crl: a notAfter of 99991231235959Z (RFC 5280's "no well-defined
+// expiration") overflowed TimePoint. It now means the end of representable time.
+TEST(FuzzRegressions, AsnTimesBeyondWhatATimePointHoldsClamp) {
+    ASN1_TIME* far = ASN1_TIME_new();
+    ASSERT_TRUE(ASN1_TIME_set_string(far, "99991231235959Z"));
+    EXPECT_EQ(from_asn1_time(far), TimePoint::max());
+    ASSERT_TRUE(ASN1_TIME_set_string(far, "20500101000000Z"));
+    EXPECT_EQ(from_asn1_time(far), Clock::from_time_t(2524608000));
+    ASN1_TIME_free(far);
+}
+
+// fuzz_job_state and fuzz_ca_index: the same overflow through job.json and index.jsonl times.
+TEST(FuzzRegressions, IsoTimesBeyondWhatATimePointHoldsAreRefused) {
+    EXPECT_EQ(test::error_of([] { from_iso8601("9999-12-31T23:59:59Z"); }, ErrorKind::Input),
+              "'9999-12-31T23:59:59Z' is outside the years 1678 to 2262");
+    EXPECT_EQ(from_iso8601("2050-01-01T00:00:00Z"), Clock::from_time_t(2524608000));
+}
+
+}  // namespace
+}  // namespace brokertls
