@@ -33,13 +33,28 @@ struct ListenerSpec {
     int port = 0;       // filled in by start()
 };
 
+// How the broker process runs. In the sanitizer tree (the plugin built with ASan+UBSan) Debian's
+// uninstrumented mosquitto always starts with the sanitizer runtimes preloaded, so the plugin
+// loads and its reports reach the log. Valgrind: under memcheck, for the normal build only.
+enum class Instrument { Default, Valgrind };
+
+// The exit code valgrind returns when it found errors or definite/indirect leaks.
+inline constexpr int kValgrindErrorExit = 97;
+
 class Mosquitto {
   public:
     // Writes DIR/mosquitto.conf (per_listener_settings true, user root, plugin first on every
     // listener that names a security profile) and starts mosquitto; waits until it runs.
     Mosquitto(const std::filesystem::path& dir, const std::filesystem::path& brokertls_json,
-              std::vector<ListenerSpec> listeners, const std::string& global_extra = "");
+              std::vector<ListenerSpec> listeners, const std::string& global_extra = "",
+              Instrument instrument = Instrument::Default);
+    // Stops the broker; a sanitizer or valgrind finding in its log fails the current test.
     ~Mosquitto();
+
+    // SIGTERM, then waits for the exit (bounded: 30 s, 300 s under valgrind; SIGKILL after).
+    // Returns the exit code (-1: killed). A sanitizer report or valgrind error in the log, or an
+    // exit code other than 0, adds a test failure (once).
+    int stop();
 
     bool running() { return process_->running(); }
     std::string log() const { return process_->log(); }
@@ -56,7 +71,10 @@ class Mosquitto {
 
   private:
     std::vector<ListenerSpec> listeners_;
+    Instrument instrument_;
     std::unique_ptr<Process> process_;
+    bool stopped_ = false;
+    int exit_code_ = -1;
 };
 
 // Starts mosquitto expecting it to fail; returns its log.

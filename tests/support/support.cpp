@@ -115,6 +115,7 @@ bool Process::running() {
     if (pid_ < 0) return false;
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         pid_ = -1;
         return false;
     }
@@ -135,11 +136,12 @@ bool Process::wait_for_log(const std::string& text, std::chrono::milliseconds ti
     return false;
 }
 
-void Process::stop() {
-    if (pid_ < 0) return;
+int Process::stop(std::chrono::milliseconds timeout) {
+    if (pid_ < 0) return exit_code_;
     kill(-pid_, SIGTERM);
-    if (wait_bounded(pid_, std::chrono::seconds(5)) == -1) kill(-pid_, SIGKILL);
+    exit_code_ = wait_bounded(pid_, timeout);  // kills the group itself after the timeout
     pid_ = -1;
+    return exit_code_;
 }
 
 int free_port() {

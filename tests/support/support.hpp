@@ -54,10 +54,13 @@ class Process {
     std::string log() const;
     // Waits until the log contains `text`; false after `timeout` or if the process exits.
     bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout);
-    void stop();
+    // SIGTERM to its process group (unless it already exited), after `timeout` SIGKILL.
+    // Returns its exit code (128+N when signal N ended it), -1 when it had to be killed.
+    int stop(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   private:
     pid_t pid_ = -1;
+    int exit_code_ = -1;  // once reaped
     std::filesystem::path log_file_;
 };
 
