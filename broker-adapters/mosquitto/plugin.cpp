@@ -254,7 +254,16 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
             log_lines(MOSQ_LOG_NOTICE, inst->module->take_startup_log());
             // SIGHUP makes Mosquitto re-read its listeners' certificate files and brings a
             // RELOAD event to the broker thread (it sends no TICK with per_listener_settings).
-            inst->module->start_watching([] { ::kill(::getpid(), SIGHUP); });
+            inst->module->start_watching([] {
+                // Mosquitto installs its SIGHUP handler after loading plugins: until then the
+                // default action would end the broker. Wait for the handler (checked each poll).
+                struct sigaction current = {};
+                if (::sigaction(SIGHUP, nullptr, &current) != 0 || current.sa_handler == SIG_DFL ||
+                    current.sa_handler == SIG_IGN)
+                    return false;
+                ::kill(::getpid(), SIGHUP);
+                return true;
+            });
             shared = inst->module;
         }
         if (!inst->security_profile.empty()) {

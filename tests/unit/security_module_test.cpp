@@ -117,6 +117,7 @@ TEST_F(SecurityModuleTest, WatcherThreadWakesTheBrokerWhenNoTicksArrive) {
         std::lock_guard lock(mu);
         woken = true;
         cv.notify_all();
+        return true;
     });
     open().write_crl(30);
     std::unique_lock lock(mu);
@@ -328,7 +329,10 @@ TEST_F(FilesProfileTest, ARefusedCertificateIsNotRebuiltAtEveryPoll) {
 TEST_F(FilesProfileTest, TheWatcherDoesNotSignalTheBrokerForLogLines) {
     SecurityModule m(tmp_ / "brokertls.json");
     std::atomic<int> signals{0};
-    m.start_watching([&] { ++signals; });
+    m.start_watching([&] {
+        ++signals;
+        return true;
+    });
     write_file_atomic(tmp_ / "source/cert.pem", read_file(other_.cert));
     std::vector<std::string> lines;
     ASSERT_TRUE(test::eventually(
@@ -344,6 +348,34 @@ TEST_F(FilesProfileTest, TheWatcherDoesNotSignalTheBrokerForLogLines) {
     EXPECT_FALSE(test::eventually([&] { return signals > 0; }, std::chrono::milliseconds(1000)));
     EXPECT_EQ(
         json::parse(m.status_json(Clock::now()))["counters"].value("broker_reload_signals", 0), 0);
+}
+
+// Mosquitto installs its SIGHUP handler after loading plugins: a deploy during its start-up
+// must wait for it (the plugin's wake function says "not yet"), not be lost or kill the broker.
+TEST_F(FilesProfileTest, ASignalTheBrokerCannotTakeYetIsSentLater) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    std::atomic<bool> ready{false};
+    std::atomic<int> attempts{0}, signals{0};
+    m.start_watching([&] {
+        ++attempts;
+        if (!ready) return false;
+        ++signals;
+        return true;
+    });
+    auto next = open().issue({{CertificateProfile::Server,
+                               "next",
+                               "",
+                               {classify_name("broker.test")},
+                               30,
+                               KeyType::EcP256}},
+                             tmp_ / "server", Overwrite::Refuse)[0];
+    write_file_atomic(tmp_ / "source/key.pem", read_file(next.key));
+    write_file_atomic(tmp_ / "source/cert.pem", read_file(next.cert));
+    ASSERT_TRUE(test::eventually([&] { return attempts >= 2; }, std::chrono::seconds(10)));
+    EXPECT_EQ(signals, 0);
+    ready = true;
+    ASSERT_TRUE(test::eventually([&] { return signals == 1; }, std::chrono::seconds(10)));
+    EXPECT_FALSE(test::eventually([&] { return signals > 1; }, std::chrono::milliseconds(1000)));
 }
 
 TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {

@@ -82,7 +82,7 @@ SecurityModule::~SecurityModule() {
     if (watcher_.joinable()) watcher_.join();
 }
 
-void SecurityModule::start_watching(std::function<void()> wake) {
+void SecurityModule::start_watching(std::function<bool()> wake) {
     if (watcher_.joinable()) return;
     wake_ = std::move(wake);
     watcher_ = std::thread([this] { watch_loop(); });
@@ -107,6 +107,7 @@ void SecurityModule::on_renewal_event(const RenewalEvent& event) {
 }
 
 void SecurityModule::watch_loop() {
+    bool certificates_owed = false;
     std::unique_lock lock(mutex_);
     while (!stop_cv_.wait_for(lock, poll_interval, [this] { return stopping_; })) {
         lock.unlock();
@@ -117,19 +118,23 @@ void SecurityModule::watch_loop() {
             since_tick >
             std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)).count();
         bool renewed = acme_deployed_.exchange(false);
+        // New server certificates are owed a signal until one could be sent.
+        certificates_owed = certificates_owed || changed == Change::Certificates || renewed;
         lock.lock();
         // A signal makes Mosquitto re-read its whole configuration: raise it for new server
         // certificates, and for a trust change that may have to disconnect clients when the
         // broker sends no TICK (2.0 with per_listener_settings) - once, until it is handled.
         // Log lines and events wait for the next broker-thread event instead.
         bool revalidate_waits = pending_revalidate_ && no_ticks && !wake_requested_;
-        bool signal = wake_ && (changed == Change::Certificates || renewed || revalidate_waits);
-        if (signal) {
+        bool want = wake_ && (certificates_owed || revalidate_waits);
+        lock.unlock();
+        if (want && wake_()) {
+            certificates_owed = false;
+            lock.lock();
             wake_requested_ = true;
             ++counters_["broker_reload_signals"];
+            lock.unlock();
         }
-        lock.unlock();
-        if (signal) wake_();
         lock.lock();
     }
 }

@@ -45,7 +45,9 @@ class SecurityModule {
     // re-read its listeners' certificates, and also when no tick() came for a second (Mosquitto
     // 2.0 sends no TICK with per_listener_settings true); the Mosquitto adapter raises SIGHUP,
     // which does both and brings a RELOAD event. It also starts the acme profiles' renewals.
-    void start_watching(std::function<void()> reload_broker);
+    // `reload_broker` returns false when it could not signal yet (the broker is still starting):
+    // it is then called again at the next poll.
+    void start_watching(std::function<bool()> reload_broker);
     // One watcher iteration, synchronously: true when a change was found and applied (or
     // refused). Tests call this instead of starting the thread.
     bool poll_files(TimePoint now);
@@ -171,7 +173,7 @@ class SecurityModule {
     std::atomic<bool> acme_deployed_{false};
 
     // The watcher thread.
-    std::function<void()> wake_;
+    std::function<bool()> wake_;
     std::condition_variable stop_cv_;
     bool stopping_ = false;
     std::thread watcher_;
