@@ -48,6 +48,7 @@ TEST(LeakCheck, BrokerLifeUnderValgrindLosesNothingAndHasNoMemoryErrors) {
     auto dev2 = pki.client("dev-2");
     auto admin = pki.client("admin");
     auto revoked = pki.client("dev-old");
+    auto dev3 = pki.client("dev-3");
     pki.revoke(revoked);
     auto stranger = foreign.client("dev-9");
 
@@ -100,7 +101,7 @@ TEST(LeakCheck, BrokerLifeUnderValgrindLosesNothingAndHasNoMemoryErrors) {
     EXPECT_TRUE(broker.wait_for_log_after(mark, "deployed CN=localhost (sha256 " + second, kWait))
         << broker.log();
     EXPECT_TRUE(broker.wait_for_log_after(mark, "Reloading config", kWait)) << broker.log();
-    MqttClient c3(broker.port(), "dev-1b", pki.root(), dev1);
+    MqttClient c3(broker.port(), "dev-3", pki.root(), dev3);
     EXPECT_EQ(c3.connect(kWait), "");
 
     // $CONTROL getStatus, as the administrator.
