@@ -11,18 +11,20 @@
 
 namespace {
 
-std::filesystem::path index_path() {
-    // RAM-backed when available: one write per input.
-    std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    static const std::filesystem::path path = [&] {
-        auto p = base / ("brokertls-fuzz-index-" + std::to_string(::getpid()) + ".jsonl");
+const std::filesystem::path& index_path() {
+    // RAM-backed when available: one write per input. Never destroyed: the atexit handler that
+    // removes the file runs after static destructors would have run.
+    static const std::filesystem::path* path = [] {
+        std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+        auto* p = new std::filesystem::path(
+            base / ("brokertls-fuzz-index-" + std::to_string(::getpid()) + ".jsonl"));
         std::atexit([] {
             std::error_code ec;
             std::filesystem::remove(index_path(), ec);
         });
         return p;
     }();
-    return path;
+    return *path;
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 std::unique_ptr<brokertls::SecurityModule> module;
 fs::path directory;
+int admin_connection;  // its address stands for the broker's connection handle
 
 void remove_directory() {
     module.reset();
@@ -37,11 +38,22 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     directory = templ;
     std::atexit(remove_directory);
     CertificateAuthority::init_root(directory / "ca", {});
-    CertificateAuthority(directory / "ca", {}, true, DirectoryLock::Mode::Exclusive).write_crl(30);
+    std::vector<IssuedFiles> admin;
+    {
+        CertificateAuthority ca(directory / "ca", {}, true, DirectoryLock::Mode::Exclusive);
+        ca.write_crl(30);
+        admin = ca.issue({{CertificateProfile::Client, "admin", "", {}, 30, KeyType::EcP256}},
+                         directory / "certs", Overwrite::Refuse);
+    }
     write_file_atomic(
         directory / "brokertls.json",
         R"({"security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"], "crls": ["ca/crl.pem"]}}, "control": {"allow": ["admin"]}})");
     module = std::make_unique<SecurityModule>(directory / "brokertls.json");
+    // Requests come from a connection the module authenticated as "admin", so the commands run
+    // (an unauthorised caller only ever gets "not authorised").
+    Certificate cert = Certificate::load(admin[0].cert);
+    if (!module->authenticate("devices", cert.get(), "admin", &admin_connection, Clock::now()).ok())
+        std::abort();
     return 0;
 }
 
@@ -49,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string request = brokertls::fuzz::text(data, size);
     if (request.find("reload") != std::string::npos) return 0;
     try {
-        (void)module->control(request, brokertls::Clock::now());
+        (void)module->control(request, {"admin", &admin_connection}, brokertls::Clock::now());
     } catch (const brokertls::Error&) {
     }
     return 0;

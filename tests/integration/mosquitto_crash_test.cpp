@@ -60,7 +60,8 @@ TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
     int deployed_when_killed = 0;
     for (int i = 0; i < kKills; ++i) {
         {
-            Process broker(argv, tmp / ("broker-" + std::to_string(i) + ".log"));
+            Process broker(argv, tmp / ("broker-" + std::to_string(i) + ".log"),
+                           broker_environment());
             // The kill point: a random moment of the start-up and the deploys that follow.
             std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(random)));
             ::kill(broker.pid(), SIGKILL);
@@ -86,7 +87,7 @@ TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
     }
     // The next start succeeds, and after a clean stop nothing temporary is left.
     {
-        Process broker(argv, tmp / "broker-final.log");
+        Process broker(argv, tmp / "broker-final.log", broker_environment());
         ASSERT_TRUE(broker.wait_for_log(" running", 10s)) << broker.log();
         ASSERT_TRUE(wait_for_port(port, 10s));
         broker.stop();  // SIGTERM: the plugin's cleanup joins its threads

@@ -47,29 +47,6 @@ constexpr bool kSanitizerTree = true;
 constexpr bool kSanitizerTree = false;
 #endif
 
-// The environment mosquitto starts with: nothing extra, except in the sanitizer tree (see
-// BROKERTLS_SANITIZE in the top-level CMakeLists.txt, which defines these).
-std::map<std::string, std::string> broker_environment() {
-#ifdef BROKERTLS_SANITIZER_PRELOAD
-    return {
-        // Debian's mosquitto is not instrumented: the runtimes must be in the process before
-        // the instrumented plugin is dlopen()ed, or ASan refuses to start.
-        {"LD_PRELOAD", BROKERTLS_SANITIZER_PRELOAD},
-        // The first report ends the broker (exit code 1) and stays at the end of its log; leaks
-        // are checked when the broker exits after SIGTERM. fast_unwind_on_malloc=0: allocation
-        // stacks go on through mosquitto's code (built without frame pointers), so the
-        // suppressions can tell mosquitto's own leaks from ours.
-        {"ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0:fast_unwind_on_malloc=0"},
-        // Leaks that are mosquitto's own are not ours to fix (see the file).
-        {"LSAN_OPTIONS",
-         std::string("suppressions=") + BROKERTLS_LSAN_SUPPRESSIONS + ":print_suppressions=0"},
-        {"UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"},
-    };
-#else
-    return {};
-#endif
-}
-
 // Leaks of mosquitto itself, not ours to fix. Each entry describes a whole stack, from the
 // allocation to main(), through which the plugin is never called, so nothing brokertls
 // allocates is ever suppressed.
@@ -142,6 +119,29 @@ std::string header() {
 }
 
 }  // namespace
+
+// The environment mosquitto starts with: nothing extra, except in the sanitizer tree (see
+// BROKERTLS_SANITIZE in the top-level CMakeLists.txt, which defines these).
+std::map<std::string, std::string> broker_environment() {
+#ifdef BROKERTLS_SANITIZER_PRELOAD
+    return {
+        // Debian's mosquitto is not instrumented: the runtimes must be in the process before
+        // the instrumented plugin is dlopen()ed, or ASan refuses to start.
+        {"LD_PRELOAD", BROKERTLS_SANITIZER_PRELOAD},
+        // The first report ends the broker (exit code 1) and stays at the end of its log; leaks
+        // are checked when the broker exits after SIGTERM. fast_unwind_on_malloc=0: allocation
+        // stacks go on through mosquitto's code (built without frame pointers), so the
+        // suppressions can tell mosquitto's own leaks from ours.
+        {"ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0:fast_unwind_on_malloc=0"},
+        // Leaks that are mosquitto's own are not ours to fix (see the file).
+        {"LSAN_OPTIONS",
+         std::string("suppressions=") + BROKERTLS_LSAN_SUPPRESSIONS + ":print_suppressions=0"},
+        {"UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"},
+    };
+#else
+    return {};
+#endif
+}
 
 Mosquitto::Mosquitto(const fs::path& dir, const fs::path& brokertls_json,
                      std::vector<ListenerSpec> listeners, const std::string& global_extra,

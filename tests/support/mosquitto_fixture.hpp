@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,10 @@ class async_client;
 }
 
 namespace brokertls::test {
+
+// The environment mosquitto starts with: empty, except in the sanitizer tree, where it preloads
+// the sanitizer runtimes the instrumented plugin needs.
+std::map<std::string, std::string> broker_environment();
 
 // The built brokertls_mosquitto.so and brokertls-ctl.
 std::string plugin_path();
