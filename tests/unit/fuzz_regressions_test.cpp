@@ -50,3 +50,19 @@ TEST(FuzzRegressions, IsoTimesBeyondWhatATimePointHoldsAreRefused) {
 
 }  // namespace
 }  // namespace brokertls
+
+#include "brokertls/acme/http.hpp"
+
+namespace brokertls {
+namespace {
+
+// fuzz_http_response: a Retry-After HTTP date in the year 4050 overflowed from_time_t.
+TEST(FuzzRegressions, RetryAfterDatesBeyondThirtyYearsAreIgnored) {
+    TimePoint now = Clock::from_time_t(1796169600);  // 2026-12-02
+    EXPECT_EQ(parse_retry_after("Wed, 21 Oct 4050 07:28:00 GMT", now), std::nullopt);
+    EXPECT_EQ(parse_retry_after("Wed, 02 Dec 2026 01:00:00 GMT", now),
+              Clock::from_time_t(1796173200));
+}
+
+}  // namespace
+}  // namespace brokertls

@@ -77,6 +77,9 @@ std::optional<TimePoint> parse_retry_after(std::string_view value, TimePoint now
     // libcurl already parses every HTTP date form (IMF-fixdate, RFC 850, asctime).
     time_t when = curl_getdate(text.c_str(), nullptr);
     if (when == -1) return std::nullopt;
+    // A date past what a TimePoint holds (year 2262) is no real delay either (and would
+    // overflow from_time_t).
+    if (when > Clock::to_time_t(now + std::chrono::hours(24 * 365 * 30))) return std::nullopt;
     return std::max(now, Clock::from_time_t(when));
 }
 
