@@ -121,9 +121,13 @@ TEST_F(ControlApi, EveryCommandIsAudited) {
 
 // brokertls-ctl checks that the broker's certificate names the host it connects to.
 TEST_F(ControlApi, CtlVerifiesTheBrokersHostName) {
-    auto other = pki_->open().issue({{CertificateProfile::Server, "elsewhere", "",
-                                      {classify_name("elsewhere.test")}, 30, KeyType::EcP256}},
-                                     tmp_ / "elsewhere", Overwrite::Refuse)[0];
+    auto other = pki_->open().issue({{CertificateProfile::Server,
+                                      "elsewhere",
+                                      "",
+                                      {classify_name("elsewhere.test")},
+                                      30,
+                                      KeyType::EcP256}},
+                                    tmp_ / "elsewhere", Overwrite::Refuse)[0];
     ListenerSpec l;
     l.security_profile = "devices";
     l.certfile = other.chain;
@@ -131,9 +135,18 @@ TEST_F(ControlApi, CtlVerifiesTheBrokersHostName) {
     l.cafile = pki_->root();
     fs::create_directories(tmp_ / "second");
     Mosquitto second(tmp_ / "second", tmp_ / "brokertls.json", {l});
-    std::vector<std::string> argv{ctl_binary(), "--port", std::to_string(second.port()), "--ca",
-                                  pki_->root().string(), "--cert", admin_.cert.string(), "--key",
-                                  admin_.key.string(), "--id", "admin", "status"};
+    std::vector<std::string> argv{ctl_binary(),
+                                  "--port",
+                                  std::to_string(second.port()),
+                                  "--ca",
+                                  pki_->root().string(),
+                                  "--cert",
+                                  admin_.cert.string(),
+                                  "--key",
+                                  admin_.key.string(),
+                                  "--id",
+                                  "admin",
+                                  "status"};
     auto r = run(argv, "", 30s);
     EXPECT_EQ(r.exit_code, 2) << r.out;
     EXPECT_EQ(second.log().find("getStatus: ok"), std::string::npos);
