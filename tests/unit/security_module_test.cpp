@@ -254,6 +254,19 @@ TEST_F(SecurityModuleTest, ControlAnswersEveryMalformedCommand) {
               "payload must be {\"commands\": [...]}");
 }
 
+// Anyone may publish to $CONTROL: an outsized request is refused before it is parsed.
+TEST_F(SecurityModuleTest, ControlRefusesOutsizedRequests) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    std::string big = R"({"commands": [{"command": "getStatus", "x": ")" +
+                      std::string(SecurityModule::kMaxControlRequest, 'a') + R"("}]})";
+    EXPECT_EQ(control(m, big, {"dev-1", &conn1_})[0]["error"], "request larger than 65536 bytes");
+    std::string many = R"({"commands": [)";
+    for (size_t i = 0; i <= SecurityModule::kMaxControlCommands; ++i)
+        many += std::string(i ? "," : "") + R"({"command": "getStatus"})";
+    many += "]}";
+    EXPECT_EQ(control(m, many, {"dev-1", &conn1_}).size(), 1u);
+}
+
 TEST_F(SecurityModuleTest, ReloadThatDropsASecurityProfileInUseIsRefused) {
     SecurityModule m(tmp_ / "brokertls.json");
     m.use_security_profile("devices");

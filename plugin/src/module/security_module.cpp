@@ -492,7 +492,19 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request,
                                outcome);
         responses.push_back(std::move(response));
     };
+    // Any client may publish here, authorised or not: no parse of an outsized payload, and at
+    // most kMaxControlCommands answers (each may be a whole getStatus).
+    if (request.size() > kMaxControlRequest) {
+        answer({{"command", ""},
+                {"error", "request larger than " + std::to_string(kMaxControlRequest) + " bytes"}},
+               "refused: request too large");
+        result.response = json{{"responses", responses}}.dump();
+        return result;
+    }
     json doc = json::parse(request, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_object() && doc.contains("commands") && doc["commands"].is_array() &&
+        doc["commands"].size() > kMaxControlCommands)
+        doc.erase("commands");  // refused below as malformed
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("commands") ||
         !doc["commands"].is_array()) {
         answer({{"command", ""}, {"error", "payload must be {\"commands\": [...]}"}},

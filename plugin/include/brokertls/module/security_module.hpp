@@ -112,6 +112,8 @@ class SecurityModule {
     ControlResult control(std::string_view request, const ControlCaller& caller, TimePoint now);
 
     static constexpr std::chrono::milliseconds poll_interval{250};
+    static constexpr size_t kMaxControlRequest = 64 * 1024;
+    static constexpr size_t kMaxControlCommands = 32;
 
   private:
     struct State {
