@@ -308,10 +308,24 @@ class FilesProfileTest : public SecurityModuleTest {
             "names": ["broker.test"],
             "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}}})");
     }
+    // A new valid key and certificate in the files source, as certbot would write them.
+    IssuedFiles replace_source_certificate() {
+        auto next = open().issue({{CertificateProfile::Server,
+                                   "next-" + std::to_string(++issued_),
+                                   "",
+                                   {classify_name("broker.test")},
+                                   30,
+                                   KeyType::EcP256}},
+                                 tmp_ / "server", Overwrite::Refuse)[0];
+        write_file_atomic(tmp_ / "source/key.pem", read_file(next.key));
+        write_file_atomic(tmp_ / "source/cert.pem", read_file(next.cert));
+        return next;
+    }
     json status(SecurityModule& m) {
         return json::parse(m.status_json(Clock::now()))["certificate_profiles"]["broker"];
     }
     IssuedFiles good_, other_;
+    int issued_ = 0;
 };
 
 // A refused certificate used to turn every later poll into a full configuration rebuild (and,
@@ -375,15 +389,7 @@ TEST_F(FilesProfileTest, ASignalTheBrokerCannotTakeYetIsSentLater) {
         ++signals;
         return true;
     });
-    auto next = open().issue({{CertificateProfile::Server,
-                               "next",
-                               "",
-                               {classify_name("broker.test")},
-                               30,
-                               KeyType::EcP256}},
-                             tmp_ / "server", Overwrite::Refuse)[0];
-    write_file_atomic(tmp_ / "source/key.pem", read_file(next.key));
-    write_file_atomic(tmp_ / "source/cert.pem", read_file(next.cert));
+    auto next = replace_source_certificate();
     ASSERT_TRUE(test::eventually([&] { return attempts >= 2; }, std::chrono::seconds(10)));
     EXPECT_EQ(signals, 0);
     ready = true;
@@ -395,15 +401,7 @@ TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {
     SecurityModule m(tmp_ / "brokertls.json");
     std::string first = Certificate::load(good_.cert).fingerprint_sha256();
     EXPECT_EQ(status(m)["served"]["fingerprint"], first);
-    auto next = open().issue({{CertificateProfile::Server,
-                               "next",
-                               "",
-                               {classify_name("broker.test")},
-                               30,
-                               KeyType::EcP256}},
-                             tmp_ / "server", Overwrite::Refuse)[0];
-    write_file_atomic(tmp_ / "source/key.pem", read_file(next.key));
-    write_file_atomic(tmp_ / "source/cert.pem", read_file(next.cert));
+    auto next = replace_source_certificate();
     ASSERT_TRUE(m.poll_files(Clock::now()) || m.poll_files(Clock::now()));
     std::string second = Certificate::load(next.cert).fingerprint_sha256();
     // Deployed, but the broker has not re-read its files yet.
