@@ -241,6 +241,14 @@ TEST_F(CaCrashTest, RandomSigkillsKeepTheCaConsistent) {
         bool want_issue = tally["issue"].killed < kKillsWanted;
         bool want_revoke = tally["revoke"].killed < kKillsWanted;
         if (!want_issue && !want_revoke) break;
+        if (!want_issue && revocable.empty()) {
+            // Killed batches may leave nothing to revoke: issue more, without a kill.
+            std::string refill = "r" + std::to_string(run_no) + "-";
+            timed(ca({"issue", "client", "--count", "10", "--prefix", refill, "--out",
+                      out_.string()}));
+            for (int i = 1; i <= 10; ++i)
+                revocable.push_back(out_ / (refill + std::to_string(i) + ".crt"));
+        }
         bool issue = want_issue && (!want_revoke || revocable.empty() || rng() % 2 == 0);
         std::string what = issue ? "issue" : "revoke";
         std::vector<std::string> argv;
