@@ -51,6 +51,21 @@ TEST(NulNames, CsrWithNulInDnsSanIsRefusedAtParse) {
     EXPECT_TRUE(contains(err, "req.csr: CSR subjectAltName DNS: contains a NUL byte")) << err;
 }
 
+TEST(NulNames, SigningACommonNameWithNulIsRefusedNotCutShort) {
+    auto key = PrivateKey::generate(KeyType::EcP256);
+    CertificateSpec spec{CertificateProfile::Client, kNulCn,
+                         "", {},
+                         Clock::now() - Days(1), Clock::now() + Days(30),
+                         ""};
+    std::string err =
+        error_of([&] { sign_certificate(spec, key.get(), key, nullptr); }, ErrorKind::Usage);
+    EXPECT_TRUE(contains(err, "cannot be used as a common name: contains a NUL byte")) << err;
+    spec.common_name = "dev.mqtt.example";
+    spec.organization = "Example\0 Corp"s;
+    err = error_of([&] { sign_certificate(spec, key.get(), key, nullptr); }, ErrorKind::Usage);
+    EXPECT_TRUE(contains(err, "cannot be used as an organization name: contains a NUL byte")) << err;
+}
+
 TEST(NulNames, CertificateNamesWithNulAreRefused) {
     auto key = PrivateKey::generate(KeyType::EcP256);
     Certificate cn = test::raw::with_names(self_signed(key), key, kNulCn);

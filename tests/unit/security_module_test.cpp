@@ -433,5 +433,42 @@ TEST_F(FilesProfileTest, ALocalCaThatVouchesForClientsIsRefusedUnlessChosen) {
     EXPECT_TRUE(fs::exists(tmp_ / "live/broker.crt"));
 }
 
+TEST_F(SecurityModuleTest, LocalCaStagesInAPrivateStateDirectoryNeverBesideTheDeployedFiles) {
+    // The deploy directory is writable by everyone (as /tmp is): a staging directory there
+    // could be swapped by another user between issuance and deploy.
+    fs::create_directories(tmp_ / "live");
+    fs::permissions(tmp_ / "live", fs::perms::all);
+    CertificateAuthority::init_root(tmp_ / "server-ca", {});
+    auto config = [&](const std::string& state_dir) {
+        write_config(R"({"state_dir": ")" + state_dir + R"(",
+          "certificate_profiles": {"broker": {"source": "local-ca",
+            "local_ca": {"dir": "server-ca"}, "names": ["broker.test"],
+            "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}}})");
+    };
+    config("state");
+    {
+        SecurityModule m(tmp_ / "brokertls.json");
+        EXPECT_TRUE(fs::exists(tmp_ / "live/broker.crt"));
+        EXPECT_EQ(fs::status(tmp_ / "state/local-ca/broker").permissions() & fs::perms::all,
+                  fs::perms::owner_all);
+        for (const auto& e : fs::directory_iterator(tmp_ / "live"))
+            EXPECT_TRUE(e.path().filename() == "broker.crt" || e.path().filename() == "broker.key")
+                << e.path();
+        EXPECT_FALSE(fs::exists(tmp_ / "state/local-ca/broker/staging"));  // removed after use
+    }
+    // A state directory others may write is refused, naming it and the reason.
+    fs::create_directories(tmp_ / "open-state");
+    fs::permissions(tmp_ / "open-state", fs::perms::all);
+    fs::remove(tmp_ / "live/broker.crt");
+    fs::remove(tmp_ / "live/broker.key");
+    config("open-state");
+    std::string error =
+        test::error_of([&] { SecurityModule m(tmp_ / "brokertls.json"); }, ErrorKind::Input);
+    EXPECT_NE(error.find((tmp_ / "open-state").string() + ": mode 0777 lets group or others write"),
+              std::string::npos)
+        << error;
+    EXPECT_FALSE(fs::exists(tmp_ / "live/broker.crt"));
+}
+
 }  // namespace
 }  // namespace brokertls

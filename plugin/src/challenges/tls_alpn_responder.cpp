@@ -56,7 +56,8 @@ X509Ptr challenge_certificate(const AcmeIdentifier& identifier,
     X509_NAME* name = X509_get_subject_name(cert.get());
     const std::string cn = identifier.value.substr(0, 64);
     X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+                               reinterpret_cast<const unsigned char*>(cn.data()),
+                               static_cast<int>(cn.size()), -1, 0);
     X509_set_issuer_name(cert.get(), name);
     if (!X509_set_pubkey(cert.get(), key.get())) fail_openssl("public key");
 

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include "brokertls/error.hpp"
+#include "brokertls/trust/identity.hpp"  // printable()
 
 namespace brokertls {
 
@@ -62,18 +63,20 @@ Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
     set_time(X509_getm_notAfter(cert.get()), spec.not_after);
 
     X509_NAME* name = X509_get_subject_name(cert.get());
-    if (!spec.organization.empty() &&
-        !X509_NAME_add_entry_by_NID(
-            name, NID_organizationName, MBSTRING_UTF8,
-            reinterpret_cast<const unsigned char*>(spec.organization.c_str()), -1, -1, 0))
-        fail(ErrorKind::Usage, spec.organization,
-             "cannot be used as an organization name (at most 64 characters)");
-    if (!spec.common_name.empty() &&
-        !X509_NAME_add_entry_by_NID(
-            name, NID_commonName, MBSTRING_UTF8,
-            reinterpret_cast<const unsigned char*>(spec.common_name.c_str()), -1, -1, 0))
-        fail(ErrorKind::Usage, spec.common_name,
-             "cannot be used as a common name (at most 64 characters)");
+    // Explicit lengths, and no NUL: a C string would end the name early (admin\0.example).
+    auto add_entry = [name](int nid, const std::string& value, const char* what) {
+        if (value.empty()) return;
+        if (value.find('\0') != std::string::npos)
+            fail(ErrorKind::Usage, printable(value),
+                 std::string("cannot be used as ") + what + ": contains a NUL byte");
+        if (!X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8,
+                                        reinterpret_cast<const unsigned char*>(value.data()),
+                                        static_cast<int>(value.size()), -1, 0))
+            fail(ErrorKind::Usage, value,
+                 std::string("cannot be used as ") + what + " (at most 64 characters)");
+    };
+    add_entry(NID_organizationName, spec.organization, "an organization name");
+    add_entry(NID_commonName, spec.common_name, "a common name");
     X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer->get()) : name);
     if (!X509_set_pubkey(cert.get(), subject_key))
         throw Error(ErrorKind::Input, "unusable public key: " + openssl_reason());

@@ -5,6 +5,7 @@
 
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/issuers/acme_issuer.hpp"  // ensure_private_directory()
 #include "brokertls/store/files.hpp"
 
 namespace brokertls {
@@ -21,14 +22,17 @@ ServerMaterial read_files_source(const CertificateProfileConfig& p) {
 
 // `log` gets the CA's own warnings (a CA key others may read, an interrupted command undone).
 ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p,
-                                   std::vector<std::string>& log) {
+                                   const fs::path& state_dir, std::vector<std::string>& log) {
     Passphrase passphrase;
     if (p.ca_passphrase_file) {
         std::string text = read_file(*p.ca_passphrase_file);
         passphrase = text.substr(0, text.find('\n'));
     }
-    // Issued into a staging directory beside the deployed files; only checked material moves on.
-    fs::path staging = p.deploy_cert.parent_path() / (".brokertls-staging-" + p.name);
+    // Issued into a private staging directory (0700, checked: whoever may write a directory
+    // may swap the key in it, so never beside deployed files in a directory others write);
+    // only checked material moves on.
+    fs::path staging = state_dir / "local-ca" / p.name / "staging";
+    ensure_private_directory(state_dir, staging.parent_path());
     // Left by a process killed while issuing: ours (only this profile writes it), and stale.
     std::error_code ec;
     fs::remove_all(staging, ec);
@@ -92,7 +96,7 @@ CertificateManager::Result CertificateManager::refresh(const Config& config, Tim
         Status& st = status_[name];
         std::optional<std::string> error;
         try {
-            error = refresh_profile(profile, now, force, result);
+            error = refresh_profile(profile, config.state_dir, now, force, result);
         } catch (const std::exception& e) {
             error = e.what();
         }
@@ -109,6 +113,7 @@ CertificateManager::Result CertificateManager::refresh(const Config& config, Tim
 }
 
 std::optional<std::string> CertificateManager::refresh_profile(const CertificateProfileConfig& p,
+                                                               const fs::path& state_dir,
                                                                TimePoint now, bool force,
                                                                Result& result) {
     Status& st = status_[p.name];
@@ -141,7 +146,7 @@ std::optional<std::string> CertificateManager::refresh_profile(const Certificate
                    now >= renewal_time(deployed->leaf().not_before(), deployed->leaf().not_after(),
                                        p.renew_before);
         if (due) {
-            ServerMaterial issued = issue_from_local_ca(p, result.log);
+            ServerMaterial issued = issue_from_local_ca(p, state_dir, result.log);
             if (std::string why = check_server_material(issued, p.names, now); !why.empty())
                 return "local CA issued: " + why;
             next = std::move(issued);

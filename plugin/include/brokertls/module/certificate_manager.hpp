@@ -51,6 +51,7 @@ class CertificateManager {
 
   private:
     std::optional<std::string> refresh_profile(const CertificateProfileConfig& profile,
+                                               const std::filesystem::path& state_dir,
                                                TimePoint now, bool force, Result& result);
     std::map<std::string, Status> status_;
     std::map<std::string, std::string>
