@@ -495,6 +495,13 @@ TEST_F(AcmeRenewerTest, ForcedRenewalHonoursRetryAfter) {
     EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
         << refused.reason;
     EXPECT_NE(refused.reason.find("rateLimited"), std::string::npos) << refused.reason;
+    // The Retry-After is kept in job.json: a broker restart does not clear it.
+    renewer.reset();
+    make_renewer().configure(config, Clock::now());
+    refused = renewer->renew_now("web", Clock::now() + 10min);
+    EXPECT_FALSE(refused);
+    EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
+        << refused.reason;
     EXPECT_TRUE(renewer->renew_now("web", Clock::now() + 3601s));
 }
 

@@ -28,6 +28,7 @@ JobState sample() {
     s.last_result = "failed";
     s.last_attempt = t0;
     s.last_success = t0 - Days(30);
+    s.ca_retry_at = t0 + std::chrono::hours(1);
     s.directory = "https://acme.example/directory";
     s.record(event(1));
     s.record({"obtained", "mqtt", "new certificate, valid until 2027-02-22", t0});
@@ -41,6 +42,7 @@ void expect_same(const JobState& a, const JobState& b) {
     EXPECT_EQ(a.last_result, b.last_result);
     EXPECT_EQ(a.last_attempt, b.last_attempt);
     EXPECT_EQ(a.last_success, b.last_success);
+    EXPECT_EQ(a.ca_retry_at, b.ca_retry_at);
     EXPECT_EQ(a.directory, b.directory);
     ASSERT_EQ(a.activity.size(), b.activity.size());
     for (std::size_t i = 0; i < a.activity.size(); ++i) {
@@ -75,6 +77,7 @@ TEST(JobState, JsonRoundTripWithReadableTimes) {
     EXPECT_EQ(j["next_run"], "2026-11-24T19:05:00Z");
     EXPECT_EQ(j["consecutive_failures"], 3);
     EXPECT_EQ(j["last_success"], "2026-10-25T17:05:00Z");
+    EXPECT_EQ(j["ca_retry_at"], "2026-11-24T18:05:00Z");
     ASSERT_TRUE(j["activity"].is_array());
     EXPECT_EQ(j["activity"][1]["type"], "obtained");
     expect_same(JobState::from_json(text, "job.json"), s);

@@ -139,7 +139,6 @@ bool AcmeRenewer::configure(const Config& config, TimePoint now) {
             job->running = old->second->running;
             job->forced = old->second->forced;
             job->last_forced = old->second->last_forced;
-            job->ca_retry_at = old->second->ca_retry_at;
             // A new directory (staging -> production) or new names need a new certificate
             // now, not at the next periodic check hours away.
             if (old->second->issuer.directory != job->issuer.directory ||
@@ -189,8 +188,8 @@ AcmeRenewer::RenewRequest AcmeRenewer::renew_now(const std::string& profile, Tim
     if (it == jobs_.end()) return {false, "no acme certificate profile '" + profile + "'"};
     Job& job = *it->second;
     // A forced renewal is still an order at the CA: it must not run into the CA's limits.
-    if (now < job.ca_retry_at)
-        return {false, "the CA asked to wait until " + to_iso8601(job.ca_retry_at) +
+    if (now < job.state.ca_retry_at)
+        return {false, "the CA asked to wait until " + to_iso8601(job.state.ca_retry_at) +
                            " (Retry-After of the last failure: " + job.state.last_error + ")"};
     if (job.last_forced != TimePoint{} && now < job.last_forced + renewal_.forced_interval)
         return {false, "a forced renewal of '" + profile + "' ran at " +
@@ -285,7 +284,7 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
                 st.last_error = e.what();
                 st.last_result = "failed";
                 st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
-                job->ca_retry_at = retry_after.value_or(TimePoint{});
+                st.ca_retry_at = retry_after.value_or(TimePoint{});
                 next_run = st.next_run;
             }
             emit(*job, "failed",
@@ -392,6 +391,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
         JobState& st = job.state;
         st.consecutive_failures = 0;
         st.last_error.clear();
+        st.ca_retry_at = TimePoint{};
         st.last_result = "obtained";
         st.last_success = Clock::now();
         st.directory = issuer.directory;

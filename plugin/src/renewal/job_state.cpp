@@ -107,6 +107,7 @@ std::string JobState::to_json() const {
                   {"last_result", last_result},
                   {"last_attempt", time_json(last_attempt)},
                   {"last_success", time_json(last_success)},
+                  {"ca_retry_at", time_json(ca_retry_at)},
                   {"directory", directory},
                   {"activity", std::move(events)}};
     return dump(state, 2) + "\n";
@@ -123,6 +124,7 @@ JobState JobState::from_json(const std::string& text, const std::string& source)
     f.string("last_result", state.last_result);
     f.time("last_attempt", state.last_attempt);
     f.time("last_success", state.last_success);
+    f.time("ca_retry_at", state.ca_retry_at);
     f.string("directory", state.directory);
     if (const json* events = f.find("activity")) {
         if (!events->is_array()) f.error("activity", "must be an array");

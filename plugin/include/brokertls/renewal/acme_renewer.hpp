@@ -88,7 +88,6 @@ class AcmeRenewer {
         bool running = false;
         bool forced = false;
         TimePoint last_forced{};
-        TimePoint ca_retry_at{};  // the CA's Retry-After of the last failure
     };
     void schedule_loop();
     void run(const std::shared_ptr<Job>& job);

@@ -33,6 +33,9 @@ struct JobState {
     std::string last_error;
     std::string last_result;  // "obtained", "failed", ...
     TimePoint last_attempt{}, last_success{};
+    // The CA's Retry-After of the last failure: a forced renewal waits for it, after a restart
+    // too (epoch: none).
+    TimePoint ca_retry_at{};
     std::string directory;              // the directory URL the last certificate came from
     std::deque<RenewalEvent> activity;  // newest last, at most activity_limit
     static constexpr std::size_t activity_limit = 20;
