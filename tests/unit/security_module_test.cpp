@@ -71,6 +71,28 @@ TEST_F(SecurityModuleTest, CrlChangeKicksOnlyTheRevokedConnectedClient) {
               RejectReason::Revoked);
 }
 
+// A stale CRL written over the current one while the broker was down does not un-revoke
+// anything either: the CRL in force was kept in STATE_DIR/crls/.
+TEST_F(SecurityModuleTest, AStaleCrlAfterARestartDoesNotUnrevoke) {
+    std::string old_crl = read_file(tmp_ / "ca/crl.pem");  // revokes nothing
+    open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
+    {
+        SecurityModule m(tmp_ / "brokertls.json");
+        EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).reason,
+                  RejectReason::Revoked);
+    }
+    EXPECT_EQ(fs::status(tmp_ / "state/crls").permissions() & fs::perms::all, fs::perms::owner_all);
+    write_file_atomic(tmp_ / "ca/crl.pem", old_crl);  // restored from an old backup, say
+    SecurityModule m(tmp_ / "brokertls.json");
+    EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).reason,
+              RejectReason::Revoked);
+    EXPECT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, Clock::now()).ok());
+    auto log = m.take_startup_log();
+    EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& line) {
+        return line.find("is older than the CRL in force") != std::string::npos;
+    })) << testing::PrintToString(log);
+}
+
 TEST_F(SecurityModuleTest, BrokenReloadKeepsThePreviousConfiguration) {
     SecurityModule m(tmp_ / "brokertls.json");
     write_config(R"({"security_profiles": {"devices": {"trust_anchors": ["ca/missing.crt"]}}})");

@@ -284,7 +284,7 @@ TEST_F(TrustValidatorCrls, AnOlderCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {
     ASSERT_EQ(reason(*current), RejectReason::Revoked);
 
     write(tmp_ / "crl.pem", crl(1, {}, Days(1)).to_pem());
-    auto next = TrustSnapshot::build(profile_, current.get());
+    auto next = TrustSnapshot::build(profile_, current->crls());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_TRUE(warned(*next, (tmp_ / "crl.pem").string() + ": CRL number 1, thisUpdate "))
         << testing::PrintToString(next->warnings());
@@ -292,7 +292,7 @@ TEST_F(TrustValidatorCrls, AnOlderCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {
         << testing::PrintToString(next->warnings());
     EXPECT_EQ(next->crls().at("CN=Test Root")->number(), 2);
     // And it stays so over further reloads that see the same stale file.
-    EXPECT_EQ(reason(*TrustSnapshot::build(profile_, next.get())), RejectReason::Revoked);
+    EXPECT_EQ(reason(*TrustSnapshot::build(profile_, next->crls())), RejectReason::Revoked);
     // Without the snapshot in force, the file is all there is.
     EXPECT_EQ(reason(*TrustSnapshot::build(profile_)), RejectReason::None);
 }
@@ -302,7 +302,7 @@ TEST_F(TrustValidatorCrls, WithEqualNumbersTheLaterThisUpdateWins) {
     profile_.crls = {tmp_ / "crl.pem"};
     auto current = TrustSnapshot::build(profile_);
     write(tmp_ / "crl.pem", crl(5, {}, Days(2)).to_pem());
-    auto next = TrustSnapshot::build(profile_, current.get());
+    auto next = TrustSnapshot::build(profile_, current->crls());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_TRUE(warned(*next, "older than the CRL in force"));
 }
@@ -313,7 +313,7 @@ TEST_F(TrustValidatorCrls, ANewerCrlReplacesTheOneInForce) {
     auto current = TrustSnapshot::build(profile_);
     EXPECT_EQ(reason(*current), RejectReason::None);
     write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
-    auto next = TrustSnapshot::build(profile_, current.get());
+    auto next = TrustSnapshot::build(profile_, current->crls());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_TRUE(next->warnings().empty()) << testing::PrintToString(next->warnings());
 }

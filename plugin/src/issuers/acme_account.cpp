@@ -2,7 +2,6 @@
 // STATE_DIR/accounts/ISSUER/. Accounts of directories used before are kept under
 // previous/HASH/ so switching back (production -> staging -> production) finds them again.
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <optional>
 
 #include "brokertls/acme/jws.hpp"
+#include "brokertls/crypto/digest.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/store/files.hpp"
@@ -45,16 +45,7 @@ void write_account(const fs::path& path, const StoredAccount& account) {
 
 // A stable folder name for a directory URL.
 std::string directory_hash(const std::string& directory) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_Digest(directory.data(), directory.size(), digest, &size, EVP_sha256(), nullptr);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < 8 && i < size; ++i) {
-        out += kHex[digest[i] >> 4];
-        out += kHex[digest[i] & 0xf];
-    }
-    return out;
+    return sha256_hex(directory).substr(0, 16);
 }
 
 void move_account(const fs::path& from, const fs::path& to) {

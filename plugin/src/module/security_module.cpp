@@ -7,6 +7,7 @@
 #include "brokertls/error.hpp"
 #include "brokertls/trust/capath.hpp"
 #include "brokertls/trust/identity.hpp"
+#include "brokertls/trust/kept_crls.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -176,14 +177,19 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const f
                                                                          const State* previous) {
     auto state = std::make_shared<State>();
     state->config = load_config(file);
+    // The CRLs in force stay until newer ones replace them: those kept across restarts, and
+    // those of the snapshots in force now where they are newer (keeping them may have failed).
+    CrlsInForce kept = load_kept_crls(state->config.state_dir, state->warnings);
     for (const auto& [name, profile] : state->config.security_profiles) {
         try {
-            // The CRLs in force under the same profile name stay until newer ones replace them.
-            const TrustSnapshot* before = nullptr;
+            CrlsInForce in_force = kept;
             if (previous)
                 if (auto it = previous->trust.find(name); it != previous->trust.end())
-                    before = it->second.get();
-            auto snapshot = TrustSnapshot::build(profile, before);
+                    for (const auto& [issuer, crl] : it->second->crls())
+                        if (auto k = in_force.find(issuer);
+                            k == in_force.end() || crl->newer_than(*k->second))
+                            in_force[issuer] = crl;
+            auto snapshot = TrustSnapshot::build(profile, in_force);
             for (const auto& w : snapshot->warnings())
                 state->warnings.push_back("security profile " + name + ": " + w);
             state->trust.emplace(name, std::move(snapshot));
@@ -206,6 +212,12 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const f
         }
     }
     check_local_ca_trust(state->config, file, state->trust);
+    CrlsInForce newest;
+    for (const auto& [name, snap] : state->trust)
+        for (const auto& [issuer, crl] : snap->crls())
+            if (auto k = newest.find(issuer); k == newest.end() || crl->newer_than(*k->second))
+                newest[issuer] = crl;
+    keep_crls(state->config.state_dir, newest, state->warnings);
     return state;
 }
 

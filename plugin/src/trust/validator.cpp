@@ -127,7 +127,7 @@ std::string_view reject_reason_name(RejectReason reason) {
 }
 
 std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile& profile,
-                                                          const TrustSnapshot* previous) {
+                                                          const CrlsInForce& in_force) {
     std::shared_ptr<TrustSnapshot> snap(new TrustSnapshot());
     snap->profile_ = profile;
     snap->store_.reset(X509_STORE_new());
@@ -172,9 +172,8 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
     }
     // A CRL in force stays in force until a newer one of its issuer replaces it: a stale file
     // written over the current one must not un-revoke anything. (Dropping an issuer's CRL
-    // from the profile altogether is the operator's explicit choice, and is honoured.) Without
-    // a previous snapshot this loops over snap->crls_, which is still empty.
-    for (const auto& [issuer_dn, before] : previous ? previous->crls_ : snap->crls_) {
+    // from the profile altogether is the operator's explicit choice, and is honoured.)
+    for (const auto& [issuer_dn, before] : in_force) {
         auto it = newest.find(issuer_dn);
         if (it == newest.end() || !before->newer_than(*it->second.first)) continue;
         auto issuer = issuer_of(*before);

@@ -50,14 +50,19 @@ struct ValidationResult {
     bool ok() const { return reason == RejectReason::None; }
 };
 
+// The CRL in force per issuer DN.
+using CrlsInForce = std::map<std::string, std::shared_ptr<const Crl>>;
+
 class TrustSnapshot {
   public:
     // Reads and checks every file the profile names; throws Error naming the file and reason.
     // Per CRL issuer the newest CRL wins (higher cRLNumber; with no or equal numbers, the later
-    // thisUpdate), among the profile's files and `previous`'s CRLs: a stale CRL written over
-    // the current one never un-revokes anything (a warning says so).
+    // thisUpdate), among the profile's files and the CRLs `in_force` until now (the previous
+    // snapshot's, or those kept across a restart): a stale CRL written over the current one
+    // never un-revokes anything (a warning says so). Only issuers the profile names a CRL of
+    // are looked up in `in_force`, and each such CRL must still verify against its issuer.
     static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile,
-                                                      const TrustSnapshot* previous = nullptr);
+                                                      const CrlsInForce& in_force = {});
 
     // Validates a leaf (the broker already ran the TLS handshake; `leaf` may be null when the
     // client sent no certificate).
@@ -66,7 +71,7 @@ class TrustSnapshot {
     // chain this way).
     bool is_revoked(const std::string& issuer, const std::string& serial) const;
     // The CRL in force per issuer DN.
-    const std::map<std::string, std::shared_ptr<const Crl>>& crls() const { return crls_; }
+    const CrlsInForce& crls() const { return crls_; }
 
     const SecurityProfile& profile() const { return profile_; }
     const std::vector<Certificate>& anchors() const { return anchors_; }
@@ -83,8 +88,8 @@ class TrustSnapshot {
     X509StorePtr store_;
     std::vector<Certificate> intermediates_;
     X509BorrowedStackPtr untrusted_;
-    std::map<std::string, std::shared_ptr<const Crl>> crls_;  // by issuer DN
-    std::unordered_set<std::string> revoked_;                 // issuer DN + '/' + serial hex
+    CrlsInForce crls_;                         // by issuer DN
+    std::unordered_set<std::string> revoked_;  // issuer DN + '/' + serial hex
     std::unordered_set<std::string> allow_;
     std::unordered_set<std::string> deny_;
     std::vector<std::string> warnings_;

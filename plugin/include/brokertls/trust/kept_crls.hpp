@@ -1,0 +1,29 @@
+#pragma once
+// The CRL in force per issuer survives a broker restart. A snapshot never lets an older CRL
+// replace a newer one of the same issuer (TrustSnapshot::build); after a restart the snapshot
+// before is gone, so the CRLs in force are kept in STATE_DIR/crls/ (one PEM file per issuer,
+// named by the SHA-256 of its DN) and read back as the "CRLs in force" of the first build.
+// A stale CRL file then cannot un-revoke anything across a restart either.
+//
+// Keeping them is a safety net, not a source of trust: every kept CRL is checked again against
+// the profile's CAs when applied (a CA that changed makes it void), and only issuers whose CRLs
+// the profile still names are considered. Problems reading or writing are warnings: the CRL
+// files the profile names still apply.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "brokertls/trust/validator.hpp"
+
+namespace brokertls {
+
+// The kept CRLs under `state_dir`/crls/, by issuer DN; a missing directory gives none.
+CrlsInForce load_kept_crls(const std::filesystem::path& state_dir,
+                           std::vector<std::string>& warnings);
+
+// Writes the CRLs in force that differ from what is kept (atomic, 0644; the directory 0700).
+void keep_crls(const std::filesystem::path& state_dir, const CrlsInForce& crls,
+               std::vector<std::string>& warnings);
+
+}  // namespace brokertls
