@@ -1,10 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "brokertls/ca/authority.hpp"
+#include "brokertls/ca/lock.hpp"
 #include "brokertls/module/security_module.hpp"
 #include "expect_error.hpp"
 #include "support.hpp"
@@ -13,6 +16,7 @@ namespace brokertls {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 
 class SecurityModuleTest : public ::testing::Test {
   protected:
@@ -490,6 +494,46 @@ TEST_F(SecurityModuleTest, LocalCaStagesInAPrivateStateDirectoryNeverBesideTheDe
               std::string::npos)
         << error;
     EXPECT_FALSE(fs::exists(tmp_ / "live/broker.crt"));
+}
+
+// A local-ca renewal waits for the CA's lock (a `brokertls-ca` command holds it) and generates
+// keys: the broker thread's calls (authentication, its log hand-over, getStatus) must not wait
+// for it.
+TEST_F(SecurityModuleTest, CertificateWorkNeverBlocksTheBrokerThread) {
+    CertificateAuthority::init_root(tmp_ / "server-ca", {});
+    write_config(R"({"certificate_profiles": {"broker": {"source": "local-ca",
+        "local_ca": {"dir": "server-ca", "lifetime": "1d"}, "names": ["broker.test"],
+        "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}},
+      "security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]}}})");
+    SecurityModule m(tmp_ / "brokertls.json");
+    std::string first = Certificate::load(tmp_ / "live/broker.crt").fingerprint_sha256();
+    // Recreated by the next issuance just before it takes the CA's lock.
+    fs::remove_all(tmp_ / "state/local-ca/broker");
+
+    // The CA's lock is held as a running `brokertls-ca` would, for at most 5 s: if the calls
+    // below wait for the renewal, the renewal completes first and the test fails, not hangs.
+    std::atomic<bool> locked{false}, release{false}, renewed{false};
+    std::thread ca_command([&] {
+        DirectoryLock lock(tmp_ / "server-ca/.lock", DirectoryLock::Mode::Exclusive, 1s);
+        locked = true;
+        test::eventually([&] { return release.load(); }, 5s);
+    });
+    ASSERT_TRUE(test::eventually([&] { return locked.load(); }, 10s));
+    std::thread watcher([&] {
+        m.poll_files(Clock::now() + 20h);  // renewal is due then, before it expires
+        renewed = true;
+    });
+    ASSERT_TRUE(test::eventually([&] { return fs::exists(tmp_ / "state/local-ca/broker"); }, 10s));
+    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    m.flush_messages();
+    auto status = nlohmann::json::parse(m.status_json(Clock::now()));
+    EXPECT_FALSE(renewed) << "a broker-thread call waited for the renewal";
+    EXPECT_EQ(status["certificate_profiles"]["broker"]["fingerprint"], first);
+    EXPECT_EQ(status["counters"]["accepted"], 1);
+    release = true;
+    ca_command.join();
+    watcher.join();
+    EXPECT_NE(Certificate::load(tmp_ / "live/broker.crt").fingerprint_sha256(), first);
 }
 
 }  // namespace

@@ -56,6 +56,7 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
     acme_->configure(state->config, last_reload_at_);
     auto deployed = certificates_.refresh(state->config, last_reload_at_);
     certificates_.mark_served(last_reload_at_);  // the broker reads them when it starts
+    publish_certificate_status();
     if (!certificates_.all_deployed())
         fail(ErrorKind::Input, config_file_.filename().string(),
              "no usable server certificate: " +
@@ -131,9 +132,9 @@ void SecurityModule::watch_loop() {
         lock.unlock();
         if (want && wake_()) {
             certificates_owed = false;
+            ++counters_.broker_reload_signals;
             lock.lock();
             wake_requested_ = true;
-            ++counters_["broker_reload_signals"];
             lock.unlock();
         }
         lock.lock();
@@ -148,7 +149,7 @@ SecurityModule::Change SecurityModule::poll(TimePoint now) {
     std::vector<fs::path> changed;
     bool renewal_due;
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(certs_mutex_);
         changed = watch_.poll();
         renewal_due = now >= certificates_.next_due();
     }
@@ -166,11 +167,23 @@ SecurityModule::Change SecurityModule::poll(TimePoint now) {
 
 bool SecurityModule::refresh_certificates(TimePoint now) {
     auto state = state_.load();
+    CertificateManager::Result certs;
+    {
+        std::lock_guard certs_lock(certs_mutex_);
+        certs = certificates_.refresh(state->config, now);
+        publish_certificate_status(certs.deployed);
+    }
     std::lock_guard lock(mutex_);
-    auto certs = certificates_.refresh(state->config, now);
     pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
     if (!certs.ok) pending_.ok = false;
     return certs.deployed;
+}
+
+void SecurityModule::publish_certificate_status(bool just_deployed) {
+    // A broker reload during certificate work read what was deployed before it, unless this
+    // work deployed something: then the reload that follows the deploy records it.
+    if (served_owed_.exchange(false) && !just_deployed) certificates_.mark_served(Clock::now());
+    certificate_status_.store(std::make_shared<const CertificateStatus>(certificates_.status()));
 }
 
 std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const fs::path& file,
@@ -259,10 +272,7 @@ ValidationResult SecurityModule::authenticate(const std::string& profile, X509* 
     } else {
         r = it->second->validate(leaf, client_id, now);
     }
-    {
-        std::lock_guard lock(mutex_);
-        ++counters_[r.ok() ? "accepted" : "rejected." + std::string(reject_reason_name(r.reason))];
-    }
+    ++counters_.validations[static_cast<std::size_t>(r.reason)];
     if (r.ok()) {
         X509_up_ref(leaf);
         connected_.insert_or_assign(
@@ -321,28 +331,34 @@ bool SecurityModule::rebuild(TimePoint now) {
         next.reset();
         error = e.what();
     }
+    CertificateManager::Result certs;
+    {
+        std::lock_guard certs_lock(certs_mutex_);
+        // Certificates follow the configuration in force: the new one, or the previous if
+        // refused. The watch keeps the previous file set (which includes the config) on a
+        // refusal, so a fix is noticed.
+        certs = certificates_.refresh(next ? next->config : state_.load()->config, now);
+        publish_certificate_status(certs.deployed);
+        if (next) watch_.set_files(watched_files(*next));
+    }
     std::lock_guard lock(mutex_);
     last_reload_at_ = now;
     pending_rebuilt_ = true;
-    // Certificates follow the configuration in force: the new one, or the previous if refused.
-    auto certs = certificates_.refresh(next ? next->config : state_.load()->config, now);
     pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
     if (!certs.ok) pending_.ok = false;
     if (!next) {
-        // The watch keeps the previous file set (which includes the config), so a fix is noticed.
-        ++counters_["reload.failed"];
+        ++counters_.reload_failed;
         last_reload_ok_ = false;
         last_reload_message_ = error;
         pending_.ok = false;
         pending_.log.push_back("reload refused, previous configuration stays in force: " + error);
         return certs.deployed;
     }
-    watch_.set_files(watched_files(*next));
     pending_.log.insert(pending_.log.end(), next->warnings.begin(), next->warnings.end());
     pending_.log.insert(pending_.log.end(), next->changes.begin(), next->changes.end());
     pending_.log.push_back("configuration reloaded from " + config_file_.string());
     state_.store(std::move(next));
-    ++counters_["reload.ok"];
+    ++counters_.reload_ok;
     last_reload_ok_ = true;
     last_reload_message_ = "reloaded";
     pending_revalidate_ = true;
@@ -388,9 +404,16 @@ SecurityModule::Outcome SecurityModule::flush_messages() {
 }
 
 void SecurityModule::broker_reloaded(TimePoint now) {
-    std::lock_guard lock(mutex_);
-    ++counters_["broker_reloads"];
+    ++counters_.broker_reloads;
+    // The broker thread never waits for certificate work: when it runs, the watcher records
+    // what is served once it is done (what it deploys meanwhile brings another reload).
+    std::unique_lock certs_lock(certs_mutex_, std::try_to_lock);
+    if (!certs_lock) {
+        served_owed_ = true;
+        return;
+    }
     certificates_.mark_served(now);
+    publish_certificate_status();
 }
 
 SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
@@ -422,7 +445,7 @@ std::string SecurityModule::status_json(TimePoint now) const {
             {"crls", snap->profile().crls.size()}};
     }
     json certificates = json::object();
-    for (const auto& [name, st] : certificates_.status()) {
+    for (const auto& [name, st] : *certificate_status_.load()) {
         certificates[name] = {
             {"subject", st.subject},
             {"fingerprint", st.fingerprint},
@@ -458,7 +481,15 @@ std::string SecurityModule::status_json(TimePoint now) const {
                               {"ok", st.job.consecutive_failures == 0}};
     }
     json counters = json::object();
-    for (const auto& [k, v] : counters_) counters[k] = v;
+    for (std::size_t i = 0; i < kRejectReasons; ++i) {
+        std::string_view name = reject_reason_name(static_cast<RejectReason>(i));
+        counters[i == 0 ? std::string(name) : "rejected." + std::string(name)] =
+            counters_.validations[i].load();
+    }
+    counters["reload.ok"] = counters_.reload_ok.load();
+    counters["reload.failed"] = counters_.reload_failed.load();
+    counters["broker_reload_signals"] = counters_.broker_reload_signals.load();
+    counters["broker_reloads"] = counters_.broker_reloads.load();
     return json{{"now", to_iso8601(now)},
                 {"config_file", config_file_.string()},
                 {"security_profiles", profiles},

@@ -460,22 +460,31 @@ void AcmeRenewer::emit(const std::string& profile, const std::string& type,
 
 std::map<std::string, AcmeRenewer::Status> AcmeRenewer::status() const {
     std::map<std::string, Status> out;
+    std::map<std::string, std::pair<fs::path, fs::path>> deployed_files;
     auto waiting = gate_.waiting();
-    std::lock_guard lock(mutex_);
-    for (const auto& [name, job] : jobs_) {
-        Status& st = out[name];
-        st.issuer = job->issuer.name;
-        for (const auto& n : job->profile.names) st.names.push_back(n.value);
-        if (auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key)) {
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [name, job] : jobs_) {
+            Status& st = out[name];
+            st.issuer = job->issuer.name;
+            for (const auto& n : job->profile.names) st.names.push_back(n.value);
+            st.next_run = job->state.next_run;
+            st.running = job->running;
+            st.waiting_for_operator =
+                std::find(waiting.begin(), waiting.end(), name) != waiting.end();
+            st.job = job->state;
+            deployed_files[name] = {job->profile.deploy_cert, job->profile.deploy_key};
+        }
+    }
+    // The files are read outside mutex_, which every job takes to record its progress.
+    for (const auto& [name, files] : deployed_files) {
+        if (auto deployed = read_deployed(files.first, files.second)) {
+            Status& st = out[name];
             st.subject = deployed->leaf().subject();
             st.fingerprint = deployed->leaf().fingerprint_sha256();
             st.not_after = deployed->leaf().not_after();
             st.temporary = is_temporary(deployed->leaf());
         }
-        st.next_run = job->state.next_run;
-        st.running = job->running;
-        st.waiting_for_operator = std::find(waiting.begin(), waiting.end(), name) != waiting.end();
-        st.job = job->state;
     }
     return out;
 }

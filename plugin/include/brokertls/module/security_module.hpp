@@ -4,6 +4,7 @@
 // each connected client used so a CRL or pin change can disconnect it, and reloads when files
 // change. Broker adapters (Mosquitto) call it from their event callbacks.
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -151,17 +152,33 @@ class SecurityModule {
     std::filesystem::path config_file_;
     std::atomic<std::shared_ptr<const State>> state_;
 
-    // Shared between the watcher and the broker thread.
-    mutable std::mutex mutex_;
+    // getStatus counters: typed atomics, so authenticate() takes no lock.
+    struct Counters {
+        std::array<std::atomic<unsigned long>, kRejectReasons> validations{};  // [None]: accepted
+        std::atomic<unsigned long> reload_ok{0}, reload_failed{0};
+        std::atomic<unsigned long> broker_reload_signals{0}, broker_reloads{0};
+    };
+    Counters counters_;
+
+    // Certificate work (file polls, local-ca issuance, deploys) runs under certs_mutex_ only:
+    // it may take long (the CA's lock, key generation), so no broker-thread call waits for it.
+    // What getStatus shows of it is published after each change.
+    mutable std::mutex certs_mutex_;
     FileWatch watch_;
     CertificateManager certificates_;
+    using CertificateStatus = std::map<std::string, CertificateManager::Status>;
+    std::atomic<std::shared_ptr<const CertificateStatus>> certificate_status_;
+    std::atomic<bool> served_owed_{false};  // broker_reloaded() found certs_mutex_ busy
+    void publish_certificate_status(bool just_deployed = false);  // with certs_mutex_ held
+
+    // Shared between the watcher and the broker thread; held only briefly.
+    mutable std::mutex mutex_;
     std::vector<std::string> startup_log_;
     Outcome pending_;
     bool pending_revalidate_ = false;
     bool pending_rebuilt_ = false;  // the watcher rebuilt the state; a reload only hands it over
     bool wake_requested_ = false;   // a signal for pending work went out and was not yet drained
     std::set<std::string> profiles_in_use_;
-    std::map<std::string, unsigned long> counters_;  // "accepted", "rejected.expired", ...
     TimePoint last_reload_at_{};
     bool last_reload_ok_ = true;
     std::string last_reload_message_ = "initial load";

@@ -32,10 +32,12 @@ enum class RejectReason {
     DenyPinned,
     NotAllowPinned,
     NoIdentity,
-    BadIdentity,      // a name with a NUL byte, or an identity that identity_problem() refuses
-    NameConstraints,  // a cn/subject_dn identity under a CA with nameConstraints
-    ClientIdMismatch,
+    BadIdentity,       // a name with a NUL byte, or an identity that identity_problem() refuses
+    NameConstraints,   // a cn/subject_dn identity under a CA with nameConstraints
+    ClientIdMismatch,  // keep last: kRejectReasons counts up to it
 };
+inline constexpr std::size_t kRejectReasons =
+    static_cast<std::size_t>(RejectReason::ClientIdMismatch) + 1;
 
 std::string_view reject_reason_name(RejectReason reason);  // "expired", "revoked", ...
 
