@@ -14,7 +14,7 @@
 #include <random>
 
 #include "brokertls/ca/authority.hpp"
-#include "brokertls/module/server_material.hpp"
+#include "brokertls/deploy/server_material.hpp"
 #include "mosquitto_fixture.hpp"
 #include "support.hpp"
 

@@ -2,7 +2,7 @@
 
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/module/certificate_manager.hpp"
-#include "brokertls/module/server_material.hpp"
+#include "brokertls/deploy/server_material.hpp"
 #include "brokertls/renewal/policy.hpp"
 
 namespace brokertls {

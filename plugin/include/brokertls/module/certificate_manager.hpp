@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "brokertls/config/config.hpp"
-#include "brokertls/module/server_material.hpp"
+#include "brokertls/deploy/server_material.hpp"
 
 namespace brokertls {
 

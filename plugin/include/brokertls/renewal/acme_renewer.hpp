@@ -22,7 +22,7 @@
 #include "brokertls/acme/http.hpp"
 #include "brokertls/challenges/solver.hpp"
 #include "brokertls/config/config.hpp"
-#include "brokertls/module/server_material.hpp"
+#include "brokertls/deploy/server_material.hpp"
 #include "brokertls/renewal/event_sinks.hpp"
 #include "brokertls/renewal/job_state.hpp"
 #include "brokertls/renewal/policy.hpp"

@@ -1,4 +1,4 @@
-#include "brokertls/module/server_material.hpp"
+#include "brokertls/deploy/server_material.hpp"
 
 #include <algorithm>
 #include <cctype>
