@@ -423,6 +423,37 @@ TEST_F(FilesProfileTest, ASignalTheBrokerCannotTakeYetIsSentLater) {
     EXPECT_FALSE(test::eventually([&] { return signals > 1; }, std::chrono::milliseconds(1000)));
 }
 
+// The work of a change follows what changed, not the number of profiles: a new source
+// certificate re-checks its own profile, and a reload with an unchanged profile reads none.
+TEST_F(FilesProfileTest, OnlyProfilesWhoseFilesOrConfigurationChangedAreChecked) {
+    fs::copy_file(other_.key, tmp_ / "source/other.key");
+    fs::copy_file(other_.cert, tmp_ / "source/other.crt");
+    auto profiles = [&](const std::string& other_names) {
+        write_config(R"({"certificate_profiles": {
+          "broker": {"source": "files", "files": {"key": "source/key.pem", "cert": "source/cert.pem"},
+            "names": ["broker.test"], "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}},
+          "other": {"source": "files", "files": {"key": "source/other.key", "cert": "source/other.crt"},
+            "names": )" +
+                     other_names +
+                     R"(, "deploy": {"cert": "live/other.crt", "key": "live/other.key"}}}})");
+    };
+    profiles(R"(["broker.test"])");
+    SecurityModule m(tmp_ / "brokertls.json");
+    auto checks = [&] {
+        return json::parse(m.status_json(Clock::now()))["counters"]["certificate_checks"];
+    };
+    EXPECT_EQ(checks(), 2);
+    replace_source_certificate();  // broker's source
+    ASSERT_TRUE(poll_twice(m));
+    EXPECT_EQ(checks(), 3);
+    m.reload(Clock::now());  // nothing of the certificate profiles changed
+    EXPECT_EQ(checks(), 3);
+    profiles(R"(["broker.test", "other.broker.test"])");  // other's names changed
+    ASSERT_TRUE(poll_twice(m));
+    EXPECT_EQ(checks(), 4);
+    EXPECT_NE(m.tick(Clock::now()).ok, true);  // other's certificate lacks the new name
+}
+
 TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {
     SecurityModule m(tmp_ / "brokertls.json");
     std::string first = Certificate::load(good_.cert).fingerprint_sha256();

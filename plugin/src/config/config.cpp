@@ -536,16 +536,19 @@ Config parse_config(const std::string& text, const fs::path& file) {
     if (top.has("issuers"))
         for (const auto& [name, node] : top.field("issuers").members())
             config.issuers.emplace(name, parse_issuer(name, node));
+    // Each deploy path once, canonical (a symlinked or ../ spelling is the same file): a map
+    // lookup per path, so ten thousand profiles cost ten thousand lookups, not all the pairs.
+    std::map<fs::path, std::string> deployed_by;
     if (top.has("certificate_profiles"))
         for (const auto& [name, node] : top.field("certificate_profiles").members()) {
             auto profile = parse_certificate_profile(name, node);
-            for (const auto& [other_name, other] : config.certificate_profiles)
-                for (const auto& mine : {profile.deploy_cert, profile.deploy_key})
-                    for (const auto& theirs : {other.deploy_cert, other.deploy_key})
-                        if (fs::weakly_canonical(mine) == fs::weakly_canonical(theirs))
-                            node.field("deploy").error(
-                                mine.string() + " is also deployed by certificate profile '" +
-                                other_name + "'");
+            for (const auto& path : {profile.deploy_cert, profile.deploy_key}) {
+                auto [it, added] = deployed_by.try_emplace(fs::weakly_canonical(path), name);
+                if (!added)
+                    node.field("deploy").error(path.string() +
+                                               " is also deployed by certificate profile '" +
+                                               it->second + "'");
+            }
             if (profile.source == CertificateSource::Acme)
                 check_acme_profile(profile, config.issuers, node);
             config.certificate_profiles.emplace(name, std::move(profile));

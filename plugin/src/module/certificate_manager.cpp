@@ -21,8 +21,8 @@ ServerMaterial read_files_source(const CertificateProfileConfig& p) {
 }
 
 // `log` gets the CA's own warnings (a CA key others may read, an interrupted command undone).
-ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p,
-                                   const fs::path& state_dir, std::vector<std::string>& log) {
+ServerMaterial issue_from_local_ca(const CertificateProfileConfig& p, const fs::path& state_dir,
+                                   std::vector<std::string>& log) {
     Passphrase passphrase;
     if (p.ca_passphrase_file) {
         std::string text = read_file(*p.ca_passphrase_file);
@@ -88,11 +88,38 @@ std::vector<fs::path> CertificateManager::source_files(const Config& config) {
     return files;
 }
 
+bool CertificateManager::needs_check(const CertificateProfileConfig& p, TimePoint now,
+                                     const std::vector<fs::path>& changed) const {
+    auto checked = checked_.find(p.name);
+    if (checked == checked_.end() || !(checked->second == p)) return true;
+    const Status& st = status_.at(p.name);
+    if (now >= st.retry_at) return true;
+    if (p.source == CertificateSource::LocalCa)
+        return st.renew_at != TimePoint{} && now >= st.renew_at;
+    return std::any_of(changed.begin(), changed.end(), [&](const fs::path& f) {
+        return f == p.key_file || f == p.cert_file || (!p.chain_file.empty() && f == p.chain_file);
+    });
+}
+
 CertificateManager::Result CertificateManager::refresh(const Config& config, TimePoint now,
-                                                       bool force) {
+                                                       bool force,
+                                                       const std::vector<fs::path>& changed) {
     Result result;
+    for (auto it = status_.begin(); it != status_.end();) {
+        auto p = config.certificate_profiles.find(it->first);
+        if (p != config.certificate_profiles.end() && p->second.source != CertificateSource::Acme) {
+            ++it;
+            continue;
+        }
+        checked_.erase(it->first);
+        refused_.erase(it->first);
+        it = status_.erase(it);
+    }
     for (const auto& [name, profile] : config.certificate_profiles) {
         if (profile.source == CertificateSource::Acme) continue;  // the AcmeRenewer's
+        if (!force && !needs_check(profile, now, changed)) continue;
+        checked_.insert_or_assign(name, profile);
+        ++result.checked;
         Status& st = status_[name];
         std::optional<std::string> error;
         try {

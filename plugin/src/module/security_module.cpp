@@ -55,6 +55,7 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
         [this](const std::string& line) { on_renewal_log(line); }});
     acme_->configure(state->config, last_reload_at_);
     auto deployed = certificates_.refresh(state->config, last_reload_at_);
+    counters_.certificate_checks += deployed.checked;
     certificates_.mark_served(last_reload_at_);  // the broker reads them when it starts
     publish_certificate_status();
     if (!certificates_.all_deployed())
@@ -159,18 +160,19 @@ SecurityModule::Change SecurityModule::poll(TimePoint now) {
     bool trust_changed = std::any_of(changed.begin(), changed.end(), [&](const fs::path& f) {
         return std::find(sources.begin(), sources.end(), f) == sources.end();
     });
-    if (trust_changed) return rebuild(now) ? Change::Certificates : Change::Trust;
+    if (trust_changed) return rebuild(now, changed) ? Change::Certificates : Change::Trust;
     if (!changed.empty() || renewal_due)
-        return refresh_certificates(now) ? Change::Certificates : Change::Trust;
+        return refresh_certificates(now, changed) ? Change::Certificates : Change::Trust;
     return Change::None;
 }
 
-bool SecurityModule::refresh_certificates(TimePoint now) {
+bool SecurityModule::refresh_certificates(TimePoint now, const std::vector<fs::path>& changed) {
     auto state = state_.load();
     CertificateManager::Result certs;
     {
         std::lock_guard certs_lock(certs_mutex_);
-        certs = certificates_.refresh(state->config, now);
+        certs = certificates_.refresh(state->config, now, false, changed);
+        counters_.certificate_checks += certs.checked;
         publish_certificate_status(certs.deployed);
     }
     std::lock_guard lock(mutex_);
@@ -310,7 +312,7 @@ std::vector<std::string> SecurityModule::revalidate_connected(TimePoint now) {
     return kick;
 }
 
-bool SecurityModule::rebuild(TimePoint now) {
+bool SecurityModule::rebuild(TimePoint now, const std::vector<fs::path>& changed) {
     std::shared_ptr<const State> next;
     std::string error;
     bool stand_in = false;
@@ -337,7 +339,9 @@ bool SecurityModule::rebuild(TimePoint now) {
         // Certificates follow the configuration in force: the new one, or the previous if
         // refused. The watch keeps the previous file set (which includes the config) on a
         // refusal, so a fix is noticed.
-        certs = certificates_.refresh(next ? next->config : state_.load()->config, now);
+        certs =
+            certificates_.refresh(next ? next->config : state_.load()->config, now, false, changed);
+        counters_.certificate_checks += certs.checked;
         publish_certificate_status(certs.deployed);
         if (next) watch_.set_files(watched_files(*next));
     }
@@ -490,6 +494,7 @@ std::string SecurityModule::status_json(TimePoint now) const {
     counters["reload.failed"] = counters_.reload_failed.load();
     counters["broker_reload_signals"] = counters_.broker_reload_signals.load();
     counters["broker_reloads"] = counters_.broker_reloads.load();
+    counters["certificate_checks"] = counters_.certificate_checks.load();
     return json{{"now", to_iso8601(now)},
                 {"config_file", config_file_.string()},
                 {"security_profiles", profiles},

@@ -41,6 +41,8 @@ struct CertificateProfileConfig {
     std::string acme_profile;
     // The paths the broker listener reads (certfile, keyfile).
     std::filesystem::path deploy_cert, deploy_key;
+
+    bool operator==(const CertificateProfileConfig&) const = default;
 };
 
 // How an ACME issuer proves control of the names (`issuers.NAME.challenge`).

@@ -20,10 +20,16 @@ class CertificateManager {
         std::vector<std::string> log;
         bool deployed = false;  // new material is on disk: the broker must reload its listeners
         bool ok = true;
+        unsigned long checked = 0;  // profiles read and checked
     };
 
-    // Brings every profile up to date. `force` renews local-ca profiles now.
-    Result refresh(const Config& config, TimePoint now, bool force = false);
+    // Brings the profiles up to date that may need it: those that are new or whose
+    // configuration changed, whose source files are among `changed` (from the file watcher),
+    // whose renewal or retry is due, or all of them with `force` (which also renews local-ca
+    // profiles now). The others are not read at all, so the work follows what changed, not the
+    // number of profiles. Profiles no longer configured are forgotten.
+    Result refresh(const Config& config, TimePoint now, bool force = false,
+                   const std::vector<std::filesystem::path>& changed = {});
     // The source files to watch (files profiles).
     static std::vector<std::filesystem::path> source_files(const Config& config);
 
@@ -53,7 +59,10 @@ class CertificateManager {
     std::optional<std::string> refresh_profile(const CertificateProfileConfig& profile,
                                                const std::filesystem::path& state_dir,
                                                TimePoint now, bool force, Result& result);
+    bool needs_check(const CertificateProfileConfig& profile, TimePoint now,
+                     const std::vector<std::filesystem::path>& changed) const;
     std::map<std::string, Status> status_;
+    std::map<std::string, CertificateProfileConfig> checked_;  // as last checked
     std::map<std::string, std::string>
         refused_;  // profile -> fingerprint refused last, to log once
 };

@@ -133,7 +133,7 @@ class SecurityModule {
     bool control_allowed(const Connected& caller) const;
     // Refreshes server certificates whose renewal or retry is due, without re-reading the
     // configuration. True when new material was deployed.
-    bool refresh_certificates(TimePoint now);
+    bool refresh_certificates(TimePoint now, const std::vector<std::filesystem::path>& changed);
     static std::shared_ptr<const State> build_state(const std::filesystem::path& file,
                                                     const State* previous);
     std::vector<std::filesystem::path> watched_files(const State& state) const;
@@ -141,7 +141,7 @@ class SecurityModule {
     Change poll(TimePoint now);
     // Builds and swaps in a new state and refreshes the certificates; records the result for
     // the broker thread. True when new server certificates were deployed. Any thread.
-    bool rebuild(TimePoint now);
+    bool rebuild(TimePoint now, const std::vector<std::filesystem::path>& changed = {});
     Outcome drain(TimePoint now);
     std::vector<std::string> revalidate_connected(TimePoint now);
     void watch_loop();
@@ -157,6 +157,7 @@ class SecurityModule {
         std::array<std::atomic<unsigned long>, kRejectReasons> validations{};  // [None]: accepted
         std::atomic<unsigned long> reload_ok{0}, reload_failed{0};
         std::atomic<unsigned long> broker_reload_signals{0}, broker_reloads{0};
+        std::atomic<unsigned long> certificate_checks{0};  // profiles read and checked
     };
     Counters counters_;
 
