@@ -258,16 +258,17 @@ TEST_P(FileWatcherTest, AWatchedDirectoryIsReportedWhenAFileInItChanges) {
 }
 
 TEST_P(FileWatcherTest, FilesAddedWhileAnotherThreadWaitsAreWatched) {
-    fs::path first = tmp / "first.crt", second = tmp / "sub" / "second.crt";
-    fs::create_directory(tmp / "sub");
+    fs::path first = tmp / "a" / "first.crt", second = tmp / "later" / "second.crt";
+    fs::create_directory(tmp / "a");
     write_file(first, "first");
-    write_file(second, "second");
     auto w = watcher();
     w->set_files({first});
     Paths got;
     std::thread waiter([&] { got = w->wait(10s); });  // returns at the first report
+    // A directory that does not exist yet: polled, which the waiting thread must learn.
     w->set_files({first, second});
-    replace_file(second, "second, renewed");
+    fs::create_directory(tmp / "later");
+    write_file(second, "second");
     waiter.join();
     EXPECT_EQ(got, Paths{second});
 }

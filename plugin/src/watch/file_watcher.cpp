@@ -12,7 +12,6 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
-#include <map>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -126,7 +125,7 @@ struct FileWatcher::State {
     FileWatcherOptions options;
     Fd inotify;
     Fd wakeup;
-    std::map<fs::path, std::unique_ptr<Entry>> entries;
+    std::unordered_map<std::string, std::unique_ptr<Entry>> entries;  // by path as given
     std::unordered_map<std::string, std::unique_ptr<Dir>> dirs;
     std::unordered_map<int, std::vector<Dir*>> by_wd;
     std::set<Dir*> polled;
@@ -161,9 +160,7 @@ struct FileWatcher::State {
 
     // ---- stat and content ----
 
-    Sig stat_one(const fs::path& path, struct stat& st) {
-        ++stat_calls;
-        if (::stat(path.c_str(), &st) != 0) return {};
+    static Sig sig_of(const struct stat& st) {
         return Sig{true,
                    st.st_dev,
                    st.st_ino,
@@ -172,6 +169,12 @@ struct FileWatcher::State {
                    nanoseconds(st.st_mtim),
                    nanoseconds(st.st_ctim),
                    0};
+    }
+
+    Sig stat_one(const fs::path& path, struct stat& st) {
+        ++stat_calls;
+        if (::stat(path.c_str(), &st) != 0) return {};
+        return sig_of(st);
     }
 
     Sig stat_sig(const fs::path& path) {
@@ -193,13 +196,16 @@ struct FileWatcher::State {
     }
 
     // SHA-256 of the file's bytes, chained over 64 KiB blocks so a large CRL never sits in memory
-    // whole; for a directory, of the names and contents of the files directly in it.
-    std::string content_of(const fs::path& path) {
+    // whole; for a directory, of the names and contents of the files directly in it. `sig`, if
+    // given, gets the stat of a regular file as opened (saving a stat per file in set_files).
+    std::string content_of(const fs::path& path, Sig* sig = nullptr) {
         ++content_reads;
         Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
         if (fd.get() < 0) return errno == ENOENT ? "missing" : "error: " + errno_text(errno);
         struct stat st {};
+        ++stat_calls;
         if (::fstat(fd.get(), &st) != 0) return "error: " + errno_text(errno);
+        if (sig && S_ISREG(st.st_mode)) *sig = sig_of(st);
         if (S_ISDIR(st.st_mode)) {
             std::vector<fs::path> names;
             std::error_code ec;
@@ -214,20 +220,24 @@ struct FileWatcher::State {
             return "directory " + sha256_hex(listing);
         }
         if (!S_ISREG(st.st_mode)) return "special";
+        // Up to the size fstat saw (no extra read for the end of a small file): a file still
+        // growing reads differently next time, and is not stable yet.
         std::string digest;
-        for (;;) {
+        std::int64_t left = st.st_size;
+        do {
             ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
             if (n < 0 && errno == EINTR) continue;
             if (n < 0) return "error: " + errno_text(errno);
             if (n == 0) break;
             digest.append(buffer.data(), static_cast<std::size_t>(n));
             digest = sha256_hex(digest);
-        }
+            left -= n;
+        } while (left > 0);
         return "file " + digest;
     }
 
-    std::string read(Entry& e) {
-        std::string content = content_of(e.abs);
+    std::string read(Entry& e, bool with_sig = false) {
+        std::string content = content_of(e.abs, with_sig ? &e.sig : nullptr);
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);
         e.racy = e.sig.exists && e.sig.mtime + kRacyNs > nanoseconds(now);
@@ -333,8 +343,7 @@ struct FileWatcher::State {
         full.link_dirs.erase(std::unique(full.link_dirs.begin(), full.link_dirs.end()),
                              full.link_dirs.end());
         for (const auto& link_dir : full.link_dirs) add_dep(e, dir(link_dir), Dep::Link);
-        std::error_code ec;
-        if (fs::is_directory(full.target, ec)) add_dep(e, dir(full.target), Dep::Contents);
+        if (full.directory) add_dep(e, dir(full.target), Dep::Contents);
     }
 
     // Re-attaches after the path was replaced: a symlink may point elsewhere now. The new
@@ -541,13 +550,13 @@ struct FileWatcher::State {
     }
 
     void set_files(const std::vector<fs::path>& files) {
-        std::map<fs::path, std::unique_ptr<Entry>> next;
+        std::unordered_map<std::string, std::unique_ptr<Entry>> next;
         std::vector<Entry*> fresh;
         PathResolver resolver(stat_calls);
         for (const auto& file : files) {
-            if (next.count(file)) continue;
-            if (auto it = entries.find(file); it != entries.end()) {
-                next.emplace(file, std::move(it->second));
+            if (next.count(file.native())) continue;
+            if (auto it = entries.find(file.native()); it != entries.end()) {
+                next.emplace(file.native(), std::move(it->second));
                 entries.erase(it);
                 continue;
             }
@@ -557,7 +566,7 @@ struct FileWatcher::State {
             if (!e->abs.has_filename()) e->abs = e->abs.parent_path();
             attach(*e, resolver);
             fresh.push_back(e.get());
-            next.emplace(file, std::move(e));
+            next.emplace(file.native(), std::move(e));
         }
         for (auto& [path, e] : entries) {
             active.erase(e.get());
@@ -566,8 +575,8 @@ struct FileWatcher::State {
         entries = std::move(next);
         // Read after the watches are in place: a change from now on is not missed.
         for (Entry* e : fresh) {
-            e->sig = stat_sig(e->abs);
-            e->content = e->reported = read(*e);
+            e->content = e->reported = read(*e, true);
+            if (e->sig.type != S_IFREG) e->sig = stat_sig(e->abs);  // a directory, or missing
         }
     }
 };

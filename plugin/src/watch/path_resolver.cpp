@@ -16,13 +16,15 @@ Resolved PathResolver::resolve(const fs::path& path) {
 Resolved PathResolver::resolve(const fs::path& path, int depth) {
     if (!path.has_relative_path()) return {path, {}};
     fs::path parent = path.parent_path();
-    auto cached = dirs_.find(parent);
-    if (cached == dirs_.end()) cached = dirs_.emplace(parent, resolve(parent, depth)).first;
+    auto cached = dirs_.find(parent.native());
+    if (cached == dirs_.end())
+        cached = dirs_.emplace(parent.native(), resolve(parent, depth)).first;
     const Resolved& dir = cached->second;
     fs::path here = dir.target / path.filename();
     struct stat st {};
     ++stat_calls_;
-    if (depth < kMaxSymlinks && ::lstat(here.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    bool exists = ::lstat(here.c_str(), &st) == 0;
+    if (depth < kMaxSymlinks && exists && S_ISLNK(st.st_mode)) {
         std::error_code ec;
         fs::path link = fs::read_symlink(here, ec);
         if (!ec) {
@@ -34,7 +36,7 @@ Resolved PathResolver::resolve(const fs::path& path, int depth) {
             return out;
         }
     }
-    return {here, dir.link_dirs};
+    return {here, dir.link_dirs, exists && S_ISDIR(st.st_mode)};
 }
 
 }  // namespace brokertls

@@ -5,7 +5,8 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <map>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace brokertls {
@@ -13,6 +14,7 @@ namespace brokertls {
 struct Resolved {
     std::filesystem::path target;                  // no symlinks left; the missing rest as given
     std::vector<std::filesystem::path> link_dirs;  // resolved directories holding a symlink met
+    bool directory = false;                        // the target is a directory
 };
 
 class PathResolver {
@@ -25,7 +27,7 @@ class PathResolver {
 
   private:
     Resolved resolve(const std::filesystem::path& path, int depth);
-    std::map<std::filesystem::path, Resolved> dirs_;
+    std::unordered_map<std::string, Resolved> dirs_;
     std::uint64_t& stat_calls_;
 };
 
