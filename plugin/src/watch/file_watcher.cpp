@@ -103,7 +103,8 @@ struct FileWatcher::State {
         std::optional<Clock::time_point> settle_until;  // changed: read again then
         bool ready = false;  // stable, differs from `reported`, not yet returned
         bool racy = false;
-        std::uint64_t pass = 0;  // de-duplicates looks within one batch
+        std::uint64_t pass = 0;  // de-duplicates looks within one batch...
+        std::size_t slot = 0;    // ...at this index
         struct Watch {
             Dir* dir;
             Dep dep;
@@ -382,11 +383,11 @@ struct FileWatcher::State {
         for (auto [e, named] : candidates) {
             if (e->pass == pass) {
                 // Seen in this batch already: an event naming it wins.
-                for (auto& u : unique)
-                    if (u.first == e) u.second = u.second || named;
+                unique[e->slot].second = unique[e->slot].second || named;
                 continue;
             }
             e->pass = pass;
+            e->slot = unique.size();
             unique.emplace_back(e, named);
         }
         for (auto [e, named] : unique) look(*e, named, now);
