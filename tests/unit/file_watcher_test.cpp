@@ -115,6 +115,9 @@ TEST_P(FileWatcherTest, AKeyAndItsCertificateWrittenOneAfterTheOtherAreReportedT
     replace_file(key, "new key");
     std::vector<Paths> early;
     ASSERT_TRUE(settling(*w, early));  // the key was seen before the certificate is written
+    // The writer's pause between the two files (not synchronisation): well inside the settle
+    // time, and long enough that the key is stable while the certificate is not.
+    std::this_thread::sleep_for(100ms);
     replace_file(cert, "new certificate");
     auto got = reports(*w, 1);
     EXPECT_EQ(early, std::vector<Paths>{});
@@ -265,7 +268,8 @@ TEST_P(FileWatcherTest, FilesAddedWhileAnotherThreadWaitsAreWatched) {
     w->set_files({first});
     Paths got;
     std::thread waiter([&] { got = w->wait(10s); });  // returns at the first report
-    // A directory that does not exist yet: polled, which the waiting thread must learn.
+    EXPECT_TRUE(test::eventually([&] { return w->stats().waiting; }, 10s));
+    // A directory that does not exist yet: polled, which the blocked thread must learn.
     w->set_files({first, second});
     fs::create_directory(tmp / "later");
     write_file(second, "second");
@@ -285,6 +289,7 @@ TEST_P(FileWatcherTest, StopWakesABlockedWait) {
         result = w->wait(std::chrono::hours(1), stop.get_token());
         returned = true;
     });
+    EXPECT_TRUE(test::eventually([&] { return w->stats().waiting; }, 10s));
     stop.request_stop();
     EXPECT_TRUE(test::eventually([&] { return returned.load(); }, 5s));
     if (!returned) {

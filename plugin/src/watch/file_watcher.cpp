@@ -138,6 +138,7 @@ struct FileWatcher::State {
     std::uint64_t stat_calls = 0;
     std::uint64_t content_reads = 0;
     std::string watch_problem;
+    bool waiting = false;
     std::vector<char> buffer = std::vector<char>(64 * 1024);
 
     explicit State(FileWatcherOptions o)
@@ -612,9 +613,11 @@ std::vector<fs::path> FileWatcher::wait(milliseconds timeout, std::stop_token st
         if (auto changed = s.take_ready(now); !changed.empty()) return changed;
         if (now >= deadline) return {};
         auto until = s.next_wakeup(deadline);
+        s.waiting = true;
         lock.unlock();
         s.block(until);
         lock.lock();
+        s.waiting = false;
     }
 }
 
@@ -633,6 +636,7 @@ FileWatcher::Stats FileWatcher::stats() const {
     out.stat_calls = s.stat_calls;
     out.content_reads = s.content_reads;
     out.watch_problem = s.watch_problem;
+    out.waiting = s.waiting;
     return out;
 }
 

@@ -68,6 +68,7 @@ class FileWatcher {
         std::uint64_t stat_calls = 0;  // since construction
         std::uint64_t content_reads = 0;
         std::string watch_problem;  // the last reason a watch could not be set up ("" if none)
+        bool waiting = false;       // a thread is blocked in wait()
     };
     Stats stats() const;
 
