@@ -336,7 +336,7 @@ struct FileWatcher::State {
     // holding what it resolves to, every directory holding a symlink on the way, and the path
     // itself when it is a directory.
     void attach(Entry& e, PathResolver& resolver) {
-        fs::path parent = resolver.resolve(e.abs.parent_path()).target;
+        fs::path parent = resolver.resolve_directory(e.abs.parent_path()).target;
         add_dep(e, dir(parent), Dep::Name, e.abs.filename().native());
         Resolved full = resolver.resolve(e.abs);
         if (full.target != parent / e.abs.filename())

@@ -13,13 +13,15 @@ Resolved PathResolver::resolve(const fs::path& path) {
     return resolve(path, 0);
 }
 
+const Resolved& PathResolver::resolve_directory(const fs::path& dir, int depth) {
+    auto cached = dirs_.find(dir.native());
+    if (cached == dirs_.end()) cached = dirs_.emplace(dir.native(), resolve(dir, depth)).first;
+    return cached->second;
+}
+
 Resolved PathResolver::resolve(const fs::path& path, int depth) {
     if (!path.has_relative_path()) return {path, {}};
-    fs::path parent = path.parent_path();
-    auto cached = dirs_.find(parent.native());
-    if (cached == dirs_.end())
-        cached = dirs_.emplace(parent.native(), resolve(parent, depth)).first;
-    const Resolved& dir = cached->second;
+    const Resolved& dir = resolve_directory(path.parent_path(), depth);
     fs::path here = dir.target / path.filename();
     struct stat st {};
     ++stat_calls_;

@@ -24,6 +24,8 @@ class PathResolver {
     // `path` must be absolute and lexically normal. Directories are resolved once per resolver,
     // so many files in one directory cost one lstat each.
     Resolved resolve(const std::filesystem::path& path);
+    // The same, remembered for the next call: for the directories many files share.
+    const Resolved& resolve_directory(const std::filesystem::path& dir, int depth = 0);
 
   private:
     Resolved resolve(const std::filesystem::path& path, int depth);
