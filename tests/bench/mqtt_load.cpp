@@ -13,6 +13,11 @@
 //       connects continuously, sends SIGHUP to PID (the broker) and waits (up to 300 s) until a
 //       connection started after the signal is answered; prints that time and the connections
 //       attempted, failed and their latency (p50, p99, max) from the signal until 1 s after.
+//   mqtt_load wait PORT CA CERT KEY TIMEOUT_S
+//       tries a connection every 5 ms until one is answered (a broker starting up); prints
+//       "trying" after the first try that failed, then the wall-clock time (Unix seconds) it was
+//       answered, so that a script can time the start without the cost of starting a client process
+//       per try.
 //   mqtt_load servers CA_DIR OUT_DIR COUNT
 //       issues COUNT server certificates (srv-1..srv-COUNT, for localhost and 127.0.0.1) from
 //       the brokertls-ca directory CA_DIR into OUT_DIR in one batch (brokertls-ca issues one
@@ -254,6 +259,26 @@ int reload(const Client& c, pid_t broker) {
     return failed == 0 ? 0 : 2;
 }
 
+int wait_answer(const Client& c, int timeout_s) {
+    auto t0 = Clock::now();
+    bool told = false;
+    while (connect_once(c, "bench").empty()) {
+        if (!told) {  // the script launches the broker once this is printed
+            std::printf("trying\n");
+            std::fflush(stdout);
+            told = true;
+        }
+        if (Clock::now() - t0 > std::chrono::seconds(timeout_s)) {
+            std::fprintf(stderr, "no answer on port %d within %d s\n", c.port, timeout_s);
+            return 2;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    std::printf("answered %.6f\n", std::chrono::duration<double>(now).count());
+    return 0;
+}
+
 int servers(const char* ca_dir, const char* out, int count) {
     auto t0 = Clock::now();
     auto issued = issue_servers(ca_dir, out, "srv-", 1, count);
@@ -279,12 +304,17 @@ int main(int argc, char** argv) {
         Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
         return reload(c, static_cast<pid_t>(std::stol(a[6])));
     }
+    if (a.size() == 7 && a[1] == "wait") {
+        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
+        return wait_answer(c, std::stoi(a[6]));
+    }
     if (a.size() == 5 && a[1] == "servers") return servers(argv[2], argv[3], std::stoi(a[4]));
     std::fprintf(stderr,
                  "usage: mqtt_load rate PORT CA CERT KEY COUNT\n"
                  "       mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS "
                  "[TIMEOUT_S]\n"
                  "       mqtt_load reload PORT CA CERT KEY PID\n"
+                 "       mqtt_load wait PORT CA CERT KEY TIMEOUT_S\n"
                  "       mqtt_load servers CA_DIR OUT_DIR COUNT\n");
     return 1;
 }
