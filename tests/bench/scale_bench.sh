@@ -15,7 +15,9 @@
 # Plus plain mosquitto (same listener, no plugin) for 1-3 as the baseline, and the targets of
 # issue #9 with pass/miss. Broker logs are timestamped (ms) as they are written; KEEP_LOGS=DIR
 # keeps them (DIR/N-RUN-{first,restart}.log) to see which phase is slow.
-# Usage: [RUNS=3] [KEEP_LOGS=DIR] tests/bench/scale_bench.sh [N...]   (default N: 1 1000 10000)
+# Usage: [RUNS=3] [BUDGET=600] [START_TIMEOUT=600] [KEEP_LOGS=DIR] tests/bench/scale_bench.sh [N...]
+# (default N: 1 1000 10000). An N whose first run takes over BUDGET seconds gets one run; a
+# broker that does not answer within START_TIMEOUT seconds is reported as such.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 sizes=("$@")
@@ -30,7 +32,8 @@ ctl="$root/build/ca-tools/brokertls-ctl"
 load="$root/build/tests/bench/mqtt_load"
 plugin="$root/build/broker-adapters/mosquitto/brokertls_mosquitto.so"
 mosquitto=/usr/sbin/mosquitto
-start_timeout=600 # seconds; every wait below is bounded
+start_timeout=${START_TIMEOUT:-600} # seconds; every wait below is bounded
+budget=${BUDGET:-600} # no further runs of an N whose first run took longer (seconds)
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -114,7 +117,8 @@ start_broker() {
     mosquitto_conf "$port" "$1" >mosquitto.conf
     rm -f log.fifo && mkfifo log.fifo
     : >"$2"
-    perl -MTime::HiRes=time -ne 'BEGIN { $| = 1 } printf "%.3f %s", time, $_' <log.fifo >>"$2" &
+    # perl opens the FIFO itself, so it is running before mosquitto writes its first line.
+    perl -MTime::HiRes=time -ne 'BEGIN { $| = 1 } printf "%.3f %s", time, $_' log.fifo >>"$2" &
     pids+=($!)
     # One client process tries to connect every 5 ms from before the launch (starting a
     # process per try would add its own start-up to the figure).
@@ -138,7 +142,8 @@ start_broker() {
     done
     if ! wait "$waiter"; then
         echo "mosquitto did not answer within $start_timeout s" >&2
-        exit 1
+        stop_broker
+        return 1
     fi
     start_s=$(elapsed "$t0" "$(awk '/^answered/ { print $2 }' answered)")
 }
@@ -176,9 +181,14 @@ for n in "${sizes[@]}"; do
     config "$n"
     echo "== $n certificate profiles, $runs runs"
     first=() restart=() mem=() cpu=() status=() served=() reload=() conns=() failed=() p50=() p99=() pmax=()
+    done_runs=0
     for r in $(seq 1 "$runs"); do
+        run_t0=$(now)
         rm -rf live state && mkdir live
-        start_broker plugin "logs/$n-$r-first.log"
+        if ! start_broker plugin "logs/$n-$r-first.log"; then
+            keep_log "logs/$n-$r-first.log" "$n-$r-first.log"
+            break
+        fi
         first+=("$start_s")
         idle
         mem+=("$rss") cpu+=("$cpu_pct")
@@ -204,17 +214,26 @@ for n in "${sizes[@]}"; do
         conns+=("$c") failed+=("$f") p50+=("$a") p99+=("$b") pmax+=("$m")
         stop_broker
         keep_log "logs/$n-$r-first.log" "$n-$r-first.log"
-        start_broker plugin "logs/$n-$r-restart.log"
+        start_broker plugin "logs/$n-$r-restart.log" || start_s="> $start_timeout"
         restart+=("$start_s")
         stop_broker
         keep_log "logs/$n-$r-restart.log" "$n-$r-restart.log"
+        done_runs=$r
         echo "  run $r: first start ${first[-1]} s, restart ${restart[-1]} s, RSS ${mem[-1]} MB, idle CPU ${cpu[-1]} %, status ${status[@]: -3} s"
+        if [ "$r" -lt "$runs" ] && [ "$(elapsed "$run_t0" "$(now)" | cut -d. -f1)" -gt "$budget" ]; then
+            echo "  run $r took over $budget s (BUDGET): no further runs for N=$n"
+            break
+        fi
     done
-    rows+=("$n|$runs|$(median "${first[@]}")|$(median "${restart[@]}")|$(median "${mem[@]}")|$(median "${cpu[@]}")|$(median "${status[@]}")|$(median "${served[@]}")|$(median "${reload[@]}")|$(median "${conns[@]}")|$(median "${failed[@]}")|$(median "${p50[@]}")|$(median "${p99[@]}")|$(median "${pmax[@]}")")
+    if [ "$done_runs" = 0 ]; then
+        rows+=("$n|0|> $start_timeout|||||||||||")
+        continue
+    fi
+    rows+=("$n|$done_runs|$(median "${first[@]}")|$(median "${restart[@]}")|$(median "${mem[@]}")|$(median "${cpu[@]}")|$(median "${status[@]}")|$(median "${served[@]}")|$(median "${reload[@]}")|$(median "${conns[@]}")|$(median "${failed[@]}")|$(median "${p50[@]}")|$(median "${p99[@]}")|$(median "${pmax[@]}")")
 done
 
 # verdict VALUE LIMIT: "pass" when VALUE <= LIMIT
-verdict() { awk -v v="$1" -v l="$2" 'BEGIN { print (v != "" && v + 0 <= l + 0) ? "pass" : "MISS" }'; }
+verdict() { awk -v v="$1" -v l="$2" 'BEGIN { print (v ~ /^[0-9.]+$/ && v + 0 <= l + 0) ? "pass" : "MISS" }'; }
 echo
 echo "== results ($(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); medians)"
 echo "| N profiles | runs | first start | restart | RSS | idle CPU | getStatus | changed cert served | SIGHUP reload | connects during reload / failed | latency p50 / p99 / max |"
@@ -222,12 +241,20 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|"
 echo "| plain mosquitto | $runs | $plain_start s | | $plain_rss MB | $plain_cpu % | | | | | |"
 for row in "${rows[@]}"; do
     IFS='|' read -r n nr fs rs m c st sv rl cn fl a b mx <<<"$row"
+    if [ "$nr" = 0 ]; then
+        echo "| $n | 0 | did not answer within $start_timeout s | | | | | | | | |"
+        continue
+    fi
     echo "| $n | $nr | $fs s | $rs s | $m MB | $c % | $st s | $sv ms | $rl s | $cn / $fl | $a / $b / $mx ms |"
 done
 echo
 echo "targets (issue #9, for 10,000 profiles; checked for every N):"
 for row in "${rows[@]}"; do
     IFS='|' read -r n nr fs rs m c st sv rl cn fl a b mx <<<"$row"
+    if [ "$nr" = 0 ]; then
+        echo "N=$n: start <= 5 s: did not answer within $start_timeout s MISS; nothing else measured"
+        continue
+    fi
     echo "N=$n: start <= 5 s: first $fs $(verdict "$fs" 5), restart $rs $(verdict "$rs" 5);" \
         "RSS <= 150 MB: $m $(verdict "$m" 150); idle CPU <= 1 %: $c $(verdict "$c" 1);" \
         "getStatus <= 1 s: $st $(verdict "$st" 1); served <= 200 ms: $sv $(verdict "$sv" 200);" \
