@@ -18,6 +18,7 @@
 # Usage: [RUNS=3] [BUDGET=600] [START_TIMEOUT=600] [KEEP_LOGS=DIR] tests/bench/scale_bench.sh [N...]
 # (default N: 1 1000 10000). An N whose first run takes over BUDGET seconds gets one run; a
 # broker that does not answer within START_TIMEOUT seconds is reported as such.
+# SKIP_BUILD=1 uses build/ as it is (built with -DBROKERTLS_BENCH=ON).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 sizes=("$@")
