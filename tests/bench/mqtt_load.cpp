@@ -7,13 +7,28 @@
 //       connects continuously while another thread rotates the broker's server certificate
 //       ROTATIONS times (new certificates from the brokertls-ca directory CA_DIR, written to the
 //       files source SRC_CERT/SRC_KEY); prints handshakes attempted and failed, and the delay from
-//       each new certificate on disk to the first handshake that served it.
+//       each new certificate on disk to the first handshake that served it. With TIMEOUT_S
+//       (default 10) a rotation waits that long for its certificate to be served.
+//   mqtt_load reload PORT CA CERT KEY PID
+//       connects continuously, sends SIGHUP to PID (the broker) and waits (up to 300 s) until a
+//       connection started after the signal is answered; prints that time and the connections
+//       attempted, failed and their latency (p50, p99, max) from the signal until 1 s after.
+//   mqtt_load wait PORT CA CERT KEY TIMEOUT_S
+//       tries a connection every 5 ms until one is answered (a broker starting up); prints
+//       "trying" after the first try that failed, then the wall-clock time (Unix seconds) it was
+//       answered, so that a script can time the start without the cost of starting a client process
+//       per try.
+//   mqtt_load servers CA_DIR OUT_DIR COUNT
+//       issues COUNT server certificates (srv-1..srv-COUNT, for localhost and 127.0.0.1) from
+//       the brokertls-ca directory CA_DIR into OUT_DIR in one batch (brokertls-ca issues one
+//       server certificate per command).
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +37,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,21 +123,29 @@ int rate(const Client& c, int count) {
     return failed == 0 ? 0 : 2;
 }
 
-int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char* src_key,
-           int rotations) {
+// COUNT server certificates for localhost and 127.0.0.1, named PREFIX0.. (or from 1).
+std::vector<brokertls::IssuedFiles> issue_servers(const char* ca_dir,
+                                                  const std::filesystem::path& out,
+                                                  const std::string& prefix, int first, int count) {
     using namespace brokertls;
-    // Issue every certificate first, so the measured loop only writes files.
     CertificateAuthority ca(ca_dir, {}, true, DirectoryLock::Mode::Exclusive);
     std::vector<LeafRequest> requests;
-    for (int i = 0; i < rotations; ++i)
+    for (int i = first; i < first + count; ++i)
         requests.push_back({CertificateProfile::Server,
                             "localhost",
-                            "rot-" + std::to_string(i),
+                            prefix + std::to_string(i),
                             {classify_name("localhost"), classify_name("127.0.0.1")},
                             30,
                             KeyType::EcP256});
+    return ca.issue(requests, out, Overwrite::Allow);
+}
+
+int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char* src_key,
+           int rotations, int timeout_s) {
+    using namespace brokertls;
+    // Issue every certificate first, so the measured loop only writes files.
     auto tmp = std::filesystem::temp_directory_path() / ("mqtt-load-" + std::to_string(getpid()));
-    auto issued = ca.issue(requests, tmp, Overwrite::Allow);
+    auto issued = issue_servers(ca_dir, tmp, "rot-", 0, rotations);
 
     std::atomic<bool> done{false};
     std::atomic<long> attempted{0}, failed{0};
@@ -144,13 +168,17 @@ int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char
         write_file_atomic(src_key, read_file(f.key), kPrivateMode);
         write_file_atomic(src_cert, read_file(f.chain));
         auto t0 = Clock::now();
-        while (Clock::now() - t0 < std::chrono::seconds(10)) {
+        bool seen = false;
+        while (!seen && Clock::now() - t0 < std::chrono::seconds(timeout_s)) {
             {
                 std::lock_guard lock(mu);
-                if (served == f.entry.fingerprint) break;
+                seen = served == f.entry.fingerprint;
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
+        if (!seen)
+            std::fprintf(stderr, "certificate %s not served within %d s\n",
+                         f.entry.fingerprint.c_str(), timeout_s);
         delays.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     done = true;
@@ -163,6 +191,102 @@ int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char
     return failed == 0 ? 0 : 2;
 }
 
+// Percentile of sorted values (nearest rank).
+double percentile(const std::vector<double>& sorted, int p) {
+    if (sorted.empty()) return 0;
+    size_t rank = (sorted.size() * static_cast<size_t>(p) + 99) / 100;
+    return sorted[std::max<size_t>(rank, 1) - 1];
+}
+
+int reload(const Client& c, pid_t broker) {
+    struct Attempt {
+        Clock::time_point start, end;
+        bool ok;
+    };
+    std::atomic<bool> done{false};
+    std::mutex mu;
+    std::vector<Attempt> attempts;
+    std::thread load([&] {
+        while (!done) {
+            auto start = Clock::now();
+            bool ok = !connect_once(c, "bench").empty();
+            std::lock_guard lock(mu);
+            attempts.push_back({start, Clock::now(), ok});
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the connector is running
+    auto signalled = Clock::now();
+    if (::kill(broker, SIGHUP) != 0) {
+        std::perror("kill");
+        done = true;
+        load.join();
+        return 1;
+    }
+    // Answered again: a connection that began after the signal succeeded.
+    std::optional<Clock::time_point> answered;
+    while (!answered && Clock::now() - signalled < std::chrono::seconds(300)) {
+        {
+            std::lock_guard lock(mu);
+            for (const auto& a : attempts)
+                if (a.ok && a.start >= signalled) {
+                    answered = a.end;
+                    break;
+                }
+        }
+        if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    auto until = answered.value_or(Clock::now()) + std::chrono::seconds(1);
+    std::this_thread::sleep_until(until);
+    done = true;
+    load.join();
+    long count = 0, failed = 0;
+    std::vector<double> latencies;
+    for (const auto& a : attempts)
+        if (a.end >= signalled && a.start <= until) {
+            ++count;
+            if (!a.ok) ++failed;
+            latencies.push_back(std::chrono::duration<double, std::milli>(a.end - a.start).count());
+        }
+    std::sort(latencies.begin(), latencies.end());
+    if (!answered) {
+        std::printf("reload_ms timeout connects %ld failed %ld\n", count, failed);
+        return 2;
+    }
+    std::printf("reload_ms %.0f connects %ld failed %ld latency_ms p50 %.1f p99 %.1f max %.1f\n",
+                std::chrono::duration<double, std::milli>(*answered - signalled).count(), count,
+                failed, percentile(latencies, 50), percentile(latencies, 99),
+                latencies.empty() ? 0.0 : latencies.back());
+    return failed == 0 ? 0 : 2;
+}
+
+int wait_answer(const Client& c, int timeout_s) {
+    auto t0 = Clock::now();
+    bool told = false;
+    while (connect_once(c, "bench").empty()) {
+        if (!told) {  // the script launches the broker once this is printed
+            std::printf("trying\n");
+            std::fflush(stdout);
+            told = true;
+        }
+        if (Clock::now() - t0 > std::chrono::seconds(timeout_s)) {
+            std::fprintf(stderr, "no answer on port %d within %d s\n", c.port, timeout_s);
+            return 2;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    std::printf("answered %.6f\n", std::chrono::duration<double>(now).count());
+    return 0;
+}
+
+int servers(const char* ca_dir, const char* out, int count) {
+    auto t0 = Clock::now();
+    auto issued = issue_servers(ca_dir, out, "srv-", 1, count);
+    std::printf("issued %zu seconds %.3f\n", issued.size(),
+                std::chrono::duration<double>(Clock::now() - t0).count());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,12 +295,26 @@ int main(int argc, char** argv) {
         Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
         return rate(c, std::stoi(a[6]));
     }
-    if (a.size() == 10 && a[1] == "rotate") {
+    if ((a.size() == 10 || a.size() == 11) && a[1] == "rotate") {
         Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
-        return rotate(c, argv[6], argv[7], argv[8], std::stoi(a[9]));
+        return rotate(c, argv[6], argv[7], argv[8], std::stoi(a[9]),
+                      a.size() == 11 ? std::stoi(a[10]) : 10);
     }
+    if (a.size() == 7 && a[1] == "reload") {
+        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
+        return reload(c, static_cast<pid_t>(std::stol(a[6])));
+    }
+    if (a.size() == 7 && a[1] == "wait") {
+        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
+        return wait_answer(c, std::stoi(a[6]));
+    }
+    if (a.size() == 5 && a[1] == "servers") return servers(argv[2], argv[3], std::stoi(a[4]));
     std::fprintf(stderr,
                  "usage: mqtt_load rate PORT CA CERT KEY COUNT\n"
-                 "       mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS\n");
+                 "       mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS "
+                 "[TIMEOUT_S]\n"
+                 "       mqtt_load reload PORT CA CERT KEY PID\n"
+                 "       mqtt_load wait PORT CA CERT KEY TIMEOUT_S\n"
+                 "       mqtt_load servers CA_DIR OUT_DIR COUNT\n");
     return 1;
 }
