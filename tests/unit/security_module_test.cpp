@@ -36,11 +36,9 @@ class SecurityModuleTest : public ::testing::Test {
         return CertificateAuthority(tmp_ / "ca", {}, true, DirectoryLock::Mode::Exclusive);
     }
     void write_config(const std::string& text) { write_file_atomic(tmp_ / "brokertls.json", text); }
-    // A change counts once two polls agree on it.
-    bool poll_twice(SecurityModule& m) {
-        TimePoint now = Clock::now();
-        return m.poll_files(now) || m.poll_files(now);
-    }
+    // Waits (bounded) for the watcher to report a change, once the files are stable, and
+    // applies it.
+    bool poll_change(SecurityModule& m) { return m.poll_files(Clock::now(), 10s); }
 
     test::TempDir tmp_;
     std::optional<Certificate> dev1_, dev2_;
@@ -64,9 +62,9 @@ TEST_F(SecurityModuleTest, CrlChangeKicksOnlyTheRevokedConnectedClient) {
     SecurityModule m(tmp_ / "brokertls.json");
     ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
     ASSERT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, Clock::now()).ok());
-    EXPECT_FALSE(poll_twice(m));  // nothing changed yet
+    EXPECT_FALSE(m.poll_files(Clock::now(), 300ms));  // nothing changed yet
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
-    EXPECT_TRUE(poll_twice(m));
+    EXPECT_TRUE(poll_change(m));
     auto out = m.tick(Clock::now());
     EXPECT_EQ(out.kick, std::vector<std::string>{"dev-1"});
     EXPECT_TRUE(out.ok);
@@ -100,7 +98,7 @@ TEST_F(SecurityModuleTest, AStaleCrlAfterARestartDoesNotUnrevoke) {
 TEST_F(SecurityModuleTest, BrokenReloadKeepsThePreviousConfiguration) {
     SecurityModule m(tmp_ / "brokertls.json");
     write_config(R"({"security_profiles": {"devices": {"trust_anchors": ["ca/missing.crt"]}}})");
-    EXPECT_TRUE(poll_twice(m));
+    EXPECT_TRUE(poll_change(m));
     auto out = m.tick(Clock::now());
     EXPECT_FALSE(out.ok);
     ASSERT_FALSE(out.log.empty());
@@ -119,7 +117,7 @@ TEST_F(SecurityModuleTest, TakeoverDisconnectDoesNotForgetTheNewConnection) {
     ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &new_conn, Clock::now()).ok());
     m.disconnected("dev-1", &old_conn);  // the taken-over session goes away
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
-    EXPECT_TRUE(poll_twice(m));
+    EXPECT_TRUE(poll_change(m));
     EXPECT_EQ(m.tick(Clock::now()).kick, std::vector<std::string>{"dev-1"});
 }
 
@@ -361,7 +359,7 @@ TEST_F(FilesProfileTest, ARefusedCertificateIsNotRebuiltAtEveryPoll) {
     // A certificate that does not match the key.
     write_file_atomic(tmp_ / "source/cert.pem", read_file(other_.cert));
     TimePoint t0 = Clock::now();
-    ASSERT_TRUE(m.poll_files(t0) || m.poll_files(t0));
+    ASSERT_TRUE(m.poll_files(t0, 10s));
     auto first = m.tick(t0);
     ASSERT_FALSE(first.log.empty());
     EXPECT_NE(first.log.front().find("new certificate refused, the deployed one stays"),
@@ -444,12 +442,12 @@ TEST_F(FilesProfileTest, OnlyProfilesWhoseFilesOrConfigurationChangedAreChecked)
     };
     EXPECT_EQ(checks(), 2);
     replace_source_certificate();  // broker's source
-    ASSERT_TRUE(poll_twice(m));
+    ASSERT_TRUE(poll_change(m));
     EXPECT_EQ(checks(), 3);
     m.reload(Clock::now());  // nothing of the certificate profiles changed
     EXPECT_EQ(checks(), 3);
     profiles(R"(["broker.test", "other.broker.test"])");  // other's names changed
-    ASSERT_TRUE(poll_twice(m));
+    ASSERT_TRUE(poll_change(m));
     EXPECT_EQ(checks(), 4);
     EXPECT_NE(m.tick(Clock::now()).ok, true);  // other's certificate lacks the new name
 }
@@ -459,7 +457,7 @@ TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {
     std::string first = Certificate::load(good_.cert).fingerprint_sha256();
     EXPECT_EQ(status(m)["served"]["fingerprint"], first);
     auto next = replace_source_certificate();
-    ASSERT_TRUE(m.poll_files(Clock::now()) || m.poll_files(Clock::now()));
+    ASSERT_TRUE(poll_change(m));
     std::string second = Certificate::load(next.cert).fingerprint_sha256();
     // Deployed, but the broker has not re-read its files yet.
     EXPECT_EQ(status(m)["fingerprint"], second);

@@ -48,7 +48,10 @@ void check_local_ca_trust(
 }  // namespace
 
 SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(config_file)) {
-    auto state = build_state(config_file_, nullptr);
+    Config config = load_config(config_file_);
+    // Watched before they are read: a change in between is reported, not missed.
+    files_.set_files(watched_files(config));
+    auto state = build_state(std::move(config), nullptr);
     last_reload_at_ = Clock::now();
     acme_ = std::make_unique<AcmeRenewer>(AcmeRenewer::Hooks{
         [this] { on_renewal_deployed(); }, [this](const RenewalEvent& e) { on_renewal_event(e); },
@@ -67,7 +70,6 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
     startup_log_.insert(startup_log_.end(), deployed.log.begin(), deployed.log.end());
     startup_log_.insert(startup_log_.end(), pending_.log.begin(), pending_.log.end());
     pending_ = Outcome{};
-    watch_.set_files(watched_files(*state));
     state_.store(std::move(state));
 }
 
@@ -77,11 +79,7 @@ std::vector<std::string> SecurityModule::take_startup_log() {
 
 SecurityModule::~SecurityModule() {
     acme_->stop();
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    stop_cv_.notify_all();
+    stop_.request_stop();  // wakes the watcher's wait
     if (watcher_.joinable()) watcher_.join();
 }
 
@@ -111,59 +109,62 @@ void SecurityModule::on_renewal_event(const RenewalEvent& event) {
 
 void SecurityModule::watch_loop() {
     bool certificates_owed = false;
-    std::unique_lock lock(mutex_);
-    while (!stop_cv_.wait_for(lock, poll_interval, [this] { return stopping_; })) {
-        lock.unlock();
+    std::stop_token stop = stop_.get_token();
+    while (!stop.stop_requested()) {
+        // Returns at once for changed files; otherwise every poll_interval, for due certificate
+        // work and the signal bookkeeping below (no file is read then).
+        auto changed = files_.wait(poll_interval, stop);
+        if (stop.stop_requested()) break;
         TimePoint now = Clock::now();
-        Change changed = poll(now);
+        Change change = apply(changed, now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();
         bool no_ticks =
             since_tick >
             std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)).count();
         bool renewed = acme_deployed_.exchange(false);
         // New server certificates are owed a signal until one could be sent.
-        certificates_owed = certificates_owed || changed == Change::Certificates || renewed;
-        lock.lock();
+        certificates_owed = certificates_owed || change == Change::Certificates || renewed;
         // A signal makes Mosquitto re-read its whole configuration: raise it for new server
         // certificates, and for a trust change that may have to disconnect clients when the
         // broker sends no TICK (2.0 with per_listener_settings) - once, until it is handled.
         // Log lines and events wait for the next broker-thread event instead.
-        bool revalidate_waits = pending_revalidate_ && no_ticks && !wake_requested_;
-        bool want = wake_ && (certificates_owed || revalidate_waits);
-        lock.unlock();
+        bool want;
+        {
+            std::lock_guard lock(mutex_);
+            bool revalidate_waits = pending_revalidate_ && no_ticks && !wake_requested_;
+            want = wake_ && (certificates_owed || revalidate_waits);
+        }
         if (want && wake_()) {
             certificates_owed = false;
             ++counters_.broker_reload_signals;
-            lock.lock();
+            std::lock_guard lock(mutex_);
             wake_requested_ = true;
-            lock.unlock();
         }
-        lock.lock();
     }
 }
 
-bool SecurityModule::poll_files(TimePoint now) {
-    return poll(now) != Change::None;
+bool SecurityModule::poll_files(TimePoint now, std::chrono::milliseconds wait) {
+    return apply(files_.wait(wait), now) != Change::None;
 }
 
-SecurityModule::Change SecurityModule::poll(TimePoint now) {
-    std::vector<fs::path> changed;
+SecurityModule::Change SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) {
     bool renewal_due;
     {
         std::lock_guard lock(certs_mutex_);
-        changed = watch_.poll();
         renewal_due = now >= certificates_.next_due();
     }
+    if (changed.empty())
+        return renewal_due && refresh_certificates(now, changed) ? Change::Certificates
+                                                                 : Change::None;
     // A new key or certificate in a `files` source is a certificate refresh; anything else
     // (brokertls.json, anchors, CRLs) rebuilds the configuration and re-checks connected clients.
     auto sources = CertificateManager::source_files(state_.load()->config);
+    std::sort(sources.begin(), sources.end());
     bool trust_changed = std::any_of(changed.begin(), changed.end(), [&](const fs::path& f) {
-        return std::find(sources.begin(), sources.end(), f) == sources.end();
+        return !std::binary_search(sources.begin(), sources.end(), f);
     });
     if (trust_changed) return rebuild(now, changed) ? Change::Certificates : Change::Trust;
-    if (!changed.empty() || renewal_due)
-        return refresh_certificates(now, changed) ? Change::Certificates : Change::Trust;
-    return Change::None;
+    return refresh_certificates(now, changed) ? Change::Certificates : Change::Trust;
 }
 
 bool SecurityModule::refresh_certificates(TimePoint now, const std::vector<fs::path>& changed) {
@@ -188,10 +189,11 @@ void SecurityModule::publish_certificate_status(bool just_deployed) {
     certificate_status_.store(std::make_shared<const CertificateStatus>(certificates_.status()));
 }
 
-std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const fs::path& file,
+std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config config,
                                                                          const State* previous) {
     auto state = std::make_shared<State>();
-    state->config = load_config(file);
+    state->config = std::move(config);
+    const fs::path& file = state->config.file;
     // The CRLs in force stay until newer ones replace them: those kept across restarts, and
     // those of the snapshots in force now where they are newer (keeping them may have failed).
     CrlsInForce kept = load_kept_crls(state->config.state_dir, state->warnings);
@@ -236,10 +238,10 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(const f
     return state;
 }
 
-std::vector<fs::path> SecurityModule::watched_files(const State& state) const {
-    std::vector<fs::path> files = CertificateManager::source_files(state.config);
+std::vector<fs::path> SecurityModule::watched_files(const Config& config) const {
+    std::vector<fs::path> files = CertificateManager::source_files(config);
     files.push_back(config_file_);
-    for (const auto& [name, profile] : state.config.security_profiles) {
+    for (const auto& [name, profile] : config.security_profiles) {
         files.insert(files.end(), profile.trust_anchors.begin(), profile.trust_anchors.end());
         files.insert(files.end(), profile.intermediates.begin(), profile.intermediates.end());
         files.insert(files.end(), profile.crls.begin(), profile.crls.end());
@@ -317,7 +319,14 @@ bool SecurityModule::rebuild(TimePoint now, const std::vector<fs::path>& changed
     std::string error;
     bool stand_in = false;
     try {
-        next = build_state(config_file_, state_.load().get());
+        Config config = load_config(config_file_);
+        // Its files are watched before they are read, with those of the configuration in
+        // force until it is replaced (a refused one leaves that in force).
+        auto files = watched_files(config);
+        auto in_force = watched_files(state_.load()->config);
+        files.insert(files.end(), in_force.begin(), in_force.end());
+        files_.set_files(files);
+        next = build_state(std::move(config), state_.load().get());
         std::set<std::string> in_use;
         {
             std::lock_guard lock(mutex_);
@@ -343,7 +352,7 @@ bool SecurityModule::rebuild(TimePoint now, const std::vector<fs::path>& changed
             certificates_.refresh(next ? next->config : state_.load()->config, now, false, changed);
         counters_.certificate_checks += certs.checked;
         publish_certificate_status(certs.deployed);
-        if (next) watch_.set_files(watched_files(*next));
+        if (next) files_.set_files(watched_files(next->config));
     }
     std::lock_guard lock(mutex_);
     last_reload_at_ = now;

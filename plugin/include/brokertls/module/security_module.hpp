@@ -21,9 +21,9 @@
 #include "brokertls/config/config.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/module/certificate_manager.hpp"
-#include "brokertls/module/file_watch.hpp"
 #include "brokertls/renewal/acme_renewer.hpp"
 #include "brokertls/trust/validator.hpp"
+#include "brokertls/watch/file_watcher.hpp"
 
 namespace brokertls {
 
@@ -49,9 +49,10 @@ class SecurityModule {
     // `reload_broker` returns false when it could not signal yet (the broker is still starting):
     // it is then called again at the next poll.
     void start_watching(std::function<bool()> reload_broker);
-    // One watcher iteration, synchronously: true when a change was found and applied (or
-    // refused). Tests call this instead of starting the thread.
-    bool poll_files(TimePoint now);
+    // One watcher iteration, synchronously: waits up to `wait` for a watched file to change
+    // (stable), then applies what changed and what is due; true when a change was found and
+    // applied (or refused). Tests call this instead of starting the thread.
+    bool poll_files(TimePoint now, std::chrono::milliseconds wait = std::chrono::milliseconds(0));
 
     bool has_security_profile(const std::string& name) const;
     // A listener names this profile: a reload that drops it is refused (the broker would have
@@ -134,11 +135,12 @@ class SecurityModule {
     // Refreshes server certificates whose renewal or retry is due, without re-reading the
     // configuration. True when new material was deployed.
     bool refresh_certificates(TimePoint now, const std::vector<std::filesystem::path>& changed);
-    static std::shared_ptr<const State> build_state(const std::filesystem::path& file,
-                                                    const State* previous);
-    std::vector<std::filesystem::path> watched_files(const State& state) const;
+    // Builds the state of `config` (every security profile's files read and checked).
+    static std::shared_ptr<const State> build_state(Config config, const State* previous);
+    std::vector<std::filesystem::path> watched_files(const Config& config) const;
     enum class Change { None, Trust, Certificates };
-    Change poll(TimePoint now);
+    // Applies `changed` watched files (and due certificate work).
+    Change apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
     // Builds and swaps in a new state and refreshes the certificates; records the result for
     // the broker thread. True when new server certificates were deployed. Any thread.
     bool rebuild(TimePoint now, const std::vector<std::filesystem::path>& changed = {});
@@ -165,7 +167,6 @@ class SecurityModule {
     // it may take long (the CA's lock, key generation), so no broker-thread call waits for it.
     // What getStatus shows of it is published after each change.
     mutable std::mutex certs_mutex_;
-    FileWatch watch_;
     CertificateManager certificates_;
     using CertificateStatus = std::map<std::string, CertificateManager::Status>;
     std::atomic<std::shared_ptr<const CertificateStatus>> certificate_status_;
@@ -192,10 +193,10 @@ class SecurityModule {
     std::unique_ptr<AcmeRenewer> acme_;
     std::atomic<bool> acme_deployed_{false};
 
-    // The watcher thread.
+    // The watched files (inotify; its own lock), and the watcher thread that waits on them.
+    FileWatcher files_;
     std::function<bool()> wake_;
-    std::condition_variable stop_cv_;
-    bool stopping_ = false;
+    std::stop_source stop_;
     std::thread watcher_;
 };
 
