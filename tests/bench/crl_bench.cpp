@@ -17,6 +17,7 @@
 // phase through /proc/self/clear_refs so each phase's peak is its own.
 
 #include <openssl/x509.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,6 +41,14 @@ using Steady = std::chrono::steady_clock;
 
 double seconds_since(Steady::time_point t) {
     return std::chrono::duration<double>(Steady::now() - t).count();
+}
+
+// CPU seconds of this process (the machine may be shared: wall time alone would mislead).
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 // VmRSS or VmHWM in MB.
@@ -111,14 +120,16 @@ int measure(const fs::path& dir) {
     double rss0 = status_mb("VmRSS");
     reset_peak();
     auto t = Steady::now();
+    double cpu = cpu_seconds();
     auto first = TrustSnapshot::build(profile);
-    double load_s = seconds_since(t);
+    double load_s = seconds_since(t), load_cpu = cpu_seconds() - cpu;
     double rss1 = status_mb("VmRSS"), peak1 = status_mb("VmHWM");
     const auto& crl = *first->crls().begin()->second;
     std::printf("entries %zu; kept CRL DER %.1f MB; serial index %.1f MB\n",
                 first->revocation_index().size(), static_cast<double>(crl.der().size()) / 1e6,
                 static_cast<double>(first->revocation_index().memory_bytes()) / 1e6);
-    row("load (build snapshot)", load_s, "s", 2);
+    row("load (build snapshot), wall", load_s, "s", 2);
+    row("load (build snapshot), CPU", load_cpu, "s", 2);
     row("resident for the CRL (RSS after - before)", rss1 - rss0, "MB", 100);
     std::printf("%-46s %10.2f MB (RSS before %.1f MB)\n", "peak RSS during load", peak1, rss0);
 
@@ -146,20 +157,37 @@ int measure(const fs::path& dir) {
     double rss2 = status_mb("VmRSS");
     reset_peak();
     t = Steady::now();
+    cpu = cpu_seconds();
     auto next = TrustSnapshot::build(profile, first->crls());
     auto refused = next->validate(client.get(), "bench-client", Clock::now());
-    double change_s = seconds_since(t);
+    double change_s = seconds_since(t), change_cpu = cpu_seconds() - cpu;
     double peak2 = status_mb("VmHWM");
     if (refused.reason != RejectReason::Revoked) {
         std::fprintf(stderr, "client not refused on crl2: %s\n", refused.detail.c_str());
         return 1;
     }
-    row("change applied (new CRL -> client refused)", change_s, "s", 2);
+    row("change applied (new CRL -> client refused), wall", change_s, "s", 2);
+    row("change applied, CPU", change_cpu, "s", 2);
     row("peak during the change / resident before", peak2 / rss2, "x", 2);
     std::printf("%-46s %10.2f MB (RSS before %.1f MB)\n", "peak RSS during the change", peak2,
                 rss2);
     first.reset();
     std::printf("%-46s %10.2f MB\n", "RSS with the new snapshot alone", status_mb("VmRSS"));
+    {
+        // The phases of a load, one by one (CPU seconds).
+        double c = cpu_seconds();
+        CrlInForce parsed = CrlInForce::load(dir / "crl2.pem");
+        double parse_cpu = cpu_seconds() - c;
+        c = cpu_seconds();
+        bool ok = parsed.signed_by(Certificate::load_chain(dir / "root.pem").at(0));
+        double verify_cpu = cpu_seconds() - c;
+        c = cpu_seconds();
+        RevocationIndex alone;
+        alone.add(parsed);
+        double index_cpu = cpu_seconds() - c;
+        std::printf("phases (CPU s): read+parse %.2f, signature %.2f (%s), index %.2f\n", parse_cpu,
+                    verify_cpu, ok ? "ok" : "BAD", index_cpu);
+    }
     return 0;
 }
 
@@ -183,10 +211,12 @@ int baseline(const fs::path& dir) {
     double rss0 = status_mb("VmRSS");
     reset_peak();
     auto t = Steady::now();
+    double cpu = cpu_seconds();
     auto first = build(dir / "crl1.pem");
-    double load_s = seconds_since(t);
+    double load_s = seconds_since(t), load_cpu = cpu_seconds() - cpu;
     double rss1 = status_mb("VmRSS"), peak1 = status_mb("VmHWM");
-    row("load (build snapshot)", load_s, "s", 2);
+    row("load (build snapshot), wall", load_s, "s", 2);
+    row("load (build snapshot), CPU", load_cpu, "s", 2);
     row("resident for the CRL (RSS after - before)", rss1 - rss0, "MB", 100);
     std::printf("%-46s %10.2f MB\n", "peak RSS during load", peak1);
     std::string issuer = client.issuer();
@@ -196,11 +226,13 @@ int baseline(const fs::path& dir) {
     double rss2 = status_mb("VmRSS");
     reset_peak();
     t = Steady::now();
+    cpu = cpu_seconds();
     auto next = build(dir / "crl2.pem");
     bool refused = next->revoked.count(issuer + '/' + client.serial_hex()) > 0;
-    double change_s = seconds_since(t);
+    double change_s = seconds_since(t), change_cpu = cpu_seconds() - cpu;
     double peak2 = status_mb("VmHWM");
-    row("change applied (new CRL -> client refused)", change_s, "s", 2);
+    row("change applied (new CRL -> client refused), wall", change_s, "s", 2);
+    row("change applied, CPU", change_cpu, "s", 2);
     row("peak during the change / resident before", peak2 / rss2, "x", 2);
     std::printf("%-46s %10.2f MB (refused: %s)\n", "peak RSS during the change", peak2,
                 refused ? "yes" : "NO");

@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
@@ -31,7 +32,6 @@ namespace {
 
 using X509AlgorPtr = std::unique_ptr<X509_ALGOR, OpenSslDeleter<X509_ALGOR_free>>;
 using BitStringPtr = std::unique_ptr<ASN1_BIT_STRING, OpenSslDeleter<ASN1_BIT_STRING_free>>;
-using Asn1TypePtr = std::unique_ptr<ASN1_TYPE, OpenSslDeleter<ASN1_TYPE_free>>;
 struct ExtensionsFree {
     void operator()(X509_EXTENSIONS* e) const noexcept {
         sk_X509_EXTENSION_pop_free(e, X509_EXTENSION_free);
@@ -108,28 +108,64 @@ void write_record(unsigned char* out, std::size_t width, const SerialBytes& s) {
 
 }  // namespace
 
+void CrlInForce::OpenSslFree::operator()(unsigned char* p) const noexcept {
+    OPENSSL_free(p);
+}
+
+namespace {
+
+// The DER of the first "X509 CRL" block (skipping others, as PEM_read_bio_X509_CRL does), in
+// OpenSSL's buffer; false when there is none.
+bool pem_to_der(BIO* bio, unsigned char** der, long* length) {
+    char* name = nullptr;
+    ERR_clear_error();
+    int ok = PEM_bytes_read_bio(der, length, &name, PEM_STRING_X509_CRL, bio, nullptr, nullptr);
+    ERR_clear_error();
+    OPENSSL_free(name);
+    return ok == 1;
+}
+
+}  // namespace
+
 CrlInForce CrlInForce::parse(std::string_view data, std::string_view source) {
-    auto bad = [&]() -> CrlInForce { fail(ErrorKind::Input, source, "not a PEM or DER CRL"); };
     CrlInForce crl;
+    unsigned char* der = nullptr;
+    long length = 0;
     if (looks_like_pem(data)) {
-        BioPtr bio = memory_bio(data);
-        unsigned char* der = nullptr;
-        char* name = nullptr;
-        long length = 0;
-        ERR_clear_error();
-        // PEM_bytes_read_bio skips other blocks to the first "X509 CRL" one, as
-        // PEM_read_bio_X509_CRL does.
-        int ok = PEM_bytes_read_bio(&der, &length, &name, PEM_STRING_X509_CRL, bio.get(), nullptr,
-                                    nullptr);
-        ERR_clear_error();
-        if (ok == 1) crl.der_.assign(reinterpret_cast<const char*>(der), length);
-        OPENSSL_free(der);
-        OPENSSL_free(name);
-        if (ok != 1) return bad();
+        if (!pem_to_der(memory_bio(data).get(), &der, &length))
+            fail(ErrorKind::Input, source, "not a PEM or DER CRL");
     } else {
-        crl.der_.assign(data);
+        der = static_cast<unsigned char*>(OPENSSL_malloc(data.empty() ? 1 : data.size()));
+        if (!der) throw std::bad_alloc();
+        std::memcpy(der, data.data(), data.size());
+        length = static_cast<long>(data.size());
     }
-    std::string_view der = crl.der_;
+    crl.der_.reset(der);
+    crl.der_size_ = static_cast<std::size_t>(length);
+    return parse_der(std::move(crl), source);
+}
+
+CrlInForce CrlInForce::load(const std::filesystem::path& path) {
+    // A large PEM CRL is decoded straight from the file (not read into memory first).
+    BioPtr bio(BIO_new_file(path.c_str(), "rb"));
+    char head[64] = {};
+    int n = bio ? BIO_read(bio.get(), head, sizeof head) : -1;
+    if (n <= 0 || !looks_like_pem(std::string_view(head, static_cast<std::size_t>(n))))
+        return parse(read_file(path), path.string());  // DER, or the error read_file gives
+    if (BIO_reset(bio.get()) != 0) return parse(read_file(path), path.string());
+    CrlInForce crl;
+    unsigned char* der = nullptr;
+    long length = 0;
+    if (!pem_to_der(bio.get(), &der, &length))
+        fail(ErrorKind::Input, path.string(), "not a PEM or DER CRL");
+    crl.der_.reset(der);
+    crl.der_size_ = static_cast<std::size_t>(length);
+    return parse_der(std::move(crl), path.string());
+}
+
+CrlInForce CrlInForce::parse_der(CrlInForce crl, std::string_view source) {
+    auto bad = [&]() -> CrlInForce { fail(ErrorKind::Input, source, "not a PEM or DER CRL"); };
+    std::string_view der = crl.der();
 
     // CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue }
     auto outer = read_tlv(der, 0, der.size());
@@ -208,10 +244,6 @@ CrlInForce CrlInForce::parse(std::string_view data, std::string_view source) {
     return crl;
 }
 
-CrlInForce CrlInForce::load(const std::filesystem::path& path) {
-    return parse(read_file(path), path.string());
-}
-
 bool CrlInForce::newer_than(const CrlInForce& other) const {
     return crl_supersedes(number_, this_update_, other.number_, other.this_update_);
 }
@@ -223,16 +255,25 @@ std::string CrlInForce::version_text() const {
 bool CrlInForce::signed_by(const Certificate& issuer) const {
     EVP_PKEY* pub = X509_get0_pubkey(issuer.get());
     auto tlv = [&](const Span& s) { return Tlv{s.offset, 0, s.length}; };
-    X509AlgorPtr outer(decode<X509_ALGOR>(der_, tlv(outer_alg_), d2i_X509_ALGOR));
-    X509AlgorPtr inner(decode<X509_ALGOR>(der_, tlv(inner_alg_), d2i_X509_ALGOR));
-    BitStringPtr signature(decode<ASN1_BIT_STRING>(der_, tlv(signature_), d2i_ASN1_BIT_STRING));
-    // The tbsCertList as an ASN1_ANY: OpenSSL keeps a SEQUENCE held in an ANY as its encoding
-    // and writes it back byte for byte, so ASN1_item_verify digests exactly the signed bytes.
-    Asn1TypePtr tbs(decode<ASN1_TYPE>(der_, tlv(tbs_), d2i_ASN1_TYPE));
+    std::string_view der = this->der();
+    X509AlgorPtr outer(decode<X509_ALGOR>(der, tlv(outer_alg_), d2i_X509_ALGOR));
+    X509AlgorPtr inner(decode<X509_ALGOR>(der, tlv(inner_alg_), d2i_X509_ALGOR));
+    BitStringPtr signature(decode<ASN1_BIT_STRING>(der, tlv(signature_), d2i_ASN1_BIT_STRING));
+    // The tbsCertList as an ASN1_ANY holding a SEQUENCE, which OpenSSL keeps as its encoding
+    // and writes back byte for byte, so ASN1_item_verify digests exactly the signed bytes. The
+    // ANY borrows our buffer (public OpenSSL structs, nothing freed) rather than copying a
+    // CRL of 50 MB once more.
+    ASN1_STRING borrowed{};
+    borrowed.type = V_ASN1_SEQUENCE;
+    borrowed.length = static_cast<int>(tbs_.length);
+    borrowed.data = const_cast<unsigned char*>(bytes(der, tbs_.offset));
+    ASN1_TYPE tbs{};
+    tbs.type = V_ASN1_SEQUENCE;
+    tbs.value.sequence = &borrowed;
     // As X509_CRL_verify: the algorithm inside the signed part must be the one used.
-    bool ok = pub && outer && inner && signature && tbs &&
+    bool ok = pub && outer && inner && signature && tbs_.length <= INT_MAX &&
               X509_ALGOR_cmp(outer.get(), inner.get()) == 0 &&
-              ASN1_item_verify(ASN1_ITEM_rptr(ASN1_ANY), outer.get(), signature.get(), tbs.get(),
+              ASN1_item_verify(ASN1_ITEM_rptr(ASN1_ANY), outer.get(), signature.get(), &tbs,
                                pub) == 1;
     ERR_clear_error();
     return ok;
@@ -240,14 +281,14 @@ bool CrlInForce::signed_by(const Certificate& issuer) const {
 
 std::string CrlInForce::to_pem() const {
     BioPtr bio = memory_bio();
-    if (!PEM_write_bio(bio.get(), PEM_STRING_X509_CRL, "", bytes(der_, 0),
-                       static_cast<long>(der_.size())))
+    if (!PEM_write_bio(bio.get(), PEM_STRING_X509_CRL, "", der_.get(),
+                       static_cast<long>(der_size_)))
         throw Error(ErrorKind::Io, "cannot encode CRL");
     return bio_contents(bio.get());
 }
 
 void RevocationIndex::add(const CrlInForce& crl) {
-    std::string_view der = crl.der_;
+    std::string_view der = crl.der();
     std::size_t begin = crl.revoked_.offset, end = begin + crl.revoked_.length;
     // The serial INTEGER of each entry (CrlInForce::parse checked the structure).
     auto for_each_serial = [&](auto&& fn) {

@@ -37,13 +37,21 @@ class CrlInForce {
     // The signature verifies against `issuer`'s key (as X509_CRL_verify).
     bool signed_by(const Certificate& issuer) const;
     std::string to_pem() const;
-    std::string_view der() const { return der_; }
+    std::string_view der() const {
+        return {reinterpret_cast<const char*>(der_.get()), der_size_};
+    }
 
   private:
     friend class RevocationIndex;
     CrlInForce() = default;
+    static CrlInForce parse_der(CrlInForce crl, std::string_view source);
 
-    std::string der_;
+    struct OpenSslFree {
+        void operator()(unsigned char* p) const noexcept;
+    };
+    // OpenSSL's buffer: a PEM file is decoded by OpenSSL and its DER kept as is, not copied.
+    std::unique_ptr<unsigned char, OpenSslFree> der_;
+    std::size_t der_size_ = 0;
     std::string issuer_;
     TimePoint this_update_{};
     TimePoint next_update_ = TimePoint::max();
