@@ -19,6 +19,10 @@
 
 namespace brokertls {
 
+struct CrlInForceBufferFree {
+    void operator()(unsigned char* p) const noexcept;  // OPENSSL_free
+};
+
 // One CRL as a trust snapshot keeps it (and STATE_DIR/crls/ keeps it across restarts).
 class CrlInForce {
   public:
@@ -37,20 +41,17 @@ class CrlInForce {
     // The signature verifies against `issuer`'s key (as X509_CRL_verify).
     bool signed_by(const Certificate& issuer) const;
     std::string to_pem() const;
-    std::string_view der() const {
-        return {reinterpret_cast<const char*>(der_.get()), der_size_};
-    }
+    std::string_view der() const { return {reinterpret_cast<const char*>(der_.get()), der_size_}; }
 
   private:
     friend class RevocationIndex;
     CrlInForce() = default;
+    static CrlInForce from_buffer(std::unique_ptr<unsigned char, CrlInForceBufferFree> buffer,
+                                  std::size_t size, std::string_view source);
     static CrlInForce parse_der(CrlInForce crl, std::string_view source);
 
-    struct OpenSslFree {
-        void operator()(unsigned char* p) const noexcept;
-    };
-    // OpenSSL's buffer: a PEM file is decoded by OpenSSL and its DER kept as is, not copied.
-    std::unique_ptr<unsigned char, OpenSslFree> der_;
+    // The file's bytes, a PEM body decoded in place: no second copy of a large CRL.
+    std::unique_ptr<unsigned char, CrlInForceBufferFree> der_;
     std::size_t der_size_ = 0;
     std::string issuer_;
     TimePoint this_update_{};
