@@ -268,12 +268,10 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
     // under it.
     for (std::size_t i = 0; i < v->chain.size(); ++i) {
         const auto& link = v->chain[i];
-        if (!revoked_.contains(link.issuer, X509_get0_serialNumber(link.cert.get()))) continue;
-        X509_up_ref(link.cert.get());
-        Certificate cert{X509Ptr(link.cert.get())};
+        if (!revoked_.contains(link.issuer, link.serial.get())) continue;
         std::string what =
-            i == 0 ? "serial " + cert.serial_hex()
-                   : "issuing CA '" + cert.subject() + "' (serial " + cert.serial_hex() + ")";
+            i == 0 ? "serial " + link.serial_hex
+                   : "issuing CA '" + link.subject + "' (serial " + link.serial_hex + ")";
         return reject(RejectReason::Revoked, what + " is on the CRL of " + link.issuer);
     }
     if (v->reason != RejectReason::None) return reject(v->reason, v->detail);
@@ -355,7 +353,10 @@ std::shared_ptr<const TrustSnapshot::Verified> TrustSnapshot::verify(const Certi
         v->valid_until = std::min(v->valid_until, from_asn1_time(X509_get0_notAfter(x)));
         if (i == above_leaf) break;  // the trust anchor: on no CRL
         X509_up_ref(x);
-        v->chain.push_back({name_to_string(X509_get_issuer_name(x)), X509Ptr(x)});
+        Certificate cert{X509Ptr(x)};
+        Asn1IntegerPtr serial(ASN1_INTEGER_dup(X509_get0_serialNumber(x)));
+        if (!serial) throw std::bad_alloc();
+        v->chain.push_back({cert.issuer(), cert.subject(), cert.serial_hex(), std::move(serial)});
     }
     auto outcome = [&](RejectReason reason, std::string detail) {
         v->reason = reason;

@@ -96,9 +96,9 @@ class TrustSnapshot {
   private:
     // What validate() found for one leaf before the per-connection checks.
     struct Verified {
-        struct Link {
-            std::string issuer;  // DN
-            X509Ptr cert;
+        struct Link {  // what the revocation check and its log line need, not the X509
+            std::string issuer, subject, serial_hex;
+            Asn1IntegerPtr serial;
         };
         std::vector<Link> chain;  // leaf first, up to (not including) the trust anchor
         TimePoint valid_from{}, valid_until{};     // every certificate of the chain is valid
