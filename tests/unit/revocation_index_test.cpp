@@ -3,6 +3,7 @@
 
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
 #include "brokertls/trust/revocation_index.hpp"
 #include "support.hpp"
 
@@ -136,6 +137,17 @@ TEST_F(RevocationIndexTest, CrlInForceReadsWhatCrlReads) {
         EXPECT_TRUE(kept.signed_by(root_));
         EXPECT_FALSE(kept.signed_by(other_));
     }
+    // CRLF line ends, and other PEM blocks before the CRL (as PEM_read_bio_X509_CRL reads).
+    std::string crlf;
+    for (char c : crl.to_pem()) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+    EXPECT_EQ(CrlInForce::parse(crlf, "crlf.crl").der(), crl.to_der());
+    EXPECT_EQ(CrlInForce::parse(root_.to_pem() + crl.to_pem(), "bundle.crl").der(), crl.to_der());
+    test::TempDir tmp;
+    write_file_atomic(tmp / "crl.pem", crl.to_pem());
+    write_file_atomic(tmp / "crl.der", crl.to_der());
+    EXPECT_EQ(CrlInForce::load(tmp / "crl.pem").der(), crl.to_der());
+    EXPECT_EQ(CrlInForce::load(tmp / "crl.der").der(), crl.to_der());
+
     // No number, no nextUpdate, no entries.
     X509CrlPtr bare(X509_CRL_new());
     X509_CRL_set_issuer_name(bare.get(), X509_get_subject_name(root_.get()));
