@@ -195,6 +195,14 @@ TEST_F(RevocationIndexTest, RefusesWhatIsNotACrl) {
     EXPECT_EQ(message(""), "bad.crl: not a PEM or DER CRL");
     test::TempDir tmp;
     EXPECT_THROW(CrlInForce::load(tmp / "none.crl"), Error);
+    // A serial far longer than RFC 5280's 20 octets would widen every record of the index.
+    std::string longest(64, 'A'), too_long = "7" + std::string(129, 'A');
+    EXPECT_EQ(crl_of(root_, root_key_, {longest}).revoked_count(), 1u);
+    EXPECT_EQ(message(sign_crl(root_, root_key_, entries({"1", too_long}), Clock::now(),
+                               Clock::now() + Days(7), 1)
+                          .to_der()),
+              "bad.crl: a revoked serial number of 65 bytes (RFC 5280 allows 20; at most 64 are "
+              "accepted)");
 }
 
 }  // namespace

@@ -31,6 +31,8 @@ namespace brokertls {
 
 namespace {
 
+constexpr std::size_t kMaxSerialBytes = 64;
+
 using X509AlgorPtr = std::unique_ptr<X509_ALGOR, OpenSslDeleter<X509_ALGOR_free>>;
 using BitStringPtr = std::unique_ptr<ASN1_BIT_STRING, OpenSslDeleter<ASN1_BIT_STRING_free>>;
 struct ExtensionsFree {
@@ -264,6 +266,13 @@ CrlInForce CrlInForce::parse_der(CrlInForce crl, std::string_view source) {
             if (!serial || !serial->is(V_ASN1_INTEGER) || serial->constructed ||
                 serial->length == 0)
                 return bad();
+            // Every record of an issuer is as wide as its longest serial: one absurd serial
+            // would multiply the index by its length.
+            if (serial->length > kMaxSerialBytes)
+                fail(ErrorKind::Input, source,
+                     "a revoked serial number of " + std::to_string(serial->length) +
+                         " bytes (RFC 5280 allows 20; at most " + std::to_string(kMaxSerialBytes) +
+                         " are accepted)");
             auto date = read_tlv(der, serial->end(), entry->end());
             if (!date || !is_time(*date)) return bad();
             if (date->end() != entry->end()) {
@@ -386,10 +395,7 @@ void RevocationIndex::add(const CrlInForce& crl) {
 bool RevocationIndex::find(const Serials& s, const ASN1_INTEGER* serial) {
     SerialBytes b = serial_bytes(serial);
     if (b.length + 1 > s.width) return false;  // longer than every serial on the CRL
-    unsigned char key[64];
-    std::vector<unsigned char> big;
-    unsigned char* k = key;
-    if (s.width > sizeof key) big.resize(s.width), k = big.data();
+    unsigned char k[kMaxSerialBytes + 1];      // s.width is at most this
     write_record(k, s.width, b);
     std::size_t lo = 0, hi = s.records.size() / s.width;
     while (lo < hi) {
