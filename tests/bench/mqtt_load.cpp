@@ -1,8 +1,11 @@
 // A small MQTT-over-mTLS load tool for the broker benchmarks. Each "connection" is a full TLS
 // handshake (no session resumption), an MQTT 3.1.1 CONNECT, the CONNACK, and a DISCONNECT.
 //
-//   mqtt_load rate PORT CA CERT KEY COUNT
-//       sequential connections; prints "connections N failed F seconds S rate R"
+//   mqtt_load rate PORT CA CERT KEY COUNT [PARALLEL [CLIENT_ID]]
+//       COUNT connections, sequential or from PARALLEL connectors each connecting one after the
+//       other (COUNT in all); "{}" in CERT, KEY and CLIENT_ID (default "bench") is replaced by
+//       the connector's number, so each can be its own client; prints
+//       "connections N failed F seconds S rate R"
 //   mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS
 //       connects continuously while another thread rotates the broker's server certificate
 //       ROTATIONS times (new certificates from the brokertls-ca directory CA_DIR, written to the
@@ -113,13 +116,31 @@ SSL_CTX* make_ctx(const char* ca, const char* cert, const char* key) {
     return ctx;
 }
 
-int rate(const Client& c, int count) {
-    int failed = 0;
+std::string numbered(std::string pattern, int n) {
+    if (auto at = pattern.find("{}"); at != std::string::npos)
+        pattern.replace(at, 2, std::to_string(n));
+    return pattern;
+}
+
+int rate(const std::vector<std::string>& a, int port, int count, int parallel) {
+    std::string client_id = a.size() > 8 ? a[8] : "bench";
+    std::vector<Client> clients;
+    for (int t = 0; t < parallel; ++t)
+        clients.push_back(
+            {make_ctx(a[3].c_str(), numbered(a[4], t).c_str(), numbered(a[5], t).c_str()), port});
+    std::atomic<int> next{0}, failed{0};
     auto t0 = Clock::now();
-    for (int i = 0; i < count; ++i)
-        if (connect_once(c, "bench").empty()) ++failed;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < parallel; ++t)
+        threads.emplace_back([&, t] {
+            std::string id = numbered(client_id, t);
+            while (next++ < count)
+                if (connect_once(clients[t], id).empty()) ++failed;
+        });
+    for (auto& thread : threads) thread.join();
     double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::printf("connections %d failed %d seconds %.3f rate %.1f\n", count, failed, s, count / s);
+    std::printf("connections %d failed %d seconds %.3f rate %.1f\n", count, failed.load(), s,
+                count / s);
     return failed == 0 ? 0 : 2;
 }
 
@@ -291,10 +312,8 @@ int servers(const char* ca_dir, const char* out, int count) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> a(argv, argv + argc);
-    if (a.size() == 7 && a[1] == "rate") {
-        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
-        return rate(c, std::stoi(a[6]));
-    }
+    if (a.size() >= 7 && a.size() <= 9 && a[1] == "rate")
+        return rate(a, std::stoi(a[2]), std::stoi(a[6]), a.size() > 7 ? std::stoi(a[7]) : 1);
     if ((a.size() == 10 || a.size() == 11) && a[1] == "rotate") {
         Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
         return rotate(c, argv[6], argv[7], argv[8], std::stoi(a[9]),
@@ -310,7 +329,7 @@ int main(int argc, char** argv) {
     }
     if (a.size() == 5 && a[1] == "servers") return servers(argv[2], argv[3], std::stoi(a[4]));
     std::fprintf(stderr,
-                 "usage: mqtt_load rate PORT CA CERT KEY COUNT\n"
+                 "usage: mqtt_load rate PORT CA CERT KEY COUNT [PARALLEL [CLIENT_ID]]\n"
                  "       mqtt_load rotate PORT CA CERT KEY CA_DIR SRC_CERT SRC_KEY ROTATIONS "
                  "[TIMEOUT_S]\n"
                  "       mqtt_load reload PORT CA CERT KEY PID\n"

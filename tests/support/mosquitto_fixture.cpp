@@ -230,9 +230,10 @@ MqttClient::~MqttClient() {
 }
 
 std::string MqttClient::connect(std::chrono::milliseconds timeout) {
-    std::string tls_error;
     auto ssl = mqtt::ssl_options_builder().trust_store(ca_.string()).enable_server_cert_auth(true);
-    ssl.error_handler([&tls_error](const std::string& msg) { tls_error += msg + "; "; });
+    // No ssl error_handler: Paho C++ 1.2.0 (Debian 12) hands the TLS error callback a pointer to
+    // a copy of the options that connect() has already destroyed (paho.mqtt.cpp#325, #439); a
+    // handshake message then crashed this program under AddressSanitizer.
     if (!cert_.cert.empty()) ssl.key_store(cert_.cert.string()).private_key(cert_.key.string());
     auto opts = mqtt::connect_options_builder()
                     .ssl(ssl.finalize())
@@ -246,8 +247,7 @@ std::string MqttClient::connect(std::chrono::milliseconds timeout) {
         if (!tok->wait_for(timeout + std::chrono::seconds(1))) return "connect timed out";
         return "";
     } catch (const mqtt::exception& e) {
-        return std::string(e.what()) + " (rc " + std::to_string(e.get_return_code()) + ") " +
-               tls_error;
+        return std::string(e.what()) + " (rc " + std::to_string(e.get_return_code()) + ")";
     }
 }
 

@@ -411,5 +411,89 @@ TEST_F(TrustValidator, AnchorDirectoryIsRead) {
     EXPECT_TRUE(check(leaf("dev-1")).ok());
 }
 
+// The verification cache (issue #9): per leaf and snapshot, never for the per-connection checks.
+TEST_F(TrustValidatorCrls, ACachedChainIsStillCheckedAgainstTheCrlOnEveryCall) {
+    write(tmp_ / "crl.pem", crl(1, dev_rev()).to_pem());
+    profile_.crls = {tmp_ / "crl.pem"};
+    auto snap = TrustSnapshot::build(profile_);
+    auto good = leaf("dev-good");
+    for (int i = 0; i < 3; ++i) {
+        auto r = snap->validate(revoked_.get(), "dev-rev", Clock::now());
+        EXPECT_EQ(r.reason, RejectReason::Revoked) << "call " << i;
+        EXPECT_EQ(r.detail, "serial " + revoked_.serial_hex() + " is on the CRL of CN=Test Root");
+        EXPECT_TRUE(snap->validate(good.get(), "dev-good", Clock::now()).ok()) << "call " << i;
+    }
+    EXPECT_EQ(snap->cache_hits(), 4u);  // the later calls were answered from the cache
+}
+
+TEST_F(TrustValidator, ACachedIntermediateIsStillCheckedAgainstTheCrl) {
+    write(tmp_ / "int.pem", intermediate_.to_pem());
+    profile_.intermediates = {tmp_ / "int.pem"};
+    write(tmp_ / "root-crl.pem",
+          sign_crl(root_, root_key_,
+                   {{intermediate_.serial_hex(), Clock::now(), RevocationReason::CaCompromise}},
+                   Clock::now(), Clock::now() + Days(7), 1)
+              .to_pem());
+    profile_.crls = {tmp_ / "root-crl.pem"};
+    auto c =
+        sign_certificate(spec(CertificateProfile::Client, "dev-1", Days(30)),
+                         PrivateKey::generate(KeyType::EcP256).get(), int_key_, &intermediate_);
+    auto snap = TrustSnapshot::build(profile_);
+    for (int i = 0; i < 2; ++i)
+        EXPECT_EQ(snap->validate(c.get(), "dev-1", Clock::now()).reason, RejectReason::Revoked);
+    EXPECT_EQ(snap->cache_hits(), 1u);
+}
+
+TEST_F(TrustValidatorCrls, ANewCrlIsAppliedToACachedCertificate) {
+    write(tmp_ / "crl.pem", crl(1, {}).to_pem());
+    profile_.crls = {tmp_ / "crl.pem"};
+    auto current = TrustSnapshot::build(profile_);
+    ASSERT_EQ(reason(*current), RejectReason::None);
+    ASSERT_EQ(reason(*current), RejectReason::None);
+    ASSERT_EQ(current->cache_hits(), 1u);
+    write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
+    auto next = TrustSnapshot::build(profile_, current->crls());
+    EXPECT_EQ(reason(*next), RejectReason::Revoked);
+    EXPECT_EQ(reason(*next), RejectReason::Revoked);
+    EXPECT_EQ(reason(*current), RejectReason::None);  // a snapshot never changes
+}
+
+TEST_F(TrustValidator, TheClientIdIsCheckedOnEveryCall) {
+    auto c = leaf("dev-1");
+    auto snap = TrustSnapshot::build(profile_);
+    EXPECT_TRUE(snap->validate(c.get(), "dev-1", Clock::now()).ok());
+    auto r = snap->validate(c.get(), "dev-2", Clock::now());
+    EXPECT_EQ(r.reason, RejectReason::ClientIdMismatch);
+    EXPECT_EQ(r.detail, "client id 'dev-2' is not the identity 'dev-1'");
+    r = snap->validate(c.get(), "dev-1", Clock::now());
+    EXPECT_TRUE(r.ok()) << r.detail;
+    EXPECT_EQ(r.identity, "dev-1");
+    EXPECT_EQ(snap->cache_hits(), 2u);
+}
+
+TEST_F(TrustValidator, ACachedVerificationHoldsOnlyWhileTheChainIsValid) {
+    auto c = leaf("dev-1", CertificateProfile::Client, Days(30));
+    auto snap = TrustSnapshot::build(profile_);
+    ASSERT_TRUE(snap->validate(c.get(), "dev-1", Clock::now()).ok());
+    auto r = snap->validate(c.get(), "dev-1", Clock::now() + Days(31));
+    EXPECT_EQ(r.reason, RejectReason::Expired) << r.detail;
+    r = snap->validate(c.get(), "dev-1", Clock::now() - Days(2));
+    EXPECT_EQ(r.reason, RejectReason::NotYetValid) << r.detail;
+    EXPECT_TRUE(snap->validate(c.get(), "dev-1", Clock::now()).ok());
+    EXPECT_EQ(snap->cache_hits(), 1u);
+}
+
+TEST_F(TrustValidator, AnIdentityRejectionIsCachedWithItsDetail) {
+    auto c = leaf("dev-1/x");
+    auto snap = TrustSnapshot::build(profile_);
+    for (int i = 0; i < 2; ++i) {
+        auto r = snap->validate(c.get(), "dev-1/x", Clock::now());
+        EXPECT_EQ(r.reason, RejectReason::BadIdentity);
+        EXPECT_EQ(r.detail, "identity 'dev-1/x' (cn) contains '/' (an MQTT topic level separator)");
+        EXPECT_EQ(r.identity, "");
+    }
+    EXPECT_EQ(snap->cache_hits(), 1u);
+}
+
 }  // namespace
 }  // namespace brokertls

@@ -124,16 +124,23 @@ std::vector<RevokedCertificate> Crl::revoked() const {
     return out;
 }
 
+bool crl_supersedes(long number, TimePoint this_update, long other_number,
+                    TimePoint other_this_update) {
+    if (number >= 0 && other_number >= 0 && number != other_number) return number > other_number;
+    return this_update > other_this_update;
+}
+
+std::string crl_version_text(long number, TimePoint this_update) {
+    return (number >= 0 ? "CRL number " + std::to_string(number) : std::string("no CRL number")) +
+           ", thisUpdate " + to_iso8601(this_update);
+}
+
 bool Crl::newer_than(const Crl& other) const {
-    long mine = number(), theirs = other.number();
-    if (mine >= 0 && theirs >= 0 && mine != theirs) return mine > theirs;
-    return this_update() > other.this_update();
+    return crl_supersedes(number(), this_update(), other.number(), other.this_update());
 }
 
 std::string Crl::version_text() const {
-    long n = number();
-    return (n >= 0 ? "CRL number " + std::to_string(n) : std::string("no CRL number")) +
-           ", thisUpdate " + to_iso8601(this_update());
+    return crl_version_text(number(), this_update());
 }
 
 bool Crl::signed_by(const Certificate& issuer) const {

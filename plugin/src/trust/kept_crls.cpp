@@ -23,7 +23,7 @@ CrlsInForce load_kept_crls(const fs::path& state_dir, std::vector<std::string>& 
     for (const auto& entry : fs::directory_iterator(state_dir / "crls", ec)) {
         if (entry.path().extension() != ".pem") continue;
         try {
-            auto crl = std::make_shared<const Crl>(Crl::load(entry.path()));
+            auto crl = std::make_shared<const CrlInForce>(CrlInForce::load(entry.path()));
             kept[crl->issuer()] = std::move(crl);
         } catch (const Error& e) {
             warnings.push_back(std::string("kept CRL ignored: ") + e.what());

@@ -57,10 +57,6 @@ std::vector<Certificate> load_ca_certificates(const std::vector<fs::path>& paths
     return out;
 }
 
-std::string revoked_key(const std::string& issuer, const std::string& serial) {
-    return issuer + '/' + serial;
-}
-
 RejectReason reason_for_verify_error(int err) {
     switch (err) {
         case X509_V_ERR_CERT_HAS_EXPIRED:
@@ -145,14 +141,15 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
 
     std::vector<Certificate> cas = snap->anchors_;
     cas.insert(cas.end(), snap->intermediates_.begin(), snap->intermediates_.end());
-    auto issuer_of = [&](const Crl& crl) {
+    auto issuer_of = [&](const CrlInForce& crl) {
         return std::find_if(cas.begin(), cas.end(),
                             [&](const Certificate& a) { return a.subject() == crl.issuer(); });
     };
     // Per issuer the newest CRL and where it came from.
-    std::map<std::string, std::pair<std::shared_ptr<const Crl>, std::string>> newest;
+    using Source = std::pair<std::shared_ptr<const CrlInForce>, std::string>;
+    std::map<std::string, Source> newest;
     for (const auto& path : profile.crls) {
-        auto crl = std::make_shared<const Crl>(Crl::load(path));
+        auto crl = std::make_shared<const CrlInForce>(CrlInForce::load(path));
         auto issuer = issuer_of(*crl);
         if (issuer == cas.end())
             fail(ErrorKind::Input, path.string(),
@@ -161,10 +158,15 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
         if (!crl->signed_by(*issuer))
             fail(ErrorKind::Input, path.string(),
                  "CRL signature does not verify against its issuer");
+        // The same bytes as the CRL in force: share that one (a reload that did not change
+        // the CRL then holds one copy of a large CRL, not two).
+        if (auto it = in_force.find(crl->issuer());
+            it != in_force.end() && it->second->der() == crl->der())
+            crl = it->second;
         auto [it, first] = newest.try_emplace(crl->issuer(), crl, path.string());
         if (first) continue;
         // Two files of one issuer: the newer wins, the other is named.
-        std::pair<std::shared_ptr<const Crl>, std::string> other{crl, path.string()};
+        Source other{crl, path.string()};
         if (crl->newer_than(*it->second.first)) std::swap(it->second, other);
         snap->warnings_.push_back(other.second + ": " + other.first->version_text() + " of '" +
                                   crl->issuer() + "' is older than " + it->second.second +
@@ -184,14 +186,13 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
         it->second = {before, "the CRL in force"};
     }
     TimePoint now = Clock::now();
-    for (const auto& [issuer_dn, chosen] : newest) {
+    for (auto& [issuer_dn, chosen] : newest) {
         const auto& [crl, source] = chosen;
         if (crl->next_update() < now)
             snap->warnings_.push_back(source + ": CRL is past its nextUpdate (" +
                                       to_iso8601(crl->next_update()) + "); still applied");
-        for (const auto& r : crl->revoked())
-            snap->revoked_.insert(revoked_key(issuer_dn, r.serial_hex));
-        snap->crls_.emplace(issuer_dn, crl);
+        snap->revoked_.add(*crl);
+        snap->crls_.emplace(issuer_dn, std::move(chosen.first));
     }
     for (const auto& fp : profile.allow_fingerprints) snap->allow_.insert(fp);
     for (const auto& fp : profile.deny_fingerprints) snap->deny_.insert(fp);
@@ -199,7 +200,7 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
 }
 
 bool TrustSnapshot::is_revoked(const std::string& issuer, const std::string& serial) const {
-    return revoked_.count(revoked_key(issuer, serial)) > 0;
+    return revoked_.contains(issuer, serial);
 }
 
 std::string TrustSnapshot::map_identity(const Certificate& leaf) const {
@@ -254,6 +255,68 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
         return reject(RejectReason::CaAsLeaf,
                       "a CA certificate was presented as a client certificate");
 
+    std::shared_ptr<const Verified> v = cached(r.fingerprint, now);
+    if (v) {
+        ++cache_hits_;
+    } else {
+        v = verify(leaf, now, r);
+        if (!v) return r;
+        remember(r.fingerprint, v);
+    }
+    // Every certificate of the verified chain against its issuer's CRL, on every connection
+    // (the cache holds no revocation result): revoking an intermediate revokes everything
+    // under it.
+    for (std::size_t i = 0; i < v->chain.size(); ++i) {
+        const auto& link = v->chain[i];
+        if (!revoked_.contains(link.issuer, link.serial.get())) continue;
+        std::string what =
+            i == 0 ? "serial " + link.serial_hex
+                   : "issuing CA '" + link.subject + "' (serial " + link.serial_hex + ")";
+        return reject(RejectReason::Revoked, what + " is on the CRL of " + link.issuer);
+    }
+    if (v->reason != RejectReason::None) return reject(v->reason, v->detail);
+    r.identity = v->identity;
+    if (profile_.client_id_must_match_identity && client_id != r.identity)
+        return reject(
+            RejectReason::ClientIdMismatch,
+            "client id '" + printable(client_id) + "' is not the identity '" + r.identity + "'");
+    return r;
+}
+
+std::shared_ptr<const TrustSnapshot::Verified> TrustSnapshot::cached(const std::string& fingerprint,
+                                                                     TimePoint now) const {
+    std::lock_guard lock(cache_mutex_);
+    auto it = cache_.find(fingerprint);
+    // X509_verify_cert's answer holds while every certificate of the chain is valid (OpenSSL:
+    // notBefore <= now < notAfter, at whole seconds as these are).
+    if (it == cache_.end() || now < it->second->valid_from || now >= it->second->valid_until)
+        return nullptr;
+    return it->second;
+}
+
+void TrustSnapshot::remember(const std::string& fingerprint,
+                             std::shared_ptr<const Verified> v) const {
+    std::lock_guard lock(cache_mutex_);
+    auto [it, added] = cache_.insert_or_assign(fingerprint, std::move(v));
+    if (!added) return;
+    cache_order_.push_back(fingerprint);
+    if (cache_order_.size() > kCacheSize) {
+        cache_.erase(cache_order_.front());
+        cache_order_.pop_front();
+    }
+}
+
+// X509_verify_cert and the checks that depend only on the leaf and this snapshot. Returns null
+// with `r` rejected when the chain does not verify (not cached: an untrusted client pays in
+// full each time), else what validate() caches.
+std::shared_ptr<const TrustSnapshot::Verified> TrustSnapshot::verify(const Certificate& leaf,
+                                                                     TimePoint now,
+                                                                     ValidationResult& r) const {
+    auto reject = [&](RejectReason reason, std::string detail) {
+        r.reason = reason;
+        r.detail = std::move(detail);
+        return nullptr;
+    };
     X509StoreCtxPtr ctx(X509_STORE_CTX_new());
     if (!ctx || !X509_STORE_CTX_init(ctx.get(), store_.get(), leaf.get(), untrusted_.get()))
         throw std::bad_alloc();
@@ -280,23 +343,31 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
                       std::to_string(above_leaf) +
                           " certificates above the leaf, max_chain_depth is " +
                           std::to_string(profile_.max_chain_depth));
-    // Every certificate of the verified chain against its issuer's CRL: revoking an
-    // intermediate revokes everything under it.
-    for (int i = 0; i < above_leaf; ++i) {
+
+    auto v = std::make_shared<Verified>();
+    v->valid_from = TimePoint::min();
+    v->valid_until = TimePoint::max();
+    for (int i = 0; i <= above_leaf; ++i) {
         X509* x = sk_X509_value(chain, i);
+        v->valid_from = std::max(v->valid_from, from_asn1_time(X509_get0_notBefore(x)));
+        v->valid_until = std::min(v->valid_until, from_asn1_time(X509_get0_notAfter(x)));
+        if (i == above_leaf) break;  // the trust anchor: on no CRL
         X509_up_ref(x);
         Certificate cert{X509Ptr(x)};
-        if (!is_revoked(cert.issuer(), cert.serial_hex())) continue;
-        std::string what =
-            i == 0 ? "serial " + cert.serial_hex()
-                   : "issuing CA '" + cert.subject() + "' (serial " + cert.serial_hex() + ")";
-        return reject(RejectReason::Revoked, what + " is on the CRL of " + cert.issuer());
+        Asn1IntegerPtr serial(ASN1_INTEGER_dup(X509_get0_serialNumber(x)));
+        if (!serial) throw std::bad_alloc();
+        v->chain.push_back({cert.issuer(), cert.subject(), cert.serial_hex(), std::move(serial)});
     }
+    auto outcome = [&](RejectReason reason, std::string detail) {
+        v->reason = reason;
+        v->detail = std::move(detail);
+        return v;
+    };
     if (!profile_.required_eku.empty()) {
         auto eku = leaf.extended_key_usage();
         if (std::find(eku.begin(), eku.end(), profile_.required_eku) == eku.end())
-            return reject(RejectReason::MissingEku,
-                          "extended key usage lacks " + profile_.required_eku);
+            return outcome(RejectReason::MissingEku,
+                           "extended key usage lacks " + profile_.required_eku);
     }
     std::string identity, common_name;
     std::vector<SubjectAltName> sans;
@@ -307,13 +378,13 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
         sans = leaf.subject_alt_names();
         identity = map_identity(leaf);
     } catch (const Error& e) {
-        return reject(RejectReason::BadIdentity, e.what());
+        return outcome(RejectReason::BadIdentity, e.what());
     }
     std::string source(identity_source_name(profile_.identity));
-    if (identity.empty()) return reject(RejectReason::NoIdentity, "certificate has no " + source);
+    if (identity.empty()) return outcome(RejectReason::NoIdentity, "certificate has no " + source);
     if (auto problem = identity_problem(identity, {profile_.identity_allow_slash}))
-        return reject(RejectReason::BadIdentity,
-                      "identity '" + printable(identity) + "' (" + source + ") " + *problem);
+        return outcome(RejectReason::BadIdentity,
+                       "identity '" + printable(identity) + "' (" + source + ") " + *problem);
     if (profile_.identity == IdentitySource::CommonName ||
         profile_.identity == IdentitySource::SubjectDn) {
         // OpenSSL applies a CA's nameConstraints to the leaf's SANs, and to the CN only when
@@ -332,22 +403,18 @@ ValidationResult TrustSnapshot::validate(X509* leaf_x509, std::string_view clien
                        std::equal(s.value.begin(), s.value.end(), common_name.begin(), same);
             });
             if (!cn_is_dns)
-                return reject(RejectReason::NameConstraints,
-                              "CN '" + printable(common_name) + "' is not a DNS name of the " +
-                                  "certificate, and CA '" +
-                                  name_to_string(X509_get_subject_name(ca)) +
-                                  "' has nameConstraints, which OpenSSL does not apply to such "
-                                  "a CN; a " +
-                                  source + " identity under it must also be a DNS subjectAltName");
+                return outcome(RejectReason::NameConstraints,
+                               "CN '" + printable(common_name) + "' is not a DNS name of the " +
+                                   "certificate, and CA '" +
+                                   name_to_string(X509_get_subject_name(ca)) +
+                                   "' has nameConstraints, which OpenSSL does not apply to such "
+                                   "a CN; a " +
+                                   source + " identity under it must also be a DNS subjectAltName");
             break;
         }
     }
-    r.identity = identity;
-    if (profile_.client_id_must_match_identity && client_id != r.identity)
-        return reject(
-            RejectReason::ClientIdMismatch,
-            "client id '" + printable(client_id) + "' is not the identity '" + r.identity + "'");
-    return r;
+    v->identity = std::move(identity);
+    return v;
 }
 
 }  // namespace brokertls

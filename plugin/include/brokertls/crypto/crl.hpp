@@ -32,6 +32,15 @@ struct RevokedCertificate {
     RevocationReason reason = RevocationReason::Unspecified;
 };
 
+// Newest-wins between two CRLs of one issuer, shared by Crl and the trust snapshot's compact
+// CRLs: true when (number, this_update) supersedes (other_number, other_this_update), i.e. a
+// higher cRLNumber, or, when either has none (-1) or both are equal, a later thisUpdate
+// (RFC 5280 5.2.3: numbers increase).
+bool crl_supersedes(long number, TimePoint this_update, long other_number,
+                    TimePoint other_this_update);
+// "CRL number 7, thisUpdate 2026-01-01T00:00:00Z" (for log lines)
+std::string crl_version_text(long number, TimePoint this_update);
+
 class Crl {
   public:
     explicit Crl(X509CrlPtr crl) : crl_(std::move(crl)) {}

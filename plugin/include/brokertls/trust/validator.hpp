@@ -4,10 +4,14 @@
 // afterwards, so the broker thread can validate connections against one snapshot while a
 // reload builds the next; the swap is a shared_ptr exchange.
 
+#include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -15,6 +19,7 @@
 #include "brokertls/crypto/crl.hpp"
 #include "brokertls/crypto/handles.hpp"
 #include "brokertls/crypto/time.hpp"
+#include "brokertls/trust/revocation_index.hpp"
 #include "brokertls/trust/security_profile.hpp"
 
 namespace brokertls {
@@ -52,8 +57,9 @@ struct ValidationResult {
     bool ok() const { return reason == RejectReason::None; }
 };
 
-// The CRL in force per issuer DN.
-using CrlsInForce = std::map<std::string, std::shared_ptr<const Crl>>;
+// The CRL in force per issuer DN (its bytes and version, not the parsed entries: see
+// revocation_index.hpp).
+using CrlsInForce = std::map<std::string, std::shared_ptr<const CrlInForce>>;
 
 class TrustSnapshot {
   public:
@@ -67,11 +73,19 @@ class TrustSnapshot {
                                                       const CrlsInForce& in_force = {});
 
     // Validates a leaf (the broker already ran the TLS handshake; `leaf` may be null when the
-    // client sent no certificate).
+    // client sent no certificate). What depends only on the certificate and this snapshot (the
+    // X509_verify_cert chain, the mapped identity) is cached per leaf fingerprint while `now`
+    // is inside the chain's validity; the pins, the revocation check of every certificate of
+    // the chain and the client id check run on every call.
     ValidationResult validate(X509* leaf, std::string_view client_id, TimePoint now) const;
+    // validate() calls answered from that cache (for tests and benchmarks).
+    std::size_t cache_hits() const { return cache_hits_.load(); }
+    // The most leaves the cache holds (the oldest entry goes first).
+    static constexpr std::size_t kCacheSize = 16384;
     // The CRL check alone for one certificate (validate() checks every certificate of the
     // chain this way).
     bool is_revoked(const std::string& issuer, const std::string& serial) const;
+    const RevocationIndex& revocation_index() const { return revoked_; }
     // The CRL in force per issuer DN.
     const CrlsInForce& crls() const { return crls_; }
 
@@ -82,19 +96,40 @@ class TrustSnapshot {
     const std::vector<std::string>& warnings() const { return warnings_; }
 
   private:
+    // What validate() found for one leaf before the per-connection checks.
+    struct Verified {
+        struct Link {  // what the revocation check and its log line need, not the X509
+            std::string issuer, subject, serial_hex;
+            Asn1IntegerPtr serial;
+        };
+        std::vector<Link> chain;  // leaf first, up to (not including) the trust anchor
+        TimePoint valid_from{}, valid_until{};     // every certificate of the chain is valid
+        RejectReason reason = RejectReason::None;  // the outcome after the revocation check
+        std::string detail, identity;
+    };
+
     TrustSnapshot() = default;
     std::string map_identity(const Certificate& leaf) const;
+    std::shared_ptr<const Verified> verify(const Certificate& leaf, TimePoint now,
+                                           ValidationResult& r) const;
+    std::shared_ptr<const Verified> cached(const std::string& fingerprint, TimePoint now) const;
+    void remember(const std::string& fingerprint, std::shared_ptr<const Verified> v) const;
 
     SecurityProfile profile_;
     std::vector<Certificate> anchors_;
     X509StorePtr store_;
     std::vector<Certificate> intermediates_;
     X509BorrowedStackPtr untrusted_;
-    CrlsInForce crls_;                         // by issuer DN
-    std::unordered_set<std::string> revoked_;  // issuer DN + '/' + serial hex
+    CrlsInForce crls_;         // by issuer DN
+    RevocationIndex revoked_;  // their serials
     std::unordered_set<std::string> allow_;
     std::unordered_set<std::string> deny_;
     std::vector<std::string> warnings_;
+
+    mutable std::mutex cache_mutex_;
+    mutable std::unordered_map<std::string, std::shared_ptr<const Verified>> cache_;
+    mutable std::deque<std::string> cache_order_;  // oldest first
+    mutable std::atomic<std::size_t> cache_hits_{0};
 };
 
 }  // namespace brokertls
