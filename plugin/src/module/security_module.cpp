@@ -109,12 +109,21 @@ void SecurityModule::on_renewal_event(const RenewalEvent& event) {
 
 void SecurityModule::watch_loop() {
     bool certificates_owed = false;
+    std::string watch_problem;
     std::stop_token stop = stop_.get_token();
     while (!stop.stop_requested()) {
         // Returns at once for changed files; otherwise every poll_interval, for due certificate
         // work and the signal bookkeeping below (no file is read then).
         auto changed = files_.wait(poll_interval, stop);
         if (stop.stop_requested()) break;
+        // What could not be watched with inotify (and is polled instead), said once.
+        if (std::string problem = files_.stats().watch_problem; problem != watch_problem) {
+            watch_problem = problem;
+            if (!problem.empty()) {
+                std::lock_guard lock(mutex_);
+                pending_.log.push_back("file watcher: " + problem);
+            }
+        }
         TimePoint now = Clock::now();
         Change change = apply(changed, now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();
