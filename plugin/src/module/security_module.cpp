@@ -195,7 +195,9 @@ void SecurityModule::publish_certificate_status(bool just_deployed) {
     // A broker reload during certificate work read what was deployed before it, unless this
     // work deployed something: then the reload that follows the deploy records it.
     if (served_owed_.exchange(false) && !just_deployed) certificates_.mark_served(Clock::now());
-    certificate_status_.store(std::make_shared<const CertificateStatus>(certificates_.status()));
+    auto status = std::make_shared<const CertificateStatus>(certificates_.status());
+    std::lock_guard lock(status_mutex_);
+    certificate_status_ = std::move(status);
 }
 
 std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config config,
@@ -450,9 +452,18 @@ SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
 std::string SecurityModule::status_json(TimePoint now) const {
     using nlohmann::json;
     auto state = state_.load();
-    // Reads every acme profile's deployed files: outside mutex_, which authenticate() takes.
+    // Reads every acme profile's deployed files; no lock of ours is held while the document is
+    // built (only to copy the last reload's fields).
     auto acme = acme_->status();
-    std::lock_guard lock(mutex_);
+    TimePoint last_reload_at;
+    bool last_reload_ok;
+    std::string last_reload_message;
+    {
+        std::lock_guard lock(mutex_);
+        last_reload_at = last_reload_at_;
+        last_reload_ok = last_reload_ok_;
+        last_reload_message = last_reload_message_;
+    }
     json profiles = json::object();
     for (const auto& [name, snap] : state->trust) {
         json anchors = json::array();
@@ -467,7 +478,12 @@ std::string SecurityModule::status_json(TimePoint now) const {
             {"crls", snap->profile().crls.size()}};
     }
     json certificates = json::object();
-    for (const auto& [name, st] : *certificate_status_.load()) {
+    std::shared_ptr<const CertificateStatus> certificate_status;
+    {
+        std::lock_guard status_lock(status_mutex_);
+        certificate_status = certificate_status_;
+    }
+    for (const auto& [name, st] : *certificate_status) {
         certificates[name] = {
             {"subject", st.subject},
             {"fingerprint", st.fingerprint},
@@ -520,9 +536,9 @@ std::string SecurityModule::status_json(TimePoint now) const {
                 {"connected_certificate_clients", connected_.size()},
                 {"counters", counters},
                 {"last_reload",
-                 {{"at", to_iso8601(last_reload_at_)},
-                  {"ok", last_reload_ok_},
-                  {"message", last_reload_message_}}},
+                 {{"at", to_iso8601(last_reload_at)},
+                  {"ok", last_reload_ok},
+                  {"message", last_reload_message}}},
                 {"warnings", state->warnings}}
         .dump();
 }
