@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "brokertls/error.hpp"
+#include "brokertls/store/fd.hpp"
 #include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
@@ -197,35 +198,17 @@ std::vector<IndexEntry> CertificateIndex::read() const {
 }
 
 void CertificateIndex::append_lines(const std::string& lines) const {
-    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-        fail(ErrorKind::Io, path_.string(), std::string("cannot open: ") + std::strerror(errno));
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
+    Fd file = open_or_fail(path_, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = file.get();
     drop_torn_tail(fd, path_);
-    std::string_view rest = lines;
-    while (!rest.empty()) {
-        ssize_t n = ::write(fd, rest.data(), rest.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0)
-            fail(ErrorKind::Io, path_.string(),
-                 std::string("cannot append: ") + std::strerror(errno));
-        rest.remove_prefix(static_cast<size_t>(n));
-    }
+    write_all(fd, lines, path_);
     if (::fdatasync(fd) != 0)
         fail(ErrorKind::Io, path_.string(), std::string("cannot sync: ") + std::strerror(errno));
 }
 
 std::uintmax_t CertificateIndex::prepare_append() const {
-    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-        fail(ErrorKind::Io, path_.string(), std::string("cannot open: ") + std::strerror(errno));
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
+    Fd file = open_or_fail(path_, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = file.get();
     drop_torn_tail(fd, path_);
     struct stat st {};
     if (::fstat(fd, &st) != 0)
@@ -234,13 +217,8 @@ std::uintmax_t CertificateIndex::prepare_append() const {
 }
 
 void CertificateIndex::truncate(std::uintmax_t size) const {
-    int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        fail(ErrorKind::Io, path_.string(), std::string("cannot open: ") + std::strerror(errno));
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
+    Fd file = open_or_fail(path_, O_WRONLY | O_CLOEXEC);
+    int fd = file.get();
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::fdatasync(fd) != 0)
         fail(ErrorKind::Io, path_.string(),
              std::string("cannot roll back: ") + std::strerror(errno));

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "brokertls/error.hpp"
+#include "brokertls/store/fd.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -69,32 +70,6 @@ bool process_gone(pid_t pid) {
     return pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH);
 }
 
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-
-  private:
-    int fd_;
-};
-
-void write_all(int fd, std::string_view data, const fs::path& path) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail_errno(path, "cannot write", errno);
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-}
-
 // Writes `data` to a new temporary file beside `target`; fsyncs it when `sync` is set.
 fs::path write_temp(const fs::path& target, std::string_view data, mode_t mode, bool sync) {
     fs::path temp = temp_name_for(target);
@@ -140,6 +115,23 @@ fs::path directory_of(const fs::path& path) {
 }
 
 }  // namespace
+
+Fd open_or_fail(const fs::path& path, int flags, mode_t mode) {
+    Fd fd(::open(path.c_str(), flags, mode));
+    if (fd.get() < 0) fail_errno(path, "cannot open", errno);
+    return fd;
+}
+
+void write_all(int fd, std::string_view data, const fs::path& path) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_errno(path, "cannot write", errno);
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+}
 
 std::string read_file(const fs::path& path) {
     // An ifstream opens a directory and then reads nothing: that is no empty file.

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "brokertls/crypto/digest.hpp"
+#include "brokertls/store/fd.hpp"
 #include "path_resolver.hpp"
 
 namespace brokertls {
@@ -42,24 +43,6 @@ constexpr int kHoldFactor = 20;
 // this close to when it was read may change again without its stat changing, so polling reads it
 // again ("racy" as git calls it).
 constexpr std::int64_t kRacyNs = 1'000'000'000;
-
-class Fd {
-  public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    void reset(int fd) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-  private:
-    int fd_;
-};
 
 std::int64_t nanoseconds(const timespec& t) {
     return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
