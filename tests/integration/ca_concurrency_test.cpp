@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "ca_dir_test.hpp"
 #include "support.hpp"
 
 namespace brokertls::test {
@@ -22,10 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-std::string describe(const RunResult& r) {
-    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
 
 std::vector<std::string> lines_of(const fs::path& file) {
     std::ifstream in(file, std::ios::binary);
@@ -49,23 +46,7 @@ std::vector<RunResult> run_together(const std::vector<std::vector<std::string>>&
     return results;
 }
 
-class CaConcurrencyTest : public ::testing::Test {
-  protected:
-    std::vector<std::string> ca(std::vector<std::string> args) const {
-        args.insert(args.begin() + 1, {"--dir", dir_.string()});
-        args.insert(args.begin(), ca_binary());
-        return args;
-    }
-
-    void SetUp() override {
-        RunResult r = run(ca({"init"}));
-        ASSERT_EQ(r.exit_code, 0) << describe(r);
-    }
-
-    TempDir tmp_;
-    fs::path dir_ = tmp_ / "ca";
-    fs::path out_ = tmp_ / "out";
-};
+using CaConcurrencyTest = CaDirTest;
 
 TEST_F(CaConcurrencyTest, ParallelBatchesAreAllIssuedAndIndexedOnce) {
     std::vector<std::vector<std::string>> commands;

@@ -25,6 +25,7 @@
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/crl.hpp"
 #include "brokertls/store/files.hpp"
+#include "ca_dir_test.hpp"
 #include "support.hpp"
 
 extern char** environ;
@@ -81,21 +82,6 @@ class CaProcess {
     fs::path log_;
 };
 
-std::string describe(const RunResult& r) {
-    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
-
-// Temporary files of our naming (".X.tmp-...") anywhere under `dir`.
-std::vector<std::string> temp_files(const fs::path& dir) {
-    std::vector<std::string> found;
-    std::error_code ec;
-    if (!fs::exists(dir, ec)) return found;
-    for (const auto& e : fs::recursive_directory_iterator(dir))
-        if (e.path().filename().string().find(".tmp-") != std::string::npos)
-            found.push_back(e.path().string());
-    return found;
-}
-
 // Every file under `dir` with its bytes (the CA directory before and after a command).
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
     std::map<std::string, std::string> s;
@@ -104,19 +90,8 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
     return s;
 }
 
-class CaCrashTest : public ::testing::Test {
+class CaCrashTest : public CaDirTest {
   protected:
-    std::vector<std::string> ca(std::vector<std::string> args) const {
-        args.insert(args.begin() + 1, {"--dir", dir_.string()});
-        args.insert(args.begin(), ca_binary());
-        return args;
-    }
-
-    void SetUp() override {
-        RunResult r = run(ca({"init"}));
-        ASSERT_EQ(r.exit_code, 0) << describe(r);
-    }
-
     // The CA after a command has run since the last kill: no leftovers, index and certs/ agree,
     // the CRL lists exactly the index's revocations.
     void expect_consistent(const std::string& context) const {
@@ -167,10 +142,6 @@ class CaCrashTest : public ::testing::Test {
         EXPECT_EQ(snapshot(dir_), before);
         EXPECT_FALSE(fs::exists(out_)) << "the output directory it created is not removed";
     }
-
-    TempDir tmp_;
-    fs::path dir_ = tmp_ / "ca";
-    fs::path out_ = tmp_ / "out";
 };
 
 TEST_F(CaCrashTest, SigtermStopsABatchAndIssuesNothing) {
@@ -244,8 +215,8 @@ TEST_F(CaCrashTest, RandomSigkillsKeepTheCaConsistent) {
         if (!want_issue && revocable.empty()) {
             // Killed batches may leave nothing to revoke: issue more, without a kill.
             std::string refill = "r" + std::to_string(run_no) + "-";
-            timed(ca({"issue", "client", "--count", "10", "--prefix", refill, "--out",
-                      out_.string()}));
+            timed(ca(
+                {"issue", "client", "--count", "10", "--prefix", refill, "--out", out_.string()}));
             for (int i = 1; i <= 10; ++i)
                 revocable.push_back(out_ / (refill + std::to_string(i) + ".crt"));
         }

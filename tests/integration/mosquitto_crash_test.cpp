@@ -24,17 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::vector<std::string> temp_files(const fs::path& dir) {
-    std::vector<std::string> found;
-    if (!fs::exists(dir)) return found;
-    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-        std::string name = entry.path().filename().string();
-        if (name.find(".tmp-") != std::string::npos || name.ends_with(".brokertls-new"))
-            found.push_back(entry.path().string());
-    }
-    return found;
-}
-
 TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
     TempDir tmp;
     CertificateAuthority::init_root(tmp / "server-ca", {});

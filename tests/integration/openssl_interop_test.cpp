@@ -20,10 +20,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 // For failure messages.
-std::string describe(const RunResult& r) {
-    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
-
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }

@@ -93,6 +93,22 @@ RunResult run(const std::vector<std::string>& argv, const std::string& input,
     return result;
 }
 
+std::string describe(const RunResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+std::vector<std::string> temp_files(const fs::path& dir) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) return found;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        std::string name = e.path().filename().string();
+        if (name.find(".tmp-") != std::string::npos || name.ends_with(".brokertls-new"))
+            found.push_back(e.path().string());
+    }
+    return found;
+}
+
 Process::Process(const std::vector<std::string>& argv, const fs::path& log_file,
                  const std::map<std::string, std::string>& env)
     : log_file_(log_file) {

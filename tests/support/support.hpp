@@ -39,6 +39,13 @@ RunResult run(const std::vector<std::string>& argv, const std::string& input = "
               std::chrono::milliseconds timeout = std::chrono::seconds(60),
               const std::map<std::string, std::string>& env = {});
 
+// "exit N / stdout / stderr" for assertion messages.
+std::string describe(const RunResult& r);
+
+// Temporary files of our naming anywhere under `dir` (".X.tmp-..." of atomic writes,
+// "PATH.brokertls-new" of deploys): after a command or a stop there must be none.
+std::vector<std::string> temp_files(const std::filesystem::path& dir);
+
 // A background process (a server). Its stdout and stderr go to a log file; the destructor
 // kills it (SIGTERM, then SIGKILL) and reaps it.
 class Process {

@@ -213,10 +213,7 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config 
             CrlsInForce in_force = kept;
             if (previous)
                 if (auto it = previous->trust.find(name); it != previous->trust.end())
-                    for (const auto& [issuer, crl] : it->second->crls())
-                        if (auto k = in_force.find(issuer);
-                            k == in_force.end() || crl->newer_than(*k->second))
-                            in_force[issuer] = crl;
+                    merge_newest(in_force, it->second->crls());
             auto snapshot = TrustSnapshot::build(profile, in_force);
             for (const auto& w : snapshot->warnings())
                 state->warnings.push_back("security profile " + name + ": " + w);
@@ -241,10 +238,7 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config 
     }
     check_local_ca_trust(state->config, file, state->trust);
     CrlsInForce newest;
-    for (const auto& [name, snap] : state->trust)
-        for (const auto& [issuer, crl] : snap->crls())
-            if (auto k = newest.find(issuer); k == newest.end() || crl->newer_than(*k->second))
-                newest[issuer] = crl;
+    for (const auto& [name, snap] : state->trust) merge_newest(newest, snap->crls());
     keep_crls(state->config.state_dir, newest, state->warnings);
     return state;
 }

@@ -32,6 +32,12 @@ CrlsInForce load_kept_crls(const fs::path& state_dir, std::vector<std::string>& 
     return kept;
 }
 
+void merge_newest(CrlsInForce& into, const CrlsInForce& from) {
+    for (const auto& [issuer, crl] : from)
+        if (auto it = into.find(issuer); it == into.end() || crl->newer_than(*it->second))
+            into[issuer] = crl;
+}
+
 void keep_crls(const fs::path& state_dir, const CrlsInForce& crls,
                std::vector<std::string>& warnings) {
     if (crls.empty()) return;

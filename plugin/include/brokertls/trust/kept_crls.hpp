@@ -22,6 +22,9 @@ namespace brokertls {
 CrlsInForce load_kept_crls(const std::filesystem::path& state_dir,
                            std::vector<std::string>& warnings);
 
+// Adds every CRL of `from` to `into` unless `into` holds a newer one of the same issuer.
+void merge_newest(CrlsInForce& into, const CrlsInForce& from);
+
 // Writes the CRLs in force that differ from what is kept (atomic, 0644; the directory 0700).
 void keep_crls(const std::filesystem::path& state_dir, const CrlsInForce& crls,
                std::vector<std::string>& warnings);
