@@ -78,7 +78,7 @@ int authenticate(Instance* inst, mosquitto_evt_basic_auth* ev) {
         if (!cert && !inst->module->requires_client_certificate(inst->security_profile))
             return MOSQ_ERR_PLUGIN_DEFER;
         auto r = inst->module->authenticate(inst->security_profile, cert.get(), client_id,
-                                            ev->client, Clock::now());
+                                            ev->client, SystemClock::now());
         if (r.ok()) {
             // Mosquitto 2.0.16+ refuses usernames that are not valid MQTT UTF-8: the client
             // must then not go on under the username it sent itself.
@@ -134,7 +134,7 @@ int on_disconnect(int, void* event_data, void* userdata) {
 
 int on_tick(int, void*, void* userdata) {
     try {
-        apply(static_cast<Instance*>(userdata)->module->tick(Clock::now()));
+        apply(static_cast<Instance*>(userdata)->module->tick(SystemClock::now()));
     } catch (const std::exception& e) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", printable(e.what()).c_str());
     }
@@ -144,8 +144,8 @@ int on_tick(int, void*, void* userdata) {
 int on_reload(int, void*, void* userdata) {
     try {
         auto& module = *static_cast<Instance*>(userdata)->module;
-        module.broker_reloaded(Clock::now());
-        apply(module.reload(Clock::now()));
+        module.broker_reloaded(SystemClock::now());
+        apply(module.reload(SystemClock::now()));
     } catch (const std::exception& e) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", printable(e.what()).c_str());
     }
@@ -169,7 +169,7 @@ int on_control(int, void* event_data, void* userdata) {
     try {
         auto result = inst->module->control(
             std::string_view(static_cast<const char*>(ev->payload), ev->payloadlen),
-            {id ? id : "", ev->client}, Clock::now());
+            {id ? id : "", ev->client}, SystemClock::now());
         for (const auto& line : result.audit)
             mosquitto_log_printf(MOSQ_LOG_NOTICE, "brokertls: %s", line.c_str());
         apply(result.outcome);

@@ -304,7 +304,7 @@ int cmd_issue(const Context& ctx) {
         throw;
     }
 
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     if (ctx.json) {
         json list = json::array();
         for (const auto& f : issued) {
@@ -354,7 +354,7 @@ int cmd_sign(const Context& ctx) {
     IndexEntry e = ca.sign(csr, csr_path.string(), *profile, days, ctx.args.values("--allow"), out,
                            ctx.args.flag("--force") ? Overwrite::Allow : Overwrite::Refuse, rules);
     if (ctx.json) {
-        json j = entry_json(e, Clock::now());
+        json j = entry_json(e, SystemClock::now());
         j["cert_file"] = out.string();
         ctx.out << j.dump(2) << "\n";
     } else {
@@ -380,7 +380,7 @@ int cmd_revoke(const Context& ctx) {
     ctx.warn(ca);
     IndexEntry e = ca.revoke(pos[0], reason, crl_days);
     if (ctx.json) {
-        ctx.out << entry_json(e, Clock::now()).dump(2) << "\n";
+        ctx.out << entry_json(e, SystemClock::now()).dump(2) << "\n";
     } else {
         ctx.out << "revoked " << e.name << " (serial " << e.serial << ", "
                 << revocation_reason_name(e.reason) << ")\n"
@@ -425,7 +425,7 @@ int cmd_list(const Context& ctx) {
     }
     CertificateAuthority ca = ctx.open(false, DirectoryLock::Mode::Shared);
     ctx.warn(ca);
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     json list = json::array();
     std::ostringstream table;
     for (const auto& e : ca.list()) {
@@ -478,7 +478,7 @@ int cmd_show(const Context& ctx) {
             ? "absent"
             : std::string(bc.critical ? "critical, " : "") + (bc.ca ? "CA:TRUE" : "CA:FALSE") +
                   (bc.path_length >= 0 ? ", pathlen:" + std::to_string(bc.path_length) : "");
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     json j{
         {"subject", cert->subject()},
         {"issuer", cert->issuer()},

@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
         double rss_before = peak_rss_mb();
 
         auto started = std::chrono::steady_clock::now();
-        renewer.configure(config, Clock::now());
+        renewer.configure(config, SystemClock::now());
         renewer.start();
         bool done;
         {

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
         ObtainRequest request;
         request.profile = "bench";
         request.names = {classify_name(argv[5])};
-        request.deadline = Clock::now() + std::chrono::seconds(60);
+        request.deadline = SystemClock::now() + std::chrono::seconds(60);
         auto chain = obtain_certificate(client, *solver, key, request, log);
 
         write_file_atomic(state_dir / "cert.pem", chain_to_pem(chain));

@@ -70,7 +70,7 @@ void row(const char* what, double value, const char* unit, double target) {
 
 int generate(const fs::path& dir, std::size_t n) {
     fs::create_directories(dir);
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     PrivateKey root_key = PrivateKey::generate(KeyType::EcP256);
     Certificate root = sign_certificate(
         {CertificateProfile::RootCa, "Bench Root", "", {}, now - Days(1), now + Days(3650), ""},
@@ -134,13 +134,13 @@ int measure(const fs::path& dir) {
     std::printf("%-46s %10.2f MB (RSS before %.1f MB)\n", "peak RSS during load", peak1, rss0);
 
     auto t_first = Steady::now();
-    auto r = first->validate(client.get(), "bench-client", Clock::now());
+    auto r = first->validate(client.get(), "bench-client", SystemClock::now());
     double first_us = seconds_since(t_first) * 1e6;
     if (!r.ok()) {
         std::fprintf(stderr, "client refused on crl1: %s\n", r.detail.c_str());
         return 1;
     }
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     double validate_ns =
         median_ns([&] { (void)first->validate(client.get(), "bench-client", now); }, 101, 200);
     std::string issuer = client.issuer();
@@ -159,7 +159,7 @@ int measure(const fs::path& dir) {
     t = Steady::now();
     cpu = cpu_seconds();
     auto next = TrustSnapshot::build(profile, first->crls());
-    auto refused = next->validate(client.get(), "bench-client", Clock::now());
+    auto refused = next->validate(client.get(), "bench-client", SystemClock::now());
     double change_s = seconds_since(t), change_cpu = cpu_seconds() - cpu;
     double peak2 = status_mb("VmHWM");
     if (refused.reason != RejectReason::Revoked) {

@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // Requests come from a connection the module authenticated as "admin", so the commands run
     // (an unauthorised caller only ever gets "not authorised").
     Certificate cert = Certificate::load(admin[0].cert);
-    if (!module->authenticate("devices", cert.get(), "admin", &admin_connection, Clock::now()).ok())
+    if (!module->authenticate("devices", cert.get(), "admin", &admin_connection, SystemClock::now()).ok())
         std::abort();
     return 0;
 }
@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string request = brokertls::fuzz::text(data, size);
     if (request.find("reload") != std::string::npos) return 0;
     try {
-        (void)module->control(request, {"admin", &admin_connection}, brokertls::Clock::now());
+        (void)module->control(request, {"admin", &admin_connection}, brokertls::SystemClock::now());
     } catch (const brokertls::Error&) {
     }
     return 0;

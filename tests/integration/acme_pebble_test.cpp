@@ -142,7 +142,7 @@ class AcmePebbleTest : public ::testing::Test {
                                     const std::string& preferred_chain = "") {
         ensure(client);
         return obtain_certificate(client, solver, key,
-                                  {"web", sans, preferred_chain, "", "", Clock::now() + 60s},
+                                  {"web", sans, preferred_chain, "", "", SystemClock::now() + 60s},
                                   [this](const std::string& l) { log.push_back(l); });
     }
     bool logged(const std::string& text) const {
@@ -352,7 +352,7 @@ TEST(AcmePebbleRestart, RegistersAgainWhenPebbleForgotTheAccount) {
     ChalltestsrvHttp01 solver(pebble);
     auto key = PrivateKey::generate(KeyType::EcP256);
     auto chain = obtain_certificate(
-        again, solver, key, {"web", names({"restart.example"}), "", "", "", Clock::now() + 60s},
+        again, solver, key, {"web", names({"restart.example"}), "", "", "", SystemClock::now() + 60s},
         record);
     EXPECT_TRUE(verifies(chain, pebble.roots_pem(0)));
 }
@@ -451,13 +451,13 @@ TEST(AcmePebbleAlternates, PicksThePreferredChain) {
     auto key = PrivateKey::generate(KeyType::EcP256);
 
     auto preferred = obtain_certificate(
-        client, solver, key, {"web", names({"alt.example"}), root1_cn, "", "", Clock::now() + 60s},
+        client, solver, key, {"web", names({"alt.example"}), root1_cn, "", "", SystemClock::now() + 60s},
         log);
     EXPECT_TRUE(verifies(preferred, root1));
     EXPECT_FALSE(verifies(preferred, root0));
 
     auto by_default = obtain_certificate(
-        client, solver, key, {"web", names({"alt.example"}), "", "", "", Clock::now() + 60s}, log);
+        client, solver, key, {"web", names({"alt.example"}), "", "", "", SystemClock::now() + 60s}, log);
     EXPECT_TRUE(verifies(by_default, root0));
     EXPECT_FALSE(verifies(by_default, root1));
 }

@@ -133,7 +133,7 @@ class RenewalSetup {
             {"deploy", {{"cert", name + ".crt"}, {"key", name + ".key"}}}};
     }
     Config config() const { return parse_config(doc.dump(), dir / "brokertls.json"); }
-    bool configure(AcmeRenewer& r) { return r.configure(config(), Clock::now()); }
+    bool configure(AcmeRenewer& r) { return r.configure(config(), SystemClock::now()); }
     bool configure() { return configure(renewer); }
 
     fs::path cert(const std::string& name) const { return dir / (name + ".crt"); }
@@ -222,7 +222,7 @@ TEST_F(AcmeRenewalTest, ANewProfileServesATemporaryCertificateUntilPebblesArrive
     EXPECT_EQ(st.issuer, "pebble");
     EXPECT_EQ(st.job.directory, pebble.directory_url());
     // Nothing is due for hours: the next run is a periodic check.
-    EXPECT_GT(st.next_run, Clock::now() + 1h);
+    EXPECT_GT(st.next_run, SystemClock::now() + 1h);
     EXPECT_TRUE(s.renewer.idle());
 
     EXPECT_EQ(s.recorder.types("web"), (std::vector<std::string>{"obtaining", "obtained"}));
@@ -256,8 +256,8 @@ TEST_F(AcmeRenewalTest, RenewNowReplacesTheCertificateAndArchivesThePreviousOne)
     // The temporary certificate is not worth archiving.
     EXPECT_FALSE(fs::exists(s.job_dir("web") / "archive"));
 
-    EXPECT_FALSE(s.renewer.renew_now("no-such-profile", Clock::now()));
-    ASSERT_TRUE(s.renewer.renew_now("web", Clock::now()));
+    EXPECT_FALSE(s.renewer.renew_now("no-such-profile", SystemClock::now()));
+    ASSERT_TRUE(s.renewer.renew_now("web", SystemClock::now()));
     ASSERT_TRUE(s.settled("web", "obtained", 2)) << s.recorder.log_text();
 
     std::string second = s.fingerprint("web");
@@ -308,7 +308,7 @@ TEST_F(AcmeRenewalTest, AFailedValidationBacksOffAndTheBackoffSurvivesARestart) 
     std::string temporary = s.fingerprint("exec");
     s.renewer.start();
     ASSERT_TRUE(s.settled("exec", "failed")) << s.recorder.log_text();
-    auto failed_at = Clock::now();
+    auto failed_at = SystemClock::now();
 
     auto st = s.status("exec");
     EXPECT_EQ(st.job.last_result, "failed");
@@ -345,14 +345,14 @@ TEST_F(AcmeRenewalTest, AFailedValidationBacksOffAndTheBackoffSurvivesARestart) 
     EXPECT_FALSE(s.configure(restarted));  // the temporary certificate is still good
     auto kept = restarted.status().at("exec");
     EXPECT_EQ(kept.job.consecutive_failures, 1);
-    EXPECT_GT(kept.next_run, Clock::now() + 30s);
+    EXPECT_GT(kept.next_run, SystemClock::now() + 30s);
     restarted.start();
     EXPECT_TRUE(restarted.idle());
     EXPECT_FALSE(restarted.status().at("exec").running);
 
     // The operator fixes the hook and asks for a renewal.
     write_file_atomic(hook, txt_hook(pebble, "$3"), 0755);
-    ASSERT_TRUE(restarted.renew_now("exec", Clock::now()));
+    ASSERT_TRUE(restarted.renew_now("exec", SystemClock::now()));
     ASSERT_TRUE(eventually([&] {
         auto now = restarted.status().at("exec");
         return now.job.last_result == "obtained" && !now.running;
@@ -533,7 +533,7 @@ TEST_F(AcmeRenewalTest, AReloadDuringAnOrderKeepsTheJobAndItsOutcome) {
     })) << "running "
         << s.status("reload").running << ", last_result " << s.status("reload").job.last_result;
     EXPECT_EQ(s.status("reload").job.directory, pebble.directory_url());
-    EXPECT_GT(s.status("reload").next_run, Clock::now() + 1h);
+    EXPECT_GT(s.status("reload").next_run, SystemClock::now() + 1h);
     EXPECT_TRUE(s.renewer.idle());
 }
 
@@ -558,7 +558,7 @@ TEST_F(AcmeRenewalTest, AShutdownDuringAnOrderIsNoFailure) {
     Recorder recorder;
     AcmeRenewer restarted(recorder.hooks());
     s.configure(restarted);
-    EXPECT_LE(restarted.status().at("waiting").next_run, Clock::now());
+    EXPECT_LE(restarted.status().at("waiting").next_run, SystemClock::now());
 }
 
 TEST_F(AcmeRenewalTest, HooksAreOptional) {
@@ -675,7 +675,7 @@ TEST(AcmeRenewalOutage, PebbleDownLeavesTheDeployedCertificateInPlace) {
     std::string cert_pem = read_file(s.cert("web")), key_pem = read_file(s.key("web"));
 
     pebble.stop_pebble();
-    ASSERT_TRUE(s.renewer.renew_now("web", Clock::now()));
+    ASSERT_TRUE(s.renewer.renew_now("web", SystemClock::now()));
     ASSERT_TRUE(s.settled("web", "failed")) << s.recorder.log_text();
     auto st = s.status("web");
     EXPECT_EQ(st.job.consecutive_failures, 1);
@@ -688,7 +688,7 @@ TEST(AcmeRenewalOutage, PebbleDownLeavesTheDeployedCertificateInPlace) {
     EXPECT_FALSE(fs::exists(s.job_dir("web") / "staging"));
 
     pebble.restart();  // a new Pebble: new roots, and our account is unknown to it
-    ASSERT_TRUE(s.renewer.renew_now("web", Clock::now() + 10min));
+    ASSERT_TRUE(s.renewer.renew_now("web", SystemClock::now() + 10min));
     ASSERT_TRUE(s.settled("web", "obtained", 2)) << s.recorder.log_text();
     EXPECT_NE(s.fingerprint("web"), served);
     EXPECT_TRUE(verifies(s.chain("web"), pebble.roots_pem(0)));

@@ -110,8 +110,8 @@ class MosquittoReject : public ::testing::Test {
         CertificateSpec s;
         s.profile = profile;
         s.common_name = cn;
-        s.not_before = Clock::now() + not_before;
-        s.not_after = Clock::now() + not_after;
+        s.not_before = SystemClock::now() + not_before;
+        s.not_after = SystemClock::now() + not_after;
         return s;
     }
     PrivateKey root_key() const { return PrivateKey::load(pki_->dir() / "root.key"); }
@@ -404,8 +404,8 @@ TEST_F(MosquittoReject, LeafUnderARevokedIntermediateIsRevoked) {
     fs::path root_crl = tmp_ / "root-crl.pem";
     write_file(
         root_crl,
-        sign_crl(root, rkey, {{inter.serial_hex(), Clock::now(), RevocationReason::CaCompromise}},
-                 Clock::now() - Days(1), Clock::now() + Days(7), 100)
+        sign_crl(root, rkey, {{inter.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
+                 SystemClock::now() - Days(1), SystemClock::now() + Days(7), 100)
             .to_pem());
     json profile{{"trust_anchors", json::array({pki_->root().string()})},
                  {"intermediates", json::array({inter_file.string()})},

@@ -316,7 +316,7 @@ TEST_F(AcmeAccountClientTest, PollingHonoursRetryAfterThenBacksOffUpToTwoSeconds
     // An HTTP date 10 s ahead (whole seconds, so 9-10 s from now).
     http.expect_post(url, [&](const DecodedJws&) {
         char date[64];
-        time_t when = Clock::to_time_t(Clock::now() + 10s);
+        time_t when = SystemClock::to_time_t(SystemClock::now() + 10s);
         std::tm tm{};
         gmtime_r(&when, &tm);
         std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -324,7 +324,7 @@ TEST_F(AcmeAccountClientTest, PollingHonoursRetryAfterThenBacksOffUpToTwoSeconds
     });
     http.expect_post(url, [&](const DecodedJws&) { return answer(200, authz_json("valid"), "n"); });
 
-    EXPECT_EQ(client.wait_authorization(url, Clock::now() + 1h).status, "valid");
+    EXPECT_EQ(client.wait_authorization(url, SystemClock::now() + 1h).status, "valid");
     ASSERT_EQ(sleeps.waits.size(), 11u);
     std::vector<std::chrono::milliseconds> expected{3000ms, 150ms,  225ms,  337ms,  505ms,
                                                     757ms,  1135ms, 1702ms, 2000ms, 2000ms};
@@ -346,7 +346,7 @@ TEST_F(AcmeAccountClientTest, InvalidAuthorizationReportsTheChallengeProblem) {
         return answer(200, authz_json("invalid", challenges), "n");
     });
     try {
-        client.wait_authorization("https://ca.test/authz/1", Clock::now() + 1h);
+        client.wait_authorization("https://ca.test/authz/1", SystemClock::now() + 1h);
         FAIL() << "no error";
     } catch (const AcmeError& e) {
         EXPECT_EQ(std::string(e.what()),
@@ -361,7 +361,7 @@ TEST_F(AcmeAccountClientTest, PollingStopsWhenTheSleeperSaysSo) {
     http.expect_post("https://ca.test/authz/1",
                      [&](const DecodedJws&) { return answer(200, authz_json("pending"), "n"); });
     EXPECT_EQ(test::error_of(
-                  [&] { client.wait_authorization("https://ca.test/authz/1", Clock::now() + 1h); },
+                  [&] { client.wait_authorization("https://ca.test/authz/1", SystemClock::now() + 1h); },
                   ErrorKind::State),
               "acme authorization https://ca.test/authz/1 (a.example): stopped");
 }
@@ -370,7 +370,7 @@ TEST_F(AcmeAccountClientTest, PollingEndsAtTheDeadline) {
     http.expect_post("https://ca.test/authz/1",
                      [&](const DecodedJws&) { return answer(200, authz_json("pending"), "n"); });
     EXPECT_EQ(test::error_of(
-                  [&] { client.wait_authorization("https://ca.test/authz/1", Clock::now() - 1s); },
+                  [&] { client.wait_authorization("https://ca.test/authz/1", SystemClock::now() - 1s); },
                   ErrorKind::State),
               "acme authorization https://ca.test/authz/1 (a.example): still pending at the "
               "deadline");
@@ -392,7 +392,7 @@ TEST_F(AcmeAccountClientTest, FinalizeSendsTheCsrAndPollsToValid) {
     http.expect_post(ready_order.url, [&](const DecodedJws&) {
         return answer(200, order_json("valid", "https://ca.test/cert/1"), "n");
     });
-    AcmeOrder done = client.finalize(ready_order, der, Clock::now() + 1h);
+    AcmeOrder done = client.finalize(ready_order, der, SystemClock::now() + 1h);
     EXPECT_EQ(done.certificate, "https://ca.test/cert/1");
     EXPECT_EQ(sleeps.waits, (std::vector<std::chrono::milliseconds>{1000ms, 150ms}));
 }
@@ -408,7 +408,7 @@ TEST_F(AcmeAccountClientTest, InvalidOrderAfterFinalizeReportsItsProblem) {
                       {"detail", "CSR contains a public key of a known weak type"}};
         return answer(200, o, "n");
     });
-    EXPECT_EQ(test::error_of([&] { client.finalize(ready_order, "csr", Clock::now() + 1h); },
+    EXPECT_EQ(test::error_of([&] { client.finalize(ready_order, "csr", SystemClock::now() + 1h); },
                              ErrorKind::State),
               "acme order https://ca.test/order/1: badCSR: CSR contains a public key of a known "
               "weak type");
@@ -428,8 +428,8 @@ struct TwoChains {
                                          "a.example",
                                          "",
                                          {{SubjectAltName::Type::Dns, "a.example"}},
-                                         Clock::now() - Days(1),
-                                         Clock::now() + Days(30),
+                                         SystemClock::now() - Days(1),
+                                         SystemClock::now() + Days(30),
                                          ""},
                                         leaf_key.get(), int_key, &int_a);
     std::string chain_a = leaf.to_pem() + int_a.to_pem();
@@ -442,8 +442,8 @@ struct TwoChains {
              cn,
              "",
              {},
-             Clock::now() - Days(1),
-             Clock::now() + Days(90),
+             SystemClock::now() - Days(1),
+             SystemClock::now() + Days(90),
              ""},
             key.get(), signer, issuer);
     }
@@ -511,8 +511,8 @@ Certificate rfc9773_example_certificate() {
                                          "a.example",
                                          "",
                                          {},
-                                         Clock::now() - Days(1),
-                                         Clock::now() + Days(30),
+                                         SystemClock::now() - Days(1),
+                                         SystemClock::now() + Days(30),
                                          "87654321"},
                                         key.get(), key, nullptr);
     X509Ptr cert(X509_dup(base.get()));
@@ -563,7 +563,7 @@ TEST_F(AcmeAccountClientTest, PlainHttpUrlsFromTheCaAreRefusedBeforeAnyRequest) 
               "acme challenge http://ca.test/chall/1: " + kNotHttps);
     order.status = "ready";
     order.finalize = "http://ca.test/order/1/finalize";
-    EXPECT_EQ(test::error_of([&] { client.finalize(order, "csr", Clock::now() + 60s); },
+    EXPECT_EQ(test::error_of([&] { client.finalize(order, "csr", SystemClock::now() + 60s); },
                              ErrorKind::Input),
               "acme finalize http://ca.test/order/1/finalize: " + kNotHttps);
     EXPECT_EQ(
@@ -649,7 +649,7 @@ TEST(AcmeAri, CertificateIdMatchesTheRfcExample) {
 TEST(AcmeAri, CertificateWithoutAkiIsAnError) {
     auto key = PrivateKey::generate(KeyType::EcP256);
     Certificate self = sign_certificate(
-        {CertificateProfile::RootCa, "x", "", {}, Clock::now(), Clock::now() + Days(1), ""},
+        {CertificateProfile::RootCa, "x", "", {}, SystemClock::now(), SystemClock::now() + Days(1), ""},
         key.get(), key, nullptr);
     EXPECT_EQ(test::error_of([&] { AcmeClient::ari_cert_id(self); }, ErrorKind::Input),
               "certificate CN=x: no authority key identifier (ARI needs one)");
@@ -665,7 +665,7 @@ TEST_F(AcmeClientTest, RenewalInfoParsesTheWindowAndRetryAfter) {
                  {{"start", "2025-01-02T04:00:00Z"}, {"end", "2025-01-03T05:30:00.5+01:00"}}},
                 {"explanationURL", "https://ca.test/docs/ari"}},
                "", {{"retry-after", "21600"}}));
-    TimePoint before = Clock::now();
+    TimePoint before = SystemClock::now();
     auto info = client.renewal_info(cert);
     ASSERT_TRUE(info);
     EXPECT_EQ(to_iso8601(info->window_start), "2025-01-02T04:00:00Z");
@@ -673,7 +673,7 @@ TEST_F(AcmeClientTest, RenewalInfoParsesTheWindowAndRetryAfter) {
     EXPECT_EQ(info->explanation_url, "https://ca.test/docs/ari");
     ASSERT_TRUE(info->retry_after);
     EXPECT_GE(*info->retry_after, before + 6h);
-    EXPECT_LE(*info->retry_after, Clock::now() + 6h);
+    EXPECT_LE(*info->retry_after, SystemClock::now() + 6h);
 }
 
 TEST_F(AcmeClientTest, RenewalInfoIsAbsentWithoutTheDirectoryEntry) {

@@ -38,8 +38,8 @@ inline Certificate fake_ca_certificate(const PrivateKey& key) {
                              "Fake ACME CA",
                              "",
                              {},
-                             Clock::now() - Days(1),
-                             Clock::now() + Days(365),
+                             SystemClock::now() - Days(1),
+                             SystemClock::now() + Days(365),
                              ""},
                             key.get(), key, nullptr);
 }

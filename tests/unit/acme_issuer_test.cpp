@@ -101,7 +101,7 @@ class AcmeObtainTest : public ::testing::Test {
             EXPECT_EQ(csr.common_name(), common_name);
             EXPECT_EQ(csr.subject_alt_names(), names);
             leaf_pem = sign_certificate({CertificateProfile::Server, common_name, "", names,
-                                         Clock::now(), Clock::now() + Days(90), ""},
+                                         SystemClock::now(), SystemClock::now() + Days(90), ""},
                                         csr.public_key(), ca_key, &ca)
                            .to_pem();
             return answer(200, order("valid", 1, "https://ca.test/cert/1"), "n");
@@ -165,7 +165,7 @@ TEST_F(AcmeObtainTest, AnswersEveryPendingAuthorizationAndReturnsTheChain) {
     std::vector<SubjectAltName> names{classify_name("a.example"), classify_name("*.b.example")};
     expect_finalize_and_download(names, "a.example");
 
-    auto chain = obtain({"web", names, "", "", "", Clock::now() + 1h});
+    auto chain = obtain({"web", names, "", "", "", SystemClock::now() + 1h});
     ASSERT_EQ(chain.size(), 2u);
     EXPECT_TRUE(chain.front().matches_key(key));
     EXPECT_EQ(chain.back().common_name(), "Fake ACME CA");
@@ -206,7 +206,7 @@ TEST_F(AcmeObtainTest, TimeSpentPresentingDoesNotCountAgainstTheDeadline) {
     std::vector<SubjectAltName> names{classify_name("a.example")};
     expect_finalize_and_download(names, "a.example");
     solver.present_takes = 300ms;
-    auto chain = obtain({"web", names, "", "", "", Clock::now() + 100ms});
+    auto chain = obtain({"web", names, "", "", "", SystemClock::now() + 100ms});
     EXPECT_EQ(chain.size(), 2u);
     EXPECT_EQ(http.remaining(), 0u);
 }
@@ -228,7 +228,7 @@ TEST_F(AcmeObtainTest, RetriesOnceWithoutReplacesWhenTheCaRefusesIt) {
     expect_finalize_and_download(names, "a.example");
 
     auto chain =
-        obtain({"web", names, "", "", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", Clock::now() + 1h});
+        obtain({"web", names, "", "", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", SystemClock::now() + 1h});
     EXPECT_TRUE(chain.front().matches_key(key));
     EXPECT_TRUE(logged("profile web: the CA refused replaces=aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
     EXPECT_TRUE(logged("alreadyReplaced: certificate already replaced (HTTP 409)"));
@@ -243,7 +243,7 @@ TEST_F(AcmeObtainTest, WithoutReplacesAnOrderErrorIsNotRetried) {
     });
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("a.example")}, "", "", "", Clock::now() + 1h});
+            obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
         },
         ErrorKind::State);
     EXPECT_EQ(message, "acme newOrder https://ca.test/order: rejectedIdentifier: no (HTTP 400)");
@@ -253,7 +253,7 @@ TEST_F(AcmeObtainTest, WithoutReplacesAnOrderErrorIsNotRetried) {
 TEST_F(AcmeObtainTest, AProfileTheDirectoryDoesNotOfferIsRefusedBeforeOrdering) {
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("a.example")}, "", "tiny", "", Clock::now() + 1h});
+            obtain({"web", {classify_name("a.example")}, "", "tiny", "", SystemClock::now() + 1h});
         },
         ErrorKind::Input);
     EXPECT_EQ(message,
@@ -284,7 +284,7 @@ class AcmeAuthorizationMismatchTest : public AcmeObtainTest {
                         "",
                         "",
                         "",
-                        Clock::now() + 1h});
+                        SystemClock::now() + 1h});
             },
             ErrorKind::Input);
         EXPECT_EQ(http.remaining(), 0u);
@@ -348,7 +348,7 @@ TEST_F(AcmeObtainTest, CleansUpWhenValidationFails) {
     });
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("a.example")}, "", "", "", Clock::now() + 1h});
+            obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
         },
         ErrorKind::State);
     EXPECT_NE(message.find("Incorrect TXT record \"x\" found at _acme-challenge.a.example"),
@@ -368,7 +368,7 @@ TEST_F(AcmeObtainTest, CleansUpWhenPresentFails) {
     });
     EXPECT_EQ(test::error_of(
                   [&] {
-                      obtain({"web", {classify_name("a.example")}, "", "", "", Clock::now() + 1h});
+                      obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
                   },
                   ErrorKind::Io),
               "responder: cannot listen");
@@ -387,7 +387,7 @@ TEST_F(AcmeObtainTest, AnAuthorizationWithoutTheSolversTypeIsNamed) {
     });
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("*.a.example")}, "", "", "", Clock::now() + 1h});
+            obtain({"web", {classify_name("*.a.example")}, "", "", "", SystemClock::now() + 1h});
         },
         ErrorKind::State);
     EXPECT_EQ(message,

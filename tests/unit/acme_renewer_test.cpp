@@ -195,7 +195,7 @@ class FakeCa {
         if (issue == Issue::FirstNameOnly) names.resize(1);
         PrivateKey other = PrivateKey::generate(KeyType::EcP256);
         EVP_PKEY* key = issue == Issue::WrongKey ? other.get() : csr.public_key();
-        std::string pem = sign(key, names, Clock::now() - 1min, Clock::now() + Days(90)).to_pem();
+        std::string pem = sign(key, names, SystemClock::now() - 1min, SystemClock::now() + Days(90)).to_pem();
         std::lock_guard lock(mutex_);
         leaf_pem_ = pem;
         finalized_ = true;
@@ -267,10 +267,10 @@ class AcmeRenewerTest : public ::testing::Test {
         return Certificate::load(p.deploy_cert);  // as the renewer reads it (whole seconds)
     }
     // A 90-day certificate 10 days into its life: not due by lifetime for 50 days.
-    Certificate deploy_fresh() { return deploy(Clock::now() - Days(10), Clock::now() + Days(80)); }
+    Certificate deploy_fresh() { return deploy(SystemClock::now() - Days(10), SystemClock::now() + Days(80)); }
     // A 90-day certificate with 3 days left: due, and under the expiring threshold.
     Certificate deploy_expiring() {
-        return deploy(Clock::now() - Days(87), Clock::now() + Days(3));
+        return deploy(SystemClock::now() - Days(87), SystemClock::now() + Days(3));
     }
 
     AcmeRenewer& make_renewer() {
@@ -293,7 +293,7 @@ class AcmeRenewerTest : public ::testing::Test {
     // configure() + start(), then waits until every job has run once and is scheduled ahead.
     void run_once() {
         if (!renewer) make_renewer();
-        renewer->configure(config, Clock::now());
+        renewer->configure(config, SystemClock::now());
         renewer->start();
         ASSERT_TRUE(eventually([&] { return renewer->idle(); }));
     }
@@ -331,7 +331,7 @@ class AcmeRenewerTest : public ::testing::Test {
 TEST_F(AcmeRenewerTest, AFutureAriWindowPlacesNoOrderAndSchedulesInsideIt) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);  // the window decides
     Certificate leaf = deploy_fresh();
-    TimePoint start = whole_seconds(Clock::now() + Days(20));
+    TimePoint start = whole_seconds(SystemClock::now() + Days(20));
     ca->window = {start, start + Days(1)};
     std::string before = read_file(web().deploy_cert);
 
@@ -351,13 +351,13 @@ TEST_F(AcmeRenewerTest, AFutureAriWindowPlacesNoOrderAndSchedulesInsideIt) {
 TEST_F(AcmeRenewerTest, AFutureAriWindowBeyondTheNextCheckSchedulesTheCheck) {
     config.renewal.check_interval = std::chrono::hours(12);
     deploy_fresh();
-    ca->window = {Clock::now() + Days(20), Clock::now() + Days(21)};
-    TimePoint before = Clock::now();
+    ca->window = {SystemClock::now() + Days(20), SystemClock::now() + Days(21)};
+    TimePoint before = SystemClock::now();
     run_once();
     EXPECT_TRUE(ca->payloads(kOrderUrl).empty());
     // check_interval ±50%
     EXPECT_GE(status().next_run, before + 6h);
-    EXPECT_LE(status().next_run, Clock::now() + 18h);
+    EXPECT_LE(status().next_run, SystemClock::now() + 18h);
 }
 
 // The CA's Retry-After on renewalInfo (it may move the window, e.g. before a mass revocation)
@@ -365,20 +365,20 @@ TEST_F(AcmeRenewerTest, AFutureAriWindowBeyondTheNextCheckSchedulesTheCheck) {
 TEST_F(AcmeRenewerTest, AnAriRetryAfterBringsTheNextCheckForward) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);
     deploy_fresh();
-    ca->window = {Clock::now() + Days(20), Clock::now() + Days(21)};
+    ca->window = {SystemClock::now() + Days(20), SystemClock::now() + Days(21)};
     ca->window_retry_after = "7200";
-    TimePoint before = Clock::now();
+    TimePoint before = SystemClock::now();
     run_once();
     EXPECT_TRUE(ca->payloads(kOrderUrl).empty());
     EXPECT_GE(status().next_run, before + 2h - 1s);
-    EXPECT_LE(status().next_run, Clock::now() + 2h + 1s);
+    EXPECT_LE(status().next_run, SystemClock::now() + 2h + 1s);
 }
 
 TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {
     Certificate old_leaf = deploy_fresh();
     std::string old_cert = read_file(web().deploy_cert);
     std::string old_key = read_file(web().deploy_key);
-    ca->window = {Clock::now() - Days(2), Clock::now() - Days(1)};
+    ca->window = {SystemClock::now() - Days(2), SystemClock::now() - Days(1)};
 
     run_once();
     auto orders = ca->payloads(kOrderUrl);
@@ -394,11 +394,11 @@ TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {
     auto deployed = read_deployed(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_EQ(deployed->leaf().to_pem(), ca->leaf_pem());
-    EXPECT_EQ(check_server_material(*deployed, web().names, Clock::now()), "");
+    EXPECT_EQ(check_server_material(*deployed, web().names, SystemClock::now()), "");
     EXPECT_EQ(st.fingerprint, deployed->leaf().fingerprint_sha256());
     EXPECT_EQ(deployed_calls, 1);
     // The new certificate is not due for a long time.
-    EXPECT_GT(st.next_run, Clock::now() + 1h);
+    EXPECT_GT(st.next_run, SystemClock::now() + 1h);
 
     // The replaced set is archived as it was.
     std::vector<fs::path> sets;
@@ -413,7 +413,7 @@ TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {
 
 TEST_F(AcmeRenewerTest, AnOrderRefusedForReplacesIsRetriedOnceWithoutIt) {
     Certificate old_leaf = deploy_fresh();
-    ca->window = {Clock::now() - Days(2), Clock::now() - Days(1)};
+    ca->window = {SystemClock::now() - Days(2), SystemClock::now() - Days(1)};
     ca->new_order = [](const json& payload) -> std::optional<HttpResponse> {
         if (payload.contains("replaces"))
             return test::problem(409, "alreadyReplaced", "certificate already replaced", "n");
@@ -433,7 +433,7 @@ TEST_F(AcmeRenewerTest, AnOrderRefusedForReplacesIsRetriedOnceWithoutIt) {
 TEST_F(AcmeRenewerTest, AriNeverDelaysPastATwentiethOfTheLifetime) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);
     Certificate leaf = deploy_fresh();
-    ca->window = {Clock::now() + Days(200), Clock::now() + Days(201)};
+    ca->window = {SystemClock::now() + Days(200), SystemClock::now() + Days(201)};
 
     run_once();
     EXPECT_TRUE(ca->payloads(kOrderUrl).empty());
@@ -460,7 +460,7 @@ TEST_F(AcmeRenewerTest, RateLimitedWaitsForRetryAfter) {
         return test::problem(429, "rateLimited", "too many new orders", "n",
                              {{"retry-after", "3600"}});
     };
-    TimePoint before = Clock::now();
+    TimePoint before = SystemClock::now();
     run_once();
     EXPECT_EQ(ca->payloads(kOrderUrl).size(), 1u);
     auto st = status();
@@ -470,7 +470,7 @@ TEST_F(AcmeRenewerTest, RateLimitedWaitsForRetryAfter) {
               std::string::npos)
         << st.job.last_error;
     EXPECT_GE(st.next_run, before + 3600s);
-    EXPECT_LE(st.next_run, Clock::now() + 3601s);
+    EXPECT_LE(st.next_run, SystemClock::now() + 3601s);
 
     std::string warning;
     JobState saved = JobState::load(job_dir() / "job.json", &warning);
@@ -490,25 +490,25 @@ TEST_F(AcmeRenewerTest, ForcedRenewalHonoursRetryAfter) {
     };
     run_once();
     ASSERT_EQ(ca->payloads(kOrderUrl).size(), 1u);
-    auto refused = renewer->renew_now("web", Clock::now() + 10min);
+    auto refused = renewer->renew_now("web", SystemClock::now() + 10min);
     EXPECT_FALSE(refused);
     EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
         << refused.reason;
     EXPECT_NE(refused.reason.find("rateLimited"), std::string::npos) << refused.reason;
     // The Retry-After is kept in job.json: a broker restart does not clear it.
     renewer.reset();
-    make_renewer().configure(config, Clock::now());
-    refused = renewer->renew_now("web", Clock::now() + 10min);
+    make_renewer().configure(config, SystemClock::now());
+    refused = renewer->renew_now("web", SystemClock::now() + 10min);
     EXPECT_FALSE(refused);
     EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
         << refused.reason;
-    EXPECT_TRUE(renewer->renew_now("web", Clock::now() + 3601s));
+    EXPECT_TRUE(renewer->renew_now("web", SystemClock::now() + 3601s));
 }
 
 TEST_F(AcmeRenewerTest, ForcedRenewalsAreSpacedByForcedInterval) {
     config.renewal.forced_interval = 300s;
-    make_renewer().configure(config, Clock::now());
-    TimePoint t = Clock::now();
+    make_renewer().configure(config, SystemClock::now());
+    TimePoint t = SystemClock::now();
     EXPECT_TRUE(renewer->renew_now("web", t));
     auto again = renewer->renew_now("web", t + 299s);
     EXPECT_FALSE(again);
@@ -519,12 +519,12 @@ TEST_F(AcmeRenewerTest, ForcedRenewalsAreSpacedByForcedInterval) {
 
 TEST_F(AcmeRenewerTest, RateLimitedReplacementIsNotRetriedWithoutReplaces) {
     deploy_fresh();
-    ca->window = {Clock::now() - Days(2), Clock::now() - Days(1)};
+    ca->window = {SystemClock::now() - Days(2), SystemClock::now() - Days(1)};
     ca->new_order = [](const json&) -> std::optional<HttpResponse> {
         return test::problem(429, "rateLimited", "too many new orders", "n",
                              {{"retry-after", "3600"}});
     };
-    TimePoint before = Clock::now();
+    TimePoint before = SystemClock::now();
     run_once();
     // Asking again at once would only spend another request of the exhausted limit.
     auto orders = ca->payloads(kOrderUrl);
@@ -542,7 +542,7 @@ TEST_F(AcmeRenewerTest, BackoffGrowsWithEachFailure) {
     std::vector<std::chrono::seconds> gaps;
     for (int failures = 1; failures <= 3; ++failures) {
         if (failures > 1) {
-            ASSERT_TRUE(renewer->renew_now("web", Clock::now() + failures * 10min));
+            ASSERT_TRUE(renewer->renew_now("web", SystemClock::now() + failures * 10min));
             ASSERT_TRUE(eventually([&] {
                 auto st = status();
                 return st.job.consecutive_failures == failures && !st.running;
@@ -569,17 +569,17 @@ TEST_F(AcmeRenewerTest, BackoffGrowsWithEachFailure) {
 
 TEST_F(AcmeRenewerTest, APersistedBackoffSurvivesARestart) {
     add_profile("other", {"b.example"});
-    deploy(Clock::now() - Days(87), Clock::now() + Days(3), "other");  // due now
+    deploy(SystemClock::now() - Days(87), SystemClock::now() + Days(3), "other");  // due now
     ca->ari = false;
     JobState before;
     before.consecutive_failures = 3;
     before.last_result = "failed";
-    before.next_run = whole_seconds(Clock::now() + 2h);
+    before.next_run = whole_seconds(SystemClock::now() + 2h);
     before.save(job_dir("web") / "job.json");
     // Even a certificate that is due waits for the backoff.
     deploy_expiring();
 
-    make_renewer().configure(config, Clock::now());
+    make_renewer().configure(config, SystemClock::now());
     EXPECT_EQ(status("web").next_run, before.next_run);
     EXPECT_EQ(status("web").job.consecutive_failures, 3);
     // The scheduler's first pass starts "other" and must leave "web" alone.
@@ -597,10 +597,10 @@ TEST_F(AcmeRenewerTest, ABackoffThatEndedBeforeTheRestartRunsAtOnce) {
     ca->ari = false;
     JobState before;
     before.consecutive_failures = 3;
-    before.next_run = whole_seconds(Clock::now() - 1h);
+    before.next_run = whole_seconds(SystemClock::now() - 1h);
     before.save(job_dir() / "job.json");
 
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     make_renewer().configure(config, now);
     EXPECT_EQ(status().next_run, now);
     renewer->start();
@@ -615,7 +615,7 @@ TEST_F(AcmeRenewerTest, ABackoffThatEndedBeforeTheRestartRunsAtOnce) {
 
 TEST_F(AcmeRenewerTest, NothingDeployedGetsATemporaryCertificate) {
     add_profile("web", {"a.example", "b.example", "192.0.2.7"});
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     EXPECT_TRUE(make_renewer().configure(config, now));
     auto deployed = read_deployed(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
@@ -632,7 +632,7 @@ TEST_F(AcmeRenewerTest, NothingDeployedGetsATemporaryCertificate) {
 
     // Configured again (a reload), the stand-in is kept.
     std::string cert = read_file(web().deploy_cert);
-    EXPECT_FALSE(renewer->configure(config, Clock::now()));
+    EXPECT_FALSE(renewer->configure(config, SystemClock::now()));
     EXPECT_EQ(read_file(web().deploy_cert), cert);
 
     // The first order replaces it, and a temporary certificate is not archived.
@@ -647,19 +647,19 @@ TEST_F(AcmeRenewerTest, NothingDeployedGetsATemporaryCertificate) {
 TEST_F(AcmeRenewerTest, AValidDeployedCertificateIsLeftInPlace) {
     deploy_fresh();
     std::string cert = read_file(web().deploy_cert), key = read_file(web().deploy_key);
-    EXPECT_FALSE(make_renewer().configure(config, Clock::now()));
+    EXPECT_FALSE(make_renewer().configure(config, SystemClock::now()));
     EXPECT_EQ(read_file(web().deploy_cert), cert);
     EXPECT_EQ(read_file(web().deploy_key), key);
     EXPECT_FALSE(status().temporary);
 }
 
 TEST_F(AcmeRenewerTest, AnExpiredDeployedCertificateIsReplacedByAStandIn) {
-    deploy(Clock::now() - Days(90), Clock::now() - Days(1));
-    EXPECT_TRUE(make_renewer().configure(config, Clock::now()));
+    deploy(SystemClock::now() - Days(90), SystemClock::now() - Days(1));
+    EXPECT_TRUE(make_renewer().configure(config, SystemClock::now()));
     auto deployed = read_deployed(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_TRUE(is_temporary(deployed->leaf()));
-    EXPECT_EQ(check_server_material(*deployed, web().names, Clock::now()), "");
+    EXPECT_EQ(check_server_material(*deployed, web().names, SystemClock::now()), "");
 }
 
 // --- the staging contract ------------------------------------------------------------------
@@ -761,7 +761,7 @@ TEST_F(AcmeRenewerTest, AManualDns01ProfileThatIsDueSaysSoFirst) {
 
 TEST_F(AcmeRenewerTest, StopInterruptsAnOrderThatIsPolling) {
     ca->hang = true;
-    make_renewer().configure(config, Clock::now());
+    make_renewer().configure(config, SystemClock::now());
     renewer->start();
     ASSERT_TRUE(eventually([&] { return ca->finalized(); }));
     ASSERT_TRUE(status().running);
@@ -773,7 +773,7 @@ TEST_F(AcmeRenewerTest, StopInterruptsAnOrderThatIsPolling) {
     EXPECT_FALSE(st.running);
     // Being stopped is not the CA's failure: no backoff, no `failed` event.
     EXPECT_EQ(st.job.consecutive_failures, 0);
-    EXPECT_LE(st.next_run, Clock::now());
+    EXPECT_LE(st.next_run, SystemClock::now());
     EXPECT_EQ(event_types(), (std::vector<std::string>{"obtaining"}));
     EXPECT_TRUE(logged("certificate profile web: order interrupted by shutdown: "));
     EXPECT_EQ(JobState::load(job_dir() / "job.json", nullptr).consecutive_failures, 0);
@@ -783,20 +783,20 @@ TEST_F(AcmeRenewerTest, StopInterruptsAnOrderThatIsPolling) {
 TEST_F(AcmeRenewerTest, AReloadDuringAnOrderKeepsTheJobGoing) {
     ca->hang = true;
     ca->hang_retry_after = "";
-    make_renewer().configure(config, Clock::now());
+    make_renewer().configure(config, SystemClock::now());
     renewer->start();
     ASSERT_TRUE(eventually([&] { return ca->finalized(); }));
-    EXPECT_FALSE(renewer->configure(config, Clock::now()));  // a reload while the order polls
+    EXPECT_FALSE(renewer->configure(config, SystemClock::now()));  // a reload while the order polls
     EXPECT_TRUE(status().running);
     ca->hang = false;
 
     // The order's outcome reaches the reloaded job ...
     ASSERT_TRUE(eventually([&] { return !status().running; }));
     EXPECT_EQ(status().job.last_result, "obtained");
-    EXPECT_GT(status().next_run, Clock::now() + 1h);
+    EXPECT_GT(status().next_run, SystemClock::now() + 1h);
     EXPECT_FALSE(status().temporary);
     // ... which still runs when asked.
-    ASSERT_TRUE(renewer->renew_now("web", Clock::now()));
+    ASSERT_TRUE(renewer->renew_now("web", SystemClock::now()));
     ASSERT_TRUE(eventually([&] { return ca->payloads(kOrderUrl).size() == 2; }));
     ASSERT_TRUE(eventually([&] { return renewer->idle(); }));
     EXPECT_EQ(status().job.last_result, "obtained");

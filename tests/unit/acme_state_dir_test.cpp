@@ -40,7 +40,7 @@ class AcmeStateDirTest : public ::testing::Test {
             ADD_FAILURE() << "no request may be made";
             return nullptr;
         });
-        return test::error_of([&] { renewer.configure(config, Clock::now()); }, ErrorKind::Io);
+        return test::error_of([&] { renewer.configure(config, SystemClock::now()); }, ErrorKind::Io);
     }
 
     test::TempDir dir;

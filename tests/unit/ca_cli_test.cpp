@@ -215,7 +215,7 @@ TEST_F(CaCliTest, InitCreatesRootKeyAndSelfSignedCertificate) {
     EXPECT_TRUE(c.basic_constraints().critical);
     EXPECT_EQ(c.key_algorithm(), "ecdsa-p256");
     EXPECT_TRUE(c.matches_key(PrivateKey::load(dir_ / "root.key")));
-    EXPECT_TRUE(near(c.not_after(), Clock::now() + Days(kDefaultRootDays)));
+    EXPECT_TRUE(near(c.not_after(), SystemClock::now() + Days(kDefaultRootDays)));
     EXPECT_FALSE(contains(read_file(dir_ / "root.key"), "ENCRYPTED"));
 }
 
@@ -224,7 +224,7 @@ TEST_F(CaCliTest, InitTakesDaysNameAndOrganization) {
     Certificate c = root();
     EXPECT_EQ(c.common_name(), "Test Root");
     EXPECT_TRUE(contains(c.subject(), "O=Example Org")) << c.subject();
-    EXPECT_TRUE(near(c.not_after(), Clock::now() + Days(30)));
+    EXPECT_TRUE(near(c.not_after(), SystemClock::now() + Days(30)));
 }
 
 TEST_F(CaCliTest, InitJsonDescribesTheCertificate) {
@@ -476,7 +476,7 @@ TEST_F(CaCliTest, IssueClientFollowsTheClientProfile) {
     EXPECT_TRUE(has_extension(c, NID_subject_key_identifier));
     EXPECT_TRUE(has_extension(c, NID_authority_key_identifier));
     EXPECT_TRUE(c.subject_alt_names().empty());
-    EXPECT_TRUE(near(c.not_after(), Clock::now() + Days(kDefaultLeafDays)));
+    EXPECT_TRUE(near(c.not_after(), SystemClock::now() + Days(kDefaultLeafDays)));
 
     // Without an intermediate, the chain file is the certificate alone.
     EXPECT_EQ(read_file(out("dev-1.chain.pem")), read_file(out("dev-1.crt")));
@@ -650,7 +650,7 @@ TEST_F(CaCliTest, IssueDaysMustBeAWholeNumberInRange) {
     EXPECT_FALSE(fs::exists(out_));
 
     issue_client({"dev-1"}, {"--days=10"});
-    EXPECT_TRUE(near(cert("dev-1").not_after(), Clock::now() + Days(10)));
+    EXPECT_TRUE(near(cert("dev-1").not_after(), SystemClock::now() + Days(10)));
 }
 
 TEST_F(CaCliTest, IssueMayNotOutliveTheCa) {
@@ -967,7 +967,7 @@ TEST_F(CaCliTest, RevokeBySerialWritesACrl) {
     ASSERT_EQ(crl.revoked().size(), 1u);
     EXPECT_EQ(crl.revoked()[0].serial_hex, serial);
     EXPECT_EQ(crl.revoked()[0].reason, RevocationReason::KeyCompromise);
-    EXPECT_TRUE(near(crl.next_update(), Clock::now() + Days(kDefaultCrlDays)));
+    EXPECT_TRUE(near(crl.next_update(), SystemClock::now() + Days(kDefaultCrlDays)));
 
     std::vector<IndexEntry> entries = index();
     ASSERT_EQ(entries.size(), 2u);
@@ -1030,7 +1030,7 @@ TEST_F(CaCliTest, RevokeByFileAndByColonSeparatedLowercaseSerial) {
     std::set<std::string> revoked;
     for (const auto& rc : crl.revoked()) revoked.insert(rc.serial_hex);
     EXPECT_EQ(revoked, (std::set<std::string>{cert("dev-1").serial_hex(), hex}));
-    EXPECT_TRUE(near(crl.next_update(), Clock::now() + Days(5)));
+    EXPECT_TRUE(near(crl.next_update(), SystemClock::now() + Days(5)));
 }
 
 TEST_F(CaCliTest, RevokeRefusesACertificateThatIsNotThisCas) {
@@ -1054,7 +1054,7 @@ TEST_F(CaCliTest, RevokeRefusesACertificateThatIsNotThisCas) {
 TEST_F(CaCliTest, SerialWithLeadingZeroDigitIsFoundEveryWay) {
     init();
     const std::string serial = "0A1B2C3D4E5F60718293A4B5C6D7E8F9";
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     Certificate c = sign_directly("low-serial", now - 1h, now + Days(30), serial);
     ASSERT_EQ(c.serial_hex(), serial);
     add_to_index(c, "low-serial");
@@ -1109,8 +1109,8 @@ TEST_F(CaCliTest, CrlDaysAndNumber) {
     Crl first = Crl::load(dir_ / "crl.pem");
     EXPECT_EQ(first.number(), 1);
     EXPECT_TRUE(first.signed_by(root()));
-    EXPECT_TRUE(near(first.next_update(), Clock::now() + Days(7)));
-    EXPECT_TRUE(near(first.this_update(), Clock::now()));
+    EXPECT_TRUE(near(first.next_update(), SystemClock::now() + Days(7)));
+    EXPECT_TRUE(near(first.this_update(), SystemClock::now()));
     EXPECT_EQ(j.at("next_update"), to_iso8601(first.next_update()));
 
     fs::path copy = tmp_ / "copy.crl";
@@ -1118,7 +1118,7 @@ TEST_F(CaCliTest, CrlDaysAndNumber) {
     ASSERT_EQ(r.code, cli::kExitOk) << r;
     Crl second = Crl::load(dir_ / "crl.pem");
     EXPECT_EQ(second.number(), 2);
-    EXPECT_TRUE(near(second.next_update(), Clock::now() + Days(kDefaultCrlDays)));
+    EXPECT_TRUE(near(second.next_update(), SystemClock::now() + Days(kDefaultCrlDays)));
     EXPECT_EQ(read_file(copy), read_file(dir_ / "crl.pem"));
     EXPECT_EQ(read_file(dir_ / "crlnumber"), "2\n");
 
@@ -1153,7 +1153,7 @@ TEST_F(CaCliTest, ListFiltersByStatus) {
     issue_client({"alpha", "beta", "gamma"});
     ASSERT_EQ(ca({"revoke", out("beta.crt").string(), "--reason", "superseded"}).code,
               cli::kExitOk);
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     add_to_index(sign_directly("old", now - Days(30), now - Days(1)), "old");
 
     auto names = [&](std::vector<std::string> args) {
@@ -1279,7 +1279,7 @@ TEST_F(CaCliTest, VerifyAcceptsOnlyValidIndexedCertificatesOfThisCa) {
     EXPECT_TRUE(contains(r.err, "stranger.crt")) << r.err;
 
     // Signed with this CA's key, but never recorded.
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     fs::path unrecorded = tmp_ / "unrecorded.crt";
     write(unrecorded, sign_directly("ghost", now - 1h, now + Days(10)).to_pem());
     r = ca({"verify", unrecorded.string()});

@@ -24,8 +24,8 @@ Certificate root(const std::string& cn) {
                              cn,
                              "",
                              {},
-                             Clock::now() - Days(1),
-                             Clock::now() + Days(30),
+                             SystemClock::now() - Days(1),
+                             SystemClock::now() + Days(30),
                              ""},
                             key.get(), key, nullptr);
 }

@@ -29,7 +29,7 @@ bool starts_with(const std::string& text, const std::string& prefix) {
 }
 
 TimePoint whole_seconds_now() {
-    return std::chrono::floor<seconds>(Clock::now());
+    return std::chrono::floor<seconds>(SystemClock::now());
 }
 
 bool is_lower_hex(const std::string& s) {

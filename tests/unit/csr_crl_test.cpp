@@ -183,7 +183,7 @@ TEST(CsrMiscTest, LoadFromFile) {
 class CrlTest : public ::testing::Test {
   protected:
     CrlTest()
-        : now_(std::chrono::floor<seconds>(Clock::now())),
+        : now_(std::chrono::floor<seconds>(SystemClock::now())),
           ca_key_(PrivateKey::generate(KeyType::EcP256)),
           ca_(make_ca("CRL Test CA", ca_key_)),
           other_key_(PrivateKey::generate(KeyType::EcP256)),
@@ -307,7 +307,7 @@ TEST_F(CrlTest, WithoutNumberOrNextUpdate) {
     X509CrlPtr raw(X509_CRL_new());
     X509_CRL_set_version(raw.get(), X509_CRL_VERSION_2);
     X509_CRL_set_issuer_name(raw.get(), X509_get_subject_name(ca_.get()));
-    Asn1TimePtr last(ASN1_TIME_set(nullptr, Clock::to_time_t(now_)));
+    Asn1TimePtr last(ASN1_TIME_set(nullptr, SystemClock::to_time_t(now_)));
     X509_CRL_set1_lastUpdate(raw.get(), last.get());
     ASSERT_GT(X509_CRL_sign(raw.get(), ca_key_.get(), EVP_sha256()), 0);
     Crl crl(std::move(raw));

@@ -32,7 +32,7 @@ bool contains(const std::string& text, const std::string& part) {
 }
 
 TimePoint whole_seconds_now() {
-    return std::chrono::floor<seconds>(Clock::now());
+    return std::chrono::floor<seconds>(SystemClock::now());
 }
 
 IndexEntry make_entry(const std::string& serial, const std::string& name, TimePoint not_after) {

@@ -31,7 +31,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 Certificate self_signed(const PrivateKey& key) {
     CertificateSpec spec{CertificateProfile::Client, "dev.mqtt.example",      "", {},
-                         Clock::now() - Days(1),     Clock::now() + Days(30), ""};
+                         SystemClock::now() - Days(1),     SystemClock::now() + Days(30), ""};
     return sign_certificate(spec, key.get(), key, nullptr);
 }
 
@@ -55,7 +55,7 @@ TEST(NulNames, SigningACommonNameWithNulIsRefusedNotCutShort) {
     auto key = PrivateKey::generate(KeyType::EcP256);
     CertificateSpec spec{CertificateProfile::Client, kNulCn,
                          "", {},
-                         Clock::now() - Days(1), Clock::now() + Days(30),
+                         SystemClock::now() - Days(1), SystemClock::now() + Days(30),
                          ""};
     std::string err =
         error_of([&] { sign_certificate(spec, key.get(), key, nullptr); }, ErrorKind::Usage);

@@ -12,7 +12,7 @@ using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
 
-const TimePoint start = Clock::from_time_t(1'700'000'000);
+const TimePoint start = SystemClock::from_time_t(1'700'000'000);
 constexpr int draws = 2000;
 
 TEST(RenewalTime, ThirdOfLifetimeLeftForLongCertificates) {

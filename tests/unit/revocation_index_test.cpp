@@ -22,7 +22,7 @@ class RevocationIndexTest : public ::testing::Test {
 
     static Certificate ca(const std::string& cn, const PrivateKey& key,
                           const PrivateKey& issuer_key, const Certificate* issuer) {
-        TimePoint now = Clock::now();
+        TimePoint now = SystemClock::now();
         return sign_certificate(
             {issuer ? CertificateProfile::IntermediateCa : CertificateProfile::RootCa,
              cn,
@@ -36,13 +36,13 @@ class RevocationIndexTest : public ::testing::Test {
     static std::vector<RevokedCertificate> entries(std::vector<std::string> serials) {
         std::vector<RevokedCertificate> out;
         for (auto& s : serials)
-            out.push_back({std::move(s), Clock::now(), RevocationReason::KeyCompromise});
+            out.push_back({std::move(s), SystemClock::now(), RevocationReason::KeyCompromise});
         return out;
     }
     CrlInForce crl_of(const Certificate& issuer, const PrivateKey& key,
                       std::vector<std::string> serials, long number = 1) {
-        Crl crl = sign_crl(issuer, key, entries(std::move(serials)), Clock::now(),
-                           Clock::now() + Days(7), number);
+        Crl crl = sign_crl(issuer, key, entries(std::move(serials)), SystemClock::now(),
+                           SystemClock::now() + Days(7), number);
         return CrlInForce::parse(crl.to_pem(), "test.crl");
     }
 
@@ -88,7 +88,7 @@ TEST_F(RevocationIndexTest, LeadingZerosAndTheSignByteDoNotMatter) {
     EXPECT_FALSE(index.contains("CN=Index Root", "FF"));
 
     // And a certificate's serial as the validator reads it (X509_get0_serialNumber).
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     Certificate leaf = sign_certificate(
         {CertificateProfile::Client, "dev", "", {}, now - Days(1), now + Days(1), "80"},
         PrivateKey::generate(KeyType::EcP256).get(), root_key_, &root_);
@@ -101,7 +101,7 @@ TEST_F(RevocationIndexTest, AnUnsortedCrlIsSortedForTheLookup) {
     X509CrlPtr raw(X509_CRL_new());
     X509_CRL_set_version(raw.get(), X509_CRL_VERSION_2);
     X509_CRL_set_issuer_name(raw.get(), X509_get_subject_name(root_.get()));
-    Asn1TimePtr at(ASN1_TIME_set(nullptr, Clock::to_time_t(Clock::now())));
+    Asn1TimePtr at(ASN1_TIME_set(nullptr, SystemClock::to_time_t(SystemClock::now())));
     X509_CRL_set1_lastUpdate(raw.get(), at.get());
     for (long s : {900, 5, 70000, -7, 3, 42}) {
         X509_REVOKED* rev = X509_REVOKED_new();
@@ -123,8 +123,8 @@ TEST_F(RevocationIndexTest, AnUnsortedCrlIsSortedForTheLookup) {
 }
 
 TEST_F(RevocationIndexTest, CrlInForceReadsWhatCrlReads) {
-    Crl crl = sign_crl(root_, root_key_, entries({"1", "2", "3"}), Clock::now() - Days(1),
-                       Clock::now() + Days(7), 42);
+    Crl crl = sign_crl(root_, root_key_, entries({"1", "2", "3"}), SystemClock::now() - Days(1),
+                       SystemClock::now() + Days(7), 42);
     for (const auto& data : {crl.to_pem(), crl.to_der()}) {
         CrlInForce kept = CrlInForce::parse(data, "crl");
         EXPECT_EQ(kept.issuer(), crl.issuer());
@@ -151,7 +151,7 @@ TEST_F(RevocationIndexTest, CrlInForceReadsWhatCrlReads) {
     // No number, no nextUpdate, no entries.
     X509CrlPtr bare(X509_CRL_new());
     X509_CRL_set_issuer_name(bare.get(), X509_get_subject_name(root_.get()));
-    Asn1TimePtr at(ASN1_TIME_set(nullptr, Clock::to_time_t(Clock::now())));
+    Asn1TimePtr at(ASN1_TIME_set(nullptr, SystemClock::to_time_t(SystemClock::now())));
     X509_CRL_set1_lastUpdate(bare.get(), at.get());
     ASSERT_GT(X509_CRL_sign(bare.get(), root_key_.get(), EVP_sha256()), 0);
     CrlInForce empty = CrlInForce::parse(Crl(std::move(bare)).to_der(), "bare.crl");
@@ -162,8 +162,8 @@ TEST_F(RevocationIndexTest, CrlInForceReadsWhatCrlReads) {
 }
 
 TEST_F(RevocationIndexTest, ATamperedEntryFailsTheSignature) {
-    Crl crl = sign_crl(root_, root_key_, entries({"1234567890ABCDEF"}), Clock::now(),
-                       Clock::now() + Days(7), 1);
+    Crl crl = sign_crl(root_, root_key_, entries({"1234567890ABCDEF"}), SystemClock::now(),
+                       SystemClock::now() + Days(7), 1);
     std::string der = crl.to_der();
     auto at = der.find("\x12\x34\x56\x78\x90\xAB\xCD\xEF");
     ASSERT_NE(at, std::string::npos);
@@ -176,7 +176,7 @@ TEST_F(RevocationIndexTest, ATamperedEntryFailsTheSignature) {
 
 TEST_F(RevocationIndexTest, RefusesWhatIsNotACrl) {
     Crl crl =
-        sign_crl(root_, root_key_, entries({"1", "2"}), Clock::now(), Clock::now() + Days(7), 1);
+        sign_crl(root_, root_key_, entries({"1", "2"}), SystemClock::now(), SystemClock::now() + Days(7), 1);
     std::string der = crl.to_der();
     auto message = [](const std::string& data) {
         try {
@@ -198,8 +198,8 @@ TEST_F(RevocationIndexTest, RefusesWhatIsNotACrl) {
     // A serial far longer than RFC 5280's 20 octets would widen every record of the index.
     std::string longest(64, 'A'), too_long = "7" + std::string(129, 'A');
     EXPECT_EQ(crl_of(root_, root_key_, {longest}).revoked_count(), 1u);
-    EXPECT_EQ(message(sign_crl(root_, root_key_, entries({"1", too_long}), Clock::now(),
-                               Clock::now() + Days(7), 1)
+    EXPECT_EQ(message(sign_crl(root_, root_key_, entries({"1", too_long}), SystemClock::now(),
+                               SystemClock::now() + Days(7), 1)
                           .to_der()),
               "bad.crl: a revoked serial number of 65 bytes (RFC 5280 allows 20; at most 64 are "
               "accepted)");

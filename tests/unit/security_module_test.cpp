@@ -38,7 +38,7 @@ class SecurityModuleTest : public ::testing::Test {
     void write_config(const std::string& text) { write_file_atomic(tmp_ / "brokertls.json", text); }
     // Waits (bounded) for the watcher to report a change, once the files are stable, and
     // applies it.
-    bool poll_change(SecurityModule& m) { return m.poll_files(Clock::now(), 10s); }
+    bool poll_change(SecurityModule& m) { return m.poll_files(SystemClock::now(), 10s); }
 
     test::TempDir tmp_;
     std::optional<Certificate> dev1_, dev2_;
@@ -49,10 +49,10 @@ TEST_F(SecurityModuleTest, AuthenticatesAndCounts) {
     SecurityModule m(tmp_ / "brokertls.json");
     EXPECT_TRUE(m.has_security_profile("devices"));
     EXPECT_FALSE(m.has_security_profile("nope"));
-    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
-    EXPECT_EQ(m.authenticate("nope", dev1_->get(), "dev-1", &conn1_, Clock::now()).reason,
+    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
+    EXPECT_EQ(m.authenticate("nope", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).reason,
               RejectReason::Untrusted);
-    auto status = nlohmann::json::parse(m.status_json(Clock::now()));
+    auto status = nlohmann::json::parse(m.status_json(SystemClock::now()));
     EXPECT_EQ(status["counters"]["accepted"], 1);
     EXPECT_EQ(status["counters"]["rejected.untrusted"], 1);
     EXPECT_EQ(status["connected_certificate_clients"], 1);
@@ -60,16 +60,16 @@ TEST_F(SecurityModuleTest, AuthenticatesAndCounts) {
 
 TEST_F(SecurityModuleTest, CrlChangeKicksOnlyTheRevokedConnectedClient) {
     SecurityModule m(tmp_ / "brokertls.json");
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
-    ASSERT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, Clock::now()).ok());
-    EXPECT_FALSE(m.poll_files(Clock::now(), 300ms));  // nothing changed yet
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, SystemClock::now()).ok());
+    EXPECT_FALSE(m.poll_files(SystemClock::now(), 300ms));  // nothing changed yet
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
     EXPECT_TRUE(poll_change(m));
-    auto out = m.tick(Clock::now());
+    auto out = m.tick(SystemClock::now());
     EXPECT_EQ(out.kick, std::vector<std::string>{"dev-1"});
     EXPECT_TRUE(out.ok);
-    EXPECT_EQ(m.tick(Clock::now()).kick.size(), 0u);  // handed over once
-    EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).reason,
+    EXPECT_EQ(m.tick(SystemClock::now()).kick.size(), 0u);  // handed over once
+    EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).reason,
               RejectReason::Revoked);
 }
 
@@ -80,15 +80,15 @@ TEST_F(SecurityModuleTest, AStaleCrlAfterARestartDoesNotUnrevoke) {
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
     {
         SecurityModule m(tmp_ / "brokertls.json");
-        EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).reason,
+        EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).reason,
                   RejectReason::Revoked);
     }
     EXPECT_EQ(fs::status(tmp_ / "state/crls").permissions() & fs::perms::all, fs::perms::owner_all);
     write_file_atomic(tmp_ / "ca/crl.pem", old_crl);  // restored from an old backup, say
     SecurityModule m(tmp_ / "brokertls.json");
-    EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).reason,
+    EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).reason,
               RejectReason::Revoked);
-    EXPECT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, Clock::now()).ok());
+    EXPECT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, SystemClock::now()).ok());
     auto log = m.take_startup_log();
     EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& line) {
         return line.find("is older than the CRL in force") != std::string::npos;
@@ -99,35 +99,35 @@ TEST_F(SecurityModuleTest, BrokenReloadKeepsThePreviousConfiguration) {
     SecurityModule m(tmp_ / "brokertls.json");
     write_config(R"({"security_profiles": {"devices": {"trust_anchors": ["ca/missing.crt"]}}})");
     EXPECT_TRUE(poll_change(m));
-    auto out = m.tick(Clock::now());
+    auto out = m.tick(SystemClock::now());
     EXPECT_FALSE(out.ok);
     ASSERT_FALSE(out.log.empty());
     EXPECT_NE(out.log.back().find("reload refused, previous configuration stays in force"),
               std::string::npos);
     EXPECT_NE(out.log.back().find("trust_anchors[0]: file not found"), std::string::npos);
-    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
-    auto status = nlohmann::json::parse(m.status_json(Clock::now()));
+    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
+    auto status = nlohmann::json::parse(m.status_json(SystemClock::now()));
     EXPECT_FALSE(status["last_reload"]["ok"].get<bool>());
 }
 
 TEST_F(SecurityModuleTest, TakeoverDisconnectDoesNotForgetTheNewConnection) {
     SecurityModule m(tmp_ / "brokertls.json");
     int old_conn = 0, new_conn = 0;
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &old_conn, Clock::now()).ok());
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &new_conn, Clock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &old_conn, SystemClock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &new_conn, SystemClock::now()).ok());
     m.disconnected("dev-1", &old_conn);  // the taken-over session goes away
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
     EXPECT_TRUE(poll_change(m));
-    EXPECT_EQ(m.tick(Clock::now()).kick, std::vector<std::string>{"dev-1"});
+    EXPECT_EQ(m.tick(SystemClock::now()).kick, std::vector<std::string>{"dev-1"});
 }
 
 TEST_F(SecurityModuleTest, ExplicitReloadRereadsEverything) {
     SecurityModule m(tmp_ / "brokertls.json");
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     write_config(
         R"({"security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"], "deny_fingerprints": [")" +
         dev1_->fingerprint_sha256() + R"("]}}})");
-    auto out = m.reload(Clock::now());
+    auto out = m.reload(SystemClock::now());
     EXPECT_TRUE(out.ok);
     EXPECT_EQ(out.kick, std::vector<std::string>{"dev-1"});
 }
@@ -171,20 +171,20 @@ TEST_F(SecurityModuleTest, AcmeProfilesInStatusAndControl) {
               startup.end());
     EXPECT_TRUE(fs::exists(tmp_ / "live/web.crt"));
 
-    auto status = nlohmann::json::parse(module.status_json(Clock::now()));
+    auto status = nlohmann::json::parse(module.status_json(SystemClock::now()));
     const auto& web = status["certificate_profiles"]["web"];
     EXPECT_EQ(web["source"], "acme");
     EXPECT_EQ(web["issuer"], "ca");
     EXPECT_EQ(web["temporary"], true);
     EXPECT_EQ(web["names"], nlohmann::json::array({"a.example"}));
 
-    ASSERT_TRUE(module.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    ASSERT_TRUE(module.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     auto answer = [&](const std::string& command, const std::string& profile) {
         auto doc =
             nlohmann::json::parse(module
                                       .control(R"({"commands": [{"command": ")" + command +
                                                    R"(", "profile": ")" + profile + R"("}]})",
-                                               {"dev-1", &conn1_}, Clock::now())
+                                               {"dev-1", &conn1_}, SystemClock::now())
                                       .response);
         return doc["responses"][0];
     };
@@ -208,7 +208,7 @@ using nlohmann::json;
 json control(SecurityModule& m, const std::string& request,
              const SecurityModule::ControlCaller& caller,
              std::vector<std::string>* audit = nullptr) {
-    auto result = m.control(request, caller, Clock::now());
+    auto result = m.control(request, caller, SystemClock::now());
     if (audit) *audit = result.audit;
     return json::parse(result.response)["responses"];
 }
@@ -230,13 +230,13 @@ TEST_F(SecurityModuleTest, ControlIsAuthorisedOnTheCertificateIdentityOfTheConne
                          "control: client 'dev-1' (no validated certificate) getStatus: refused: "
                          "not authenticated by a client certificate"});
 
-    ASSERT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, Clock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev2_->get(), "dev-2", &conn2_, SystemClock::now()).ok());
     EXPECT_EQ(control(m, kGetStatus, {"dev-2", &conn2_}, &audit)[0]["error"], "not authorised");
     EXPECT_EQ(audit[0],
               "control: 'dev-2' (security profile devices, client 'dev-2') getStatus: refused: "
               "identity not in control.allow");
 
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     EXPECT_EQ(control(m, kGetStatus, {"dev-1", &conn2_})[0]["error"], "not authorised");
     r = control(m, kGetStatus, {"dev-1", &conn1_}, &audit);
     EXPECT_FALSE(r[0].contains("error")) << r;
@@ -255,7 +255,7 @@ TEST_F(SecurityModuleTest, ControlAllowCanBindAnIdentityToItsSecurityProfile) {
                               "ops": {"trust_anchors": ["ops-ca/root.crt"]}}})");
     SecurityModule m(tmp_ / "brokertls.json");
     // dev-1 from the devices CA is not the dev-1 of the operators' CA.
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     EXPECT_EQ(control(m, kGetStatus, {"dev-1", &conn1_})[0]["error"], "not authorised");
 }
 
@@ -263,7 +263,7 @@ TEST_F(SecurityModuleTest, ControlAnswersEveryMalformedCommand) {
     write_config(R"({"control": {"allow": ["dev-1"]}, "security_profiles": {"devices":
         {"trust_anchors": ["ca/root.crt"]}}})");
     SecurityModule m(tmp_ / "brokertls.json");
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     auto r = control(m,
                      R"({"commands": [5, {"command": 7, "correlationData": "c2"},
                                       {"command": "renew", "profile": ["web"]}, {}]})",
@@ -296,14 +296,14 @@ TEST_F(SecurityModuleTest, ReloadThatDropsASecurityProfileInUseIsRefused) {
     m.use_security_profile("devices");
     CertificateAuthority::init_root(tmp_ / "ops-ca", {});
     write_config(R"({"security_profiles": {"ops": {"trust_anchors": ["ops-ca/root.crt"]}}})");
-    auto out = m.reload(Clock::now());
+    auto out = m.reload(SystemClock::now());
     EXPECT_FALSE(out.ok);
     ASSERT_FALSE(out.log.empty());
     EXPECT_NE(out.log.back().find("'devices' is removed, but a listener uses it"),
               std::string::npos)
         << out.log.back();
     EXPECT_TRUE(m.has_security_profile("devices"));
-    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
 }
 
 class FilesProfileTest : public SecurityModuleTest {
@@ -346,7 +346,7 @@ class FilesProfileTest : public SecurityModuleTest {
         return next;
     }
     json status(SecurityModule& m) {
-        return json::parse(m.status_json(Clock::now()))["certificate_profiles"]["broker"];
+        return json::parse(m.status_json(SystemClock::now()))["certificate_profiles"]["broker"];
     }
     IssuedFiles good_, other_;
     int issued_ = 0;
@@ -358,7 +358,7 @@ TEST_F(FilesProfileTest, ARefusedCertificateIsNotRebuiltAtEveryPoll) {
     SecurityModule m(tmp_ / "brokertls.json");
     // A certificate that does not match the key.
     write_file_atomic(tmp_ / "source/cert.pem", read_file(other_.cert));
-    TimePoint t0 = Clock::now();
+    TimePoint t0 = SystemClock::now();
     ASSERT_TRUE(m.poll_files(t0, 10s));
     auto first = m.tick(t0);
     ASSERT_FALSE(first.log.empty());
@@ -371,7 +371,7 @@ TEST_F(FilesProfileTest, ARefusedCertificateIsNotRebuiltAtEveryPoll) {
         auto out = m.tick(later);
         EXPECT_TRUE(out.log.empty()) << out.log.front();
     }
-    auto counters = json::parse(m.status_json(Clock::now()))["counters"];
+    auto counters = json::parse(m.status_json(SystemClock::now()))["counters"];
     // A certificate source change refreshes certificates, never the whole configuration.
     EXPECT_EQ(counters.value("reload.ok", 0), 0);
 }
@@ -398,7 +398,7 @@ TEST_F(FilesProfileTest, TheWatcherDoesNotSignalTheBrokerForLogLines) {
     // An observation window of several watcher rounds: still no signal.
     EXPECT_FALSE(test::eventually([&] { return signals > 0; }, std::chrono::milliseconds(1000)));
     EXPECT_EQ(
-        json::parse(m.status_json(Clock::now()))["counters"].value("broker_reload_signals", 0), 0);
+        json::parse(m.status_json(SystemClock::now()))["counters"].value("broker_reload_signals", 0), 0);
 }
 
 // Mosquitto installs its SIGHUP handler after loading plugins: a deploy during its start-up
@@ -438,18 +438,18 @@ TEST_F(FilesProfileTest, OnlyProfilesWhoseFilesOrConfigurationChangedAreChecked)
     profiles(R"(["broker.test"])");
     SecurityModule m(tmp_ / "brokertls.json");
     auto checks = [&] {
-        return json::parse(m.status_json(Clock::now()))["counters"]["certificate_checks"];
+        return json::parse(m.status_json(SystemClock::now()))["counters"]["certificate_checks"];
     };
     EXPECT_EQ(checks(), 2);
     replace_source_certificate();  // broker's source
     ASSERT_TRUE(poll_change(m));
     EXPECT_EQ(checks(), 3);
-    m.reload(Clock::now());  // nothing of the certificate profiles changed
+    m.reload(SystemClock::now());  // nothing of the certificate profiles changed
     EXPECT_EQ(checks(), 3);
     profiles(R"(["broker.test", "other.broker.test"])");  // other's names changed
     ASSERT_TRUE(poll_change(m));
     EXPECT_EQ(checks(), 4);
-    EXPECT_NE(m.tick(Clock::now()).ok, true);  // other's certificate lacks the new name
+    EXPECT_NE(m.tick(SystemClock::now()).ok, true);  // other's certificate lacks the new name
 }
 
 TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {
@@ -462,9 +462,9 @@ TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {
     // Deployed, but the broker has not re-read its files yet.
     EXPECT_EQ(status(m)["fingerprint"], second);
     EXPECT_EQ(status(m)["served"]["fingerprint"], first);
-    m.broker_reloaded(Clock::now());
+    m.broker_reloaded(SystemClock::now());
     EXPECT_EQ(status(m)["served"]["fingerprint"], second);
-    EXPECT_EQ(json::parse(m.status_json(Clock::now()))["counters"]["broker_reloads"], 1);
+    EXPECT_EQ(json::parse(m.status_json(SystemClock::now()))["counters"]["broker_reloads"], 1);
 }
 
 TEST_F(FilesProfileTest, ALocalCaThatVouchesForClientsIsRefusedUnlessChosen) {
@@ -549,13 +549,13 @@ TEST_F(SecurityModuleTest, CertificateWorkNeverBlocksTheBrokerThread) {
     });
     ASSERT_TRUE(test::eventually([&] { return locked.load(); }, 10s));
     std::thread watcher([&] {
-        m.poll_files(Clock::now() + 20h);  // renewal is due then, before it expires
+        m.poll_files(SystemClock::now() + 20h);  // renewal is due then, before it expires
         renewed = true;
     });
     ASSERT_TRUE(test::eventually([&] { return fs::exists(tmp_ / "state/local-ca/broker"); }, 10s));
-    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, Clock::now()).ok());
+    EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     m.flush_messages();
-    auto status = nlohmann::json::parse(m.status_json(Clock::now()));
+    auto status = nlohmann::json::parse(m.status_json(SystemClock::now()));
     EXPECT_FALSE(renewed) << "a broker-thread call waited for the renewal";
     EXPECT_EQ(status["certificate_profiles"]["broker"]["fingerprint"], first);
     EXPECT_EQ(status["counters"]["accepted"], 1);

@@ -33,7 +33,7 @@ class TrustValidator : public ::testing::Test {
 
     static CertificateSpec spec(CertificateProfile p, const std::string& cn, Days days,
                                 Days start_offset = Days(0)) {
-        TimePoint now = Clock::now();
+        TimePoint now = SystemClock::now();
         return {p, cn, "", {}, now - std::chrono::minutes(1) + start_offset, now + days, ""};
     }
     static void write(const fs::path& p, const std::string& data) { write_file_atomic(p, data); }
@@ -46,7 +46,7 @@ class TrustValidator : public ::testing::Test {
         return sign_certificate(s, PrivateKey::generate(KeyType::EcP256).get(), root_key_, &root_);
     }
     ValidationResult check(const Certificate& c, const std::string& client_id = "",
-                           TimePoint now = Clock::now()) {
+                           TimePoint now = SystemClock::now()) {
         return TrustSnapshot::build(profile_)->validate(
             c.get(), client_id.empty() ? c.common_name() : client_id, now);
     }
@@ -96,13 +96,13 @@ TEST_F(TrustValidator, RejectsAMissingIdentity) {
 }
 
 TEST_F(TrustValidator, RejectsNoCertificate) {
-    auto r = TrustSnapshot::build(profile_)->validate(nullptr, "x", Clock::now());
+    auto r = TrustSnapshot::build(profile_)->validate(nullptr, "x", SystemClock::now());
     EXPECT_EQ(r.reason, RejectReason::NoCertificate);
 }
 
 TEST_F(TrustValidator, RejectsExpiredAndNotYetValid) {
     auto c = leaf("dev-1", CertificateProfile::Client, Days(1));
-    EXPECT_EQ(check(c, "", Clock::now() + Days(2)).reason, RejectReason::Expired);
+    EXPECT_EQ(check(c, "", SystemClock::now() + Days(2)).reason, RejectReason::Expired);
     auto future = leaf("dev-2", CertificateProfile::Client, Days(30), Days(5));
     auto r = check(future);
     EXPECT_EQ(r.reason, RejectReason::NotYetValid);
@@ -165,13 +165,13 @@ TEST_F(TrustValidator, AppliesCrlsAndPins) {
     auto revoked = leaf("revoked");
     auto good = leaf("good");
     auto crl = sign_crl(root_, root_key_,
-                        {{revoked.serial_hex(), Clock::now(), RevocationReason::KeyCompromise}},
-                        Clock::now(), Clock::now() + Days(7), 1);
+                        {{revoked.serial_hex(), SystemClock::now(), RevocationReason::KeyCompromise}},
+                        SystemClock::now(), SystemClock::now() + Days(7), 1);
     write(tmp_ / "crl.pem", crl.to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
     auto snap = TrustSnapshot::build(profile_);
-    EXPECT_EQ(snap->validate(revoked.get(), "revoked", Clock::now()).reason, RejectReason::Revoked);
-    EXPECT_TRUE(snap->validate(good.get(), "good", Clock::now()).ok());
+    EXPECT_EQ(snap->validate(revoked.get(), "revoked", SystemClock::now()).reason, RejectReason::Revoked);
+    EXPECT_TRUE(snap->validate(good.get(), "good", SystemClock::now()).ok());
     EXPECT_TRUE(snap->is_revoked(revoked.issuer(), revoked.serial_hex()));
 
     profile_.deny_fingerprints = {good.fingerprint_sha256()};
@@ -245,8 +245,8 @@ TEST_F(TrustValidator, ARevokedIntermediateRevokesTheLeavesUnderIt) {
     ASSERT_TRUE(check(c).ok());
     write(tmp_ / "root-crl.pem",
           sign_crl(root_, root_key_,
-                   {{intermediate_.serial_hex(), Clock::now(), RevocationReason::CaCompromise}},
-                   Clock::now(), Clock::now() + Days(7), 1)
+                   {{intermediate_.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
+                   SystemClock::now(), SystemClock::now() + Days(7), 1)
               .to_pem());
     profile_.crls = {tmp_ / "root-crl.pem"};
     auto r = check(c);
@@ -260,14 +260,14 @@ class TrustValidatorCrls : public TrustValidator {
   protected:
     TrustValidatorCrls() : revoked_(leaf("dev-rev")) {}
     Crl crl(long number, std::vector<RevokedCertificate> revoked, Days age = Days(0)) {
-        TimePoint at = Clock::now() - age;
+        TimePoint at = SystemClock::now() - age;
         return sign_crl(root_, root_key_, std::move(revoked), at, at + Days(30), number);
     }
     std::vector<RevokedCertificate> dev_rev() const {
-        return {{revoked_.serial_hex(), Clock::now(), RevocationReason::KeyCompromise}};
+        return {{revoked_.serial_hex(), SystemClock::now(), RevocationReason::KeyCompromise}};
     }
     RejectReason reason(const TrustSnapshot& snap) const {
-        return snap.validate(revoked_.get(), "dev-rev", Clock::now()).reason;
+        return snap.validate(revoked_.get(), "dev-rev", SystemClock::now()).reason;
     }
     static bool warned(const TrustSnapshot& snap, const std::string& text) {
         for (const auto& w : snap.warnings())
@@ -398,7 +398,7 @@ TEST_F(TrustValidator, BuildRejectsBadFilesNamingThem) {
     auto other = sign_certificate(spec(CertificateProfile::RootCa, "Other", Days(100)),
                                   other_key.get(), other_key, nullptr);
     write(tmp_ / "foreign-crl.pem",
-          sign_crl(other, other_key, {}, Clock::now(), Clock::now() + Days(1), 1).to_pem());
+          sign_crl(other, other_key, {}, SystemClock::now(), SystemClock::now() + Days(1), 1).to_pem());
     profile_.crls = {tmp_ / "foreign-crl.pem"};
     expect_error("is not among the trust anchors");
 }
@@ -418,10 +418,10 @@ TEST_F(TrustValidatorCrls, ACachedChainIsStillCheckedAgainstTheCrlOnEveryCall) {
     auto snap = TrustSnapshot::build(profile_);
     auto good = leaf("dev-good");
     for (int i = 0; i < 3; ++i) {
-        auto r = snap->validate(revoked_.get(), "dev-rev", Clock::now());
+        auto r = snap->validate(revoked_.get(), "dev-rev", SystemClock::now());
         EXPECT_EQ(r.reason, RejectReason::Revoked) << "call " << i;
         EXPECT_EQ(r.detail, "serial " + revoked_.serial_hex() + " is on the CRL of CN=Test Root");
-        EXPECT_TRUE(snap->validate(good.get(), "dev-good", Clock::now()).ok()) << "call " << i;
+        EXPECT_TRUE(snap->validate(good.get(), "dev-good", SystemClock::now()).ok()) << "call " << i;
     }
     EXPECT_EQ(snap->cache_hits(), 4u);  // the later calls were answered from the cache
 }
@@ -431,8 +431,8 @@ TEST_F(TrustValidator, ACachedIntermediateIsStillCheckedAgainstTheCrl) {
     profile_.intermediates = {tmp_ / "int.pem"};
     write(tmp_ / "root-crl.pem",
           sign_crl(root_, root_key_,
-                   {{intermediate_.serial_hex(), Clock::now(), RevocationReason::CaCompromise}},
-                   Clock::now(), Clock::now() + Days(7), 1)
+                   {{intermediate_.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
+                   SystemClock::now(), SystemClock::now() + Days(7), 1)
               .to_pem());
     profile_.crls = {tmp_ / "root-crl.pem"};
     auto c =
@@ -440,7 +440,7 @@ TEST_F(TrustValidator, ACachedIntermediateIsStillCheckedAgainstTheCrl) {
                          PrivateKey::generate(KeyType::EcP256).get(), int_key_, &intermediate_);
     auto snap = TrustSnapshot::build(profile_);
     for (int i = 0; i < 2; ++i)
-        EXPECT_EQ(snap->validate(c.get(), "dev-1", Clock::now()).reason, RejectReason::Revoked);
+        EXPECT_EQ(snap->validate(c.get(), "dev-1", SystemClock::now()).reason, RejectReason::Revoked);
     EXPECT_EQ(snap->cache_hits(), 1u);
 }
 
@@ -461,11 +461,11 @@ TEST_F(TrustValidatorCrls, ANewCrlIsAppliedToACachedCertificate) {
 TEST_F(TrustValidator, TheClientIdIsCheckedOnEveryCall) {
     auto c = leaf("dev-1");
     auto snap = TrustSnapshot::build(profile_);
-    EXPECT_TRUE(snap->validate(c.get(), "dev-1", Clock::now()).ok());
-    auto r = snap->validate(c.get(), "dev-2", Clock::now());
+    EXPECT_TRUE(snap->validate(c.get(), "dev-1", SystemClock::now()).ok());
+    auto r = snap->validate(c.get(), "dev-2", SystemClock::now());
     EXPECT_EQ(r.reason, RejectReason::ClientIdMismatch);
     EXPECT_EQ(r.detail, "client id 'dev-2' is not the identity 'dev-1'");
-    r = snap->validate(c.get(), "dev-1", Clock::now());
+    r = snap->validate(c.get(), "dev-1", SystemClock::now());
     EXPECT_TRUE(r.ok()) << r.detail;
     EXPECT_EQ(r.identity, "dev-1");
     EXPECT_EQ(snap->cache_hits(), 2u);
@@ -474,12 +474,12 @@ TEST_F(TrustValidator, TheClientIdIsCheckedOnEveryCall) {
 TEST_F(TrustValidator, ACachedVerificationHoldsOnlyWhileTheChainIsValid) {
     auto c = leaf("dev-1", CertificateProfile::Client, Days(30));
     auto snap = TrustSnapshot::build(profile_);
-    ASSERT_TRUE(snap->validate(c.get(), "dev-1", Clock::now()).ok());
-    auto r = snap->validate(c.get(), "dev-1", Clock::now() + Days(31));
+    ASSERT_TRUE(snap->validate(c.get(), "dev-1", SystemClock::now()).ok());
+    auto r = snap->validate(c.get(), "dev-1", SystemClock::now() + Days(31));
     EXPECT_EQ(r.reason, RejectReason::Expired) << r.detail;
-    r = snap->validate(c.get(), "dev-1", Clock::now() - Days(2));
+    r = snap->validate(c.get(), "dev-1", SystemClock::now() - Days(2));
     EXPECT_EQ(r.reason, RejectReason::NotYetValid) << r.detail;
-    EXPECT_TRUE(snap->validate(c.get(), "dev-1", Clock::now()).ok());
+    EXPECT_TRUE(snap->validate(c.get(), "dev-1", SystemClock::now()).ok());
     EXPECT_EQ(snap->cache_hits(), 1u);
 }
 
@@ -487,7 +487,7 @@ TEST_F(TrustValidator, AnIdentityRejectionIsCachedWithItsDetail) {
     auto c = leaf("dev-1/x");
     auto snap = TrustSnapshot::build(profile_);
     for (int i = 0; i < 2; ++i) {
-        auto r = snap->validate(c.get(), "dev-1/x", Clock::now());
+        auto r = snap->validate(c.get(), "dev-1/x", SystemClock::now());
         EXPECT_EQ(r.reason, RejectReason::BadIdentity);
         EXPECT_EQ(r.detail, "identity 'dev-1/x' (cn) contains '/' (an MQTT topic level separator)");
         EXPECT_EQ(r.identity, "");

@@ -79,8 +79,8 @@ std::optional<TimePoint> parse_retry_after(std::string_view value, TimePoint now
     if (when == -1) return std::nullopt;
     // A date past what a TimePoint holds (year 2262) is no real delay either (and would
     // overflow from_time_t).
-    if (when > Clock::to_time_t(now + std::chrono::hours(24 * 365 * 30))) return std::nullopt;
-    return std::max(now, Clock::from_time_t(when));
+    if (when > SystemClock::to_time_t(now + std::chrono::hours(24 * 365 * 30))) return std::nullopt;
+    return std::max(now, SystemClock::from_time_t(when));
 }
 
 }  // namespace brokertls

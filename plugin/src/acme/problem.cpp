@@ -76,7 +76,7 @@ AcmeProblem parse_problem(const HttpResponse& response) {
     }
     problem.status = response.status;
     if (auto value = response.header("retry-after"))
-        problem.retry_after = parse_retry_after(*value, Clock::now());
+        problem.retry_after = parse_retry_after(*value, SystemClock::now());
     return problem;
 }
 

@@ -139,12 +139,12 @@ TimePoint parse_rfc3339(const std::string& text, std::string_view what) {
     // A TimePoint counts nanoseconds in 64 bits (years 1678 to 2261); a CA's "9999-12-31" must
     // be refused, not overflow. The margin covers the offset (at most 99:99) and the fraction.
     constexpr long long kLimit =
-        std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::max()).count() -
+        std::chrono::duration_cast<std::chrono::seconds>(SystemClock::duration::max()).count() -
         7 * 86400;
     if (seconds > kLimit || seconds < -kLimit)
         fail(ErrorKind::Input, what, "time out of range: " + text);
-    return Clock::from_time_t(seconds) - offset +
-           std::chrono::duration_cast<Clock::duration>(fraction);
+    return SystemClock::from_time_t(seconds) - offset +
+           std::chrono::duration_cast<SystemClock::duration>(fraction);
 }
 
 }  // namespace brokertls::acme_wire

@@ -213,7 +213,7 @@ void CertificateAuthority::init_root(const fs::path& dir, const CaInitOptions& o
         fail(ErrorKind::State, dir.string(), "already holds a CA (root.crt); choose another --dir");
 
     PrivateKey key = PrivateKey::generate(options.key_type);
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     CertificateSpec spec{CertificateProfile::RootCa,
                          options.name,
                          options.organization,
@@ -243,7 +243,7 @@ void CertificateAuthority::add_intermediate(const fs::path& dir, const CaInitOpt
     PrivateKey root_key =
         load_matching_key(files.root_key, root, files.root_cert, options.passphrase);
 
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     TimePoint not_after = now + Days(options.days);
     if (not_after > root.not_after())
         fail(ErrorKind::Usage, "--days " + std::to_string(options.days),
@@ -503,7 +503,7 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
                                                      const fs::path& out_dir, Overwrite overwrite,
                                                      const BatchHooks& hooks) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     // Check everything before changing anything: a bad request leaves the CA untouched.
     std::set<std::string> seen;
     auto stem_of = [](const LeafRequest& r) { return r.file_stem.empty() ? r.name : r.file_stem; };
@@ -597,7 +597,7 @@ IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string
             if (fs::exists(p))
                 fail(ErrorKind::State, p.string(), "already exists (use --force to overwrite)");
 
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     CertificateSpec spec{profile, cn, "", sans, now - kBackdate, leaf_not_after(days, now), ""};
     auto make = [&](size_t) {
         Certificate cert = sign_certificate(spec, csr.public_key(), *issuer_key_, &issuer());
@@ -646,7 +646,7 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
     std::uintmax_t index_size = index_.prepare_append();
     Pending pending{"revoke", "committing", index_size, {}, crl_days};
     write_pending(files, pending);
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     try {
         index_.append_revocation(serial, now, reason);
         entry->revoked_at = now;
@@ -674,7 +674,7 @@ Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries,
     for (const auto& e : entries)
         if (e.revoked_at) revoked.push_back({e.serial, *e.revoked_at, e.reason});
     long number = next_crl_number(files);
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     Crl crl = sign_crl(issuer(), *issuer_key_, revoked, now - kBackdate, now + Days(days), number);
     // Staged together, so an unwritable copy leaves crl.pem and crlnumber as they were. The
     // number is placed first: a crash between the renames skips a number, never reuses one.

@@ -31,7 +31,7 @@ Asn1IntegerPtr serial_from_hex(const std::string& hex) {
 }
 
 void set_time(ASN1_TIME* field, TimePoint t) {
-    if (!ASN1_TIME_set(field, Clock::to_time_t(t)))
+    if (!ASN1_TIME_set(field, SystemClock::to_time_t(t)))
         throw Error(ErrorKind::Io, "cannot set certificate time");
 }
 
@@ -130,15 +130,15 @@ Crl sign_crl(const Certificate& issuer, const PrivateKey& issuer_key,
     if (!crl) throw std::bad_alloc();
     X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2);
     X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.get()));
-    Asn1TimePtr last(ASN1_TIME_set(nullptr, Clock::to_time_t(this_update)));
-    Asn1TimePtr next(ASN1_TIME_set(nullptr, Clock::to_time_t(next_update)));
+    Asn1TimePtr last(ASN1_TIME_set(nullptr, SystemClock::to_time_t(this_update)));
+    Asn1TimePtr next(ASN1_TIME_set(nullptr, SystemClock::to_time_t(next_update)));
     X509_CRL_set1_lastUpdate(crl.get(), last.get());
     X509_CRL_set1_nextUpdate(crl.get(), next.get());
 
     for (const auto& entry : revoked) {
         X509RevokedPtr rev(X509_REVOKED_new());
         Asn1IntegerPtr serial = serial_from_hex(entry.serial_hex);
-        Asn1TimePtr when(ASN1_TIME_set(nullptr, Clock::to_time_t(entry.revoked_at)));
+        Asn1TimePtr when(ASN1_TIME_set(nullptr, SystemClock::to_time_t(entry.revoked_at)));
         X509_REVOKED_set_serialNumber(rev.get(), serial.get());
         X509_REVOKED_set_revocationDate(rev.get(), when.get());
         if (entry.reason != RevocationReason::Unspecified) {

@@ -11,8 +11,8 @@ namespace {
 // A TimePoint counts nanoseconds in 64 bits: years 1678 to 2262. Outside that, from_time_t
 // overflows (undefined behaviour).
 bool representable(std::time_t t) {
-    return t >= Clock::to_time_t(TimePoint::min()) + 1 &&
-           t <= Clock::to_time_t(TimePoint::max()) - 1;
+    return t >= SystemClock::to_time_t(TimePoint::min()) + 1 &&
+           t <= SystemClock::to_time_t(TimePoint::max()) - 1;
 }
 
 }  // namespace
@@ -24,11 +24,11 @@ TimePoint from_asn1_time(const ASN1_TIME* t) {
     // RFC 5280 4.1.2.5: 99991231235959Z means "no well-defined expiration" (IEEE 802.1AR device
     // certificates use it). Such far times are as good as the end of representable time.
     if (!representable(seconds)) return seconds > 0 ? TimePoint::max() : TimePoint::min();
-    return Clock::from_time_t(seconds);
+    return SystemClock::from_time_t(seconds);
 }
 
 std::string to_iso8601(TimePoint t) {
-    std::time_t tt = Clock::to_time_t(t);
+    std::time_t tt = SystemClock::to_time_t(t);
     struct tm tm = {};
     gmtime_r(&tt, &tm);
     char buf[32];
@@ -44,7 +44,7 @@ TimePoint from_iso8601(const std::string& text) {
     std::time_t seconds = timegm(&tm);
     if (!representable(seconds))
         throw Error(ErrorKind::Input, "'" + text + "' is outside the years 1678 to 2262");
-    return Clock::from_time_t(seconds);
+    return SystemClock::from_time_t(seconds);
 }
 
 }  // namespace brokertls

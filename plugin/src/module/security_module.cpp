@@ -52,7 +52,7 @@ SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(co
     // Watched before they are read: a change in between is reported, not missed.
     files_.set_files(watched_files(config));
     auto state = build_state(std::move(config), nullptr);
-    last_reload_at_ = Clock::now();
+    last_reload_at_ = SystemClock::now();
     acme_ = std::make_unique<AcmeRenewer>(AcmeRenewer::Hooks{
         [this] { on_renewal_deployed(); }, [this](const RenewalEvent& e) { on_renewal_event(e); },
         [this](const std::string& line) { on_renewal_log(line); }});
@@ -124,12 +124,12 @@ void SecurityModule::watch_loop() {
                 pending_.log.push_back("file watcher: " + problem);
             }
         }
-        TimePoint now = Clock::now();
+        TimePoint now = SystemClock::now();
         Change change = apply(changed, now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();
         bool no_ticks =
             since_tick >
-            std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)).count();
+            std::chrono::duration_cast<SystemClock::duration>(std::chrono::seconds(1)).count();
         bool renewed = acme_deployed_.exchange(false);
         // New server certificates are owed a signal until one could be sent.
         certificates_owed = certificates_owed || change == Change::Certificates || renewed;
@@ -194,7 +194,7 @@ bool SecurityModule::refresh_certificates(TimePoint now, const std::vector<fs::p
 void SecurityModule::publish_certificate_status(bool just_deployed) {
     // A broker reload during certificate work read what was deployed before it, unless this
     // work deployed something: then the reload that follows the deploy records it.
-    if (served_owed_.exchange(false) && !just_deployed) certificates_.mark_served(Clock::now());
+    if (served_owed_.exchange(false) && !just_deployed) certificates_.mark_served(SystemClock::now());
     auto status = std::make_shared<const CertificateStatus>(certificates_.status());
     std::lock_guard lock(status_mutex_);
     certificate_status_ = std::move(status);

@@ -220,7 +220,7 @@ void AcmeRenewer::schedule_loop() {
             it->thread.join();
             it = workers_.erase(it);
         }
-        TimePoint now = Clock::now();
+        TimePoint now = SystemClock::now();
         TimePoint wake = now + std::chrono::minutes(1);
         int running = static_cast<int>(std::count_if(
             jobs_.begin(), jobs_.end(), [](const auto& kv) { return kv.second->running; }));
@@ -257,7 +257,7 @@ void AcmeRenewer::schedule_loop() {
 
 void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
     try {
-        attempt(*job, Clock::now());
+        attempt(*job, SystemClock::now());
     } catch (const std::exception& e) {
         bool stopping;
         {
@@ -283,7 +283,7 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
                 failures = ++st.consecutive_failures;
                 st.last_error = e.what();
                 st.last_result = "failed";
-                st.next_run = retry_time(failures, Clock::now(), retry_after, random_);
+                st.next_run = retry_time(failures, SystemClock::now(), retry_after, random_);
                 st.ca_retry_at = retry_after.value_or(TimePoint{});
                 next_run = st.next_run;
             }
@@ -293,7 +293,7 @@ void AcmeRenewer::run(const std::shared_ptr<Job>& job) {
             // Expiring soon with renewals failing: say so while there is time to act.
             auto deployed = read_deployed(job->profile.deploy_cert, job->profile.deploy_key);
             if (deployed && !is_temporary(deployed->leaf()) &&
-                deployed->leaf().not_after() - Clock::now() < threshold)
+                deployed->leaf().not_after() - SystemClock::now() < threshold)
                 emit(*job, "expiring",
                      "the certificate expires at " + to_iso8601(deployed->leaf().not_after()) +
                          " and renewal is failing");
@@ -393,7 +393,7 @@ void AcmeRenewer::attempt(Job& job, TimePoint now) {
         st.last_error.clear();
         st.ca_retry_at = TimePoint{};
         st.last_result = "obtained";
-        st.last_success = Clock::now();
+        st.last_success = SystemClock::now();
         st.directory = issuer.directory;
         st.next_run =
             std::min(renewal_time(leaf.not_before(), leaf.not_after(), profile.renew_before),
@@ -417,12 +417,12 @@ void AcmeRenewer::promote(Job& job, const ServerMaterial& material, bool archive
     write_file_atomic(staging / "cert.pem", material.cert_pem());
     ServerMaterial staged{PrivateKey::load(staging / "key.pem"),
                           Certificate::load_chain(staging / "cert.pem")};
-    if (std::string why = check_server_material(staged, profile.names, Clock::now()); !why.empty())
+    if (std::string why = check_server_material(staged, profile.names, SystemClock::now()); !why.empty())
         fail(ErrorKind::Input, (staging / "cert.pem").string(),
              "the CA's certificate is not deployed: " + why);
     if (archive_deployed) {
         if (auto deployed = read_deployed(profile.deploy_cert, profile.deploy_key)) {
-            std::string stamp = to_iso8601(Clock::now());
+            std::string stamp = to_iso8601(SystemClock::now());
             std::replace(stamp.begin(), stamp.end(), ':', '-');
             fs::path set = job.dir / "archive" / stamp;
             ensure_directory(set);
@@ -436,7 +436,7 @@ void AcmeRenewer::promote(Job& job, const ServerMaterial& material, bool archive
 }
 
 void AcmeRenewer::emit(Job& job, const std::string& type, const std::string& message) {
-    RenewalEvent event{type, job.profile.name, message, Clock::now()};
+    RenewalEvent event{type, job.profile.name, message, SystemClock::now()};
     std::shared_ptr<const EventSinks> sinks;
     {
         std::lock_guard lock(mutex_);
@@ -491,7 +491,7 @@ std::map<std::string, AcmeRenewer::Status> AcmeRenewer::status() const {
 
 bool AcmeRenewer::idle(std::chrono::milliseconds horizon) const {
     std::lock_guard lock(mutex_);
-    TimePoint limit = Clock::now() + horizon;
+    TimePoint limit = SystemClock::now() + horizon;
     return std::none_of(jobs_.begin(), jobs_.end(), [&](const auto& kv) {
         return kv.second->running || kv.second->forced || kv.second->state.next_run <= limit;
     });

@@ -10,10 +10,10 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 
 // A uniformly random duration in [low, high] (in clock ticks, so no precision is lost).
-Clock::duration uniform_between(Clock::duration low, Clock::duration high, Random& random) {
+SystemClock::duration uniform_between(SystemClock::duration low, SystemClock::duration high, Random& random) {
     if (high <= low) return low;
-    std::uniform_int_distribution<Clock::rep> pick(low.count(), high.count());
-    return Clock::duration(pick(random));
+    std::uniform_int_distribution<SystemClock::rep> pick(low.count(), high.count());
+    return SystemClock::duration(pick(random));
 }
 
 }  // namespace
@@ -39,7 +39,7 @@ TimePoint ari_renewal_time(const RenewalInfo& info, TimePoint not_before, TimePo
     // RFC 9773 §4.2: a uniform time inside the window; one that is already past means now.
     TimePoint start = info.window_start;
     TimePoint end = std::max(info.window_start, info.window_end);
-    TimePoint chosen = start + uniform_between(Clock::duration::zero(), end - start, random);
+    TimePoint chosen = start + uniform_between(SystemClock::duration::zero(), end - start, random);
     // A CA suggesting a window too close to expiry must not leave us without time to retry.
     chosen = std::min(chosen, ari_deadline(not_before, not_after));
     return std::max(chosen, now);
@@ -57,8 +57,8 @@ std::chrono::seconds failure_backoff_base(int failures) {
 std::chrono::seconds failure_backoff(int failures, Random& random) {
     seconds base = failure_backoff_base(failures);
     // ±20%: [0.8 × base, 1.2 × base)
-    auto low = std::chrono::duration_cast<Clock::duration>(base * 4 / 5);
-    auto high = std::chrono::duration_cast<Clock::duration>(base * 6 / 5) - Clock::duration(1);
+    auto low = std::chrono::duration_cast<SystemClock::duration>(base * 4 / 5);
+    auto high = std::chrono::duration_cast<SystemClock::duration>(base * 6 / 5) - SystemClock::duration(1);
     auto jittered = std::chrono::duration_cast<seconds>(uniform_between(low, high, random));
     return std::min(jittered, max_failure_backoff);
 }
@@ -70,9 +70,9 @@ TimePoint retry_time(int failures, TimePoint now, std::optional<TimePoint> retry
 }
 
 TimePoint next_check(TimePoint now, std::chrono::seconds interval, Random& random) {
-    auto span = std::chrono::duration_cast<Clock::duration>(interval);
+    auto span = std::chrono::duration_cast<SystemClock::duration>(interval);
     // [0.5, 1.5) × interval
-    return now + uniform_between(span / 2, span / 2 + span - Clock::duration(1), random);
+    return now + uniform_between(span / 2, span / 2 + span - SystemClock::duration(1), random);
 }
 
 }  // namespace brokertls

@@ -185,7 +185,7 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
                                   before->version_text() + "), which stays in force");
         it->second = {before, "the CRL in force"};
     }
-    TimePoint now = Clock::now();
+    TimePoint now = SystemClock::now();
     for (auto& [issuer_dn, chosen] : newest) {
         const auto& [crl, source] = chosen;
         if (crl->next_update() < now)
@@ -321,7 +321,7 @@ std::shared_ptr<const TrustSnapshot::Verified> TrustSnapshot::verify(const Certi
     if (!ctx || !X509_STORE_CTX_init(ctx.get(), store_.get(), leaf.get(), untrusted_.get()))
         throw std::bad_alloc();
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-    X509_VERIFY_PARAM_set_time(param, Clock::to_time_t(now));
+    X509_VERIFY_PARAM_set_time(param, SystemClock::to_time_t(now));
     if (X509_verify_cert(ctx.get()) != 1) {
         int err = X509_STORE_CTX_get_error(ctx.get());
         ERR_clear_error();

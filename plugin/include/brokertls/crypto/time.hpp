@@ -7,8 +7,8 @@
 
 namespace brokertls {
 
-using Clock = std::chrono::system_clock;
-using TimePoint = Clock::time_point;
+using SystemClock = std::chrono::system_clock;
+using TimePoint = SystemClock::time_point;
 using Days = std::chrono::duration<long, std::ratio<86400>>;
 
 TimePoint from_asn1_time(const ASN1_TIME* t);
