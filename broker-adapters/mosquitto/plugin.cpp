@@ -29,7 +29,7 @@ extern "C" {
 
 namespace {
 
-using brokertls::Clock;
+using brokertls::SystemClock;
 using brokertls::printable;
 using brokertls::SecurityModule;
 
