@@ -129,7 +129,7 @@ int rate(const std::vector<std::string>& a, int port, int count, int parallel) {
         clients.push_back(
             {make_ctx(a[3].c_str(), numbered(a[4], t).c_str(), numbered(a[5], t).c_str()), port});
     std::atomic<int> next{0}, failed{0};
-    auto t0 = SystemClock::now();
+    auto t0 = Clock::now();
     std::vector<std::thread> threads;
     for (int t = 0; t < parallel; ++t)
         threads.emplace_back([&, t] {
@@ -138,7 +138,7 @@ int rate(const std::vector<std::string>& a, int port, int count, int parallel) {
                 if (connect_once(clients[t], id).empty()) ++failed;
         });
     for (auto& thread : threads) thread.join();
-    double s = std::chrono::duration<double>(SystemClock::now() - t0).count();
+    double s = std::chrono::duration<double>(Clock::now() - t0).count();
     std::printf("connections %d failed %d seconds %.3f rate %.1f\n", count, failed.load(), s,
                 count / s);
     return failed == 0 ? 0 : 2;
@@ -188,9 +188,9 @@ int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char
     for (const auto& f : issued) {
         write_file_atomic(src_key, read_file(f.key), kPrivateMode);
         write_file_atomic(src_cert, read_file(f.chain));
-        auto t0 = SystemClock::now();
+        auto t0 = Clock::now();
         bool seen = false;
-        while (!seen && SystemClock::now() - t0 < std::chrono::seconds(timeout_s)) {
+        while (!seen && Clock::now() - t0 < std::chrono::seconds(timeout_s)) {
             {
                 std::lock_guard lock(mu);
                 seen = served == f.entry.fingerprint;
@@ -200,7 +200,7 @@ int rotate(const Client& c, const char* ca_dir, const char* src_cert, const char
         if (!seen)
             std::fprintf(stderr, "certificate %s not served within %d s\n",
                          f.entry.fingerprint.c_str(), timeout_s);
-        delays.push_back(std::chrono::duration<double, std::milli>(SystemClock::now() - t0).count());
+        delays.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     done = true;
     load.join();
@@ -221,7 +221,7 @@ double percentile(const std::vector<double>& sorted, int p) {
 
 int reload(const Client& c, pid_t broker) {
     struct Attempt {
-        SystemClock::time_point start, end;
+        Clock::time_point start, end;
         bool ok;
     };
     std::atomic<bool> done{false};
@@ -229,14 +229,14 @@ int reload(const Client& c, pid_t broker) {
     std::vector<Attempt> attempts;
     std::thread load([&] {
         while (!done) {
-            auto start = SystemClock::now();
+            auto start = Clock::now();
             bool ok = !connect_once(c, "bench").empty();
             std::lock_guard lock(mu);
-            attempts.push_back({start, SystemClock::now(), ok});
+            attempts.push_back({start, Clock::now(), ok});
         }
     });
     std::this_thread::sleep_for(std::chrono::seconds(1));  // the connector is running
-    auto signalled = SystemClock::now();
+    auto signalled = Clock::now();
     if (::kill(broker, SIGHUP) != 0) {
         std::perror("kill");
         done = true;
@@ -244,8 +244,8 @@ int reload(const Client& c, pid_t broker) {
         return 1;
     }
     // Answered again: a connection that began after the signal succeeded.
-    std::optional<SystemClock::time_point> answered;
-    while (!answered && SystemClock::now() - signalled < std::chrono::seconds(300)) {
+    std::optional<Clock::time_point> answered;
+    while (!answered && Clock::now() - signalled < std::chrono::seconds(300)) {
         {
             std::lock_guard lock(mu);
             for (const auto& a : attempts)
@@ -256,7 +256,7 @@ int reload(const Client& c, pid_t broker) {
         }
         if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    auto until = answered.value_or(SystemClock::now()) + std::chrono::seconds(1);
+    auto until = answered.value_or(Clock::now()) + std::chrono::seconds(1);
     std::this_thread::sleep_until(until);
     done = true;
     load.join();
@@ -281,7 +281,7 @@ int reload(const Client& c, pid_t broker) {
 }
 
 int wait_answer(const Client& c, int timeout_s) {
-    auto t0 = SystemClock::now();
+    auto t0 = Clock::now();
     bool told = false;
     while (connect_once(c, "bench").empty()) {
         if (!told) {  // the script launches the broker once this is printed
@@ -289,7 +289,7 @@ int wait_answer(const Client& c, int timeout_s) {
             std::fflush(stdout);
             told = true;
         }
-        if (SystemClock::now() - t0 > std::chrono::seconds(timeout_s)) {
+        if (Clock::now() - t0 > std::chrono::seconds(timeout_s)) {
             std::fprintf(stderr, "no answer on port %d within %d s\n", c.port, timeout_s);
             return 2;
         }
@@ -301,10 +301,10 @@ int wait_answer(const Client& c, int timeout_s) {
 }
 
 int servers(const char* ca_dir, const char* out, int count) {
-    auto t0 = SystemClock::now();
+    auto t0 = Clock::now();
     auto issued = issue_servers(ca_dir, out, "srv-", 1, count);
     std::printf("issued %zu seconds %.3f\n", issued.size(),
-                std::chrono::duration<double>(SystemClock::now() - t0).count());
+                std::chrono::duration<double>(Clock::now() - t0).count());
     return 0;
 }
 

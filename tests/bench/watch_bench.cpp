@@ -38,8 +38,8 @@ double cpu_seconds() {
     return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
 }
 
-double ms_since(SystemClock::time_point start) {
-    return std::chrono::duration<double, std::milli>(SystemClock::now() - start).count();
+double ms_since(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
 void run(FileWatcherOptions::Mode mode, const std::vector<fs::path>& files) {
@@ -49,14 +49,14 @@ void run(FileWatcherOptions::Mode mode, const std::vector<fs::path>& files) {
     FileWatcher watcher(options);
     const char* name = mode == FileWatcherOptions::Mode::Auto ? "inotify" : "polling 250 ms";
 
-    auto start = SystemClock::now();
+    auto start = Clock::now();
     watcher.set_files(files);
     std::printf("%-15s set_files(%zu): %.0f ms\n", name, files.size(), ms_since(start));
 
     // The files were just written: let polling's "modified within a second" re-reads pass.
     watcher.wait(1500ms);
     double cpu = cpu_seconds();
-    start = SystemClock::now();
+    start = Clock::now();
     auto changed = watcher.wait(5s);
     double wall = ms_since(start) / 1000;
     std::printf("%-15s idle CPU over %.1f s: %.2f %% of one core (%zu reported)\n", name, wall,
@@ -68,7 +68,7 @@ void run(FileWatcherOptions::Mode mode, const std::vector<fs::path>& files) {
         fs::path tmp = file;
         tmp += ".new";
         write_file(tmp, std::string(name) + " renewed certificate " + std::to_string(i));
-        start = SystemClock::now();
+        start = Clock::now();
         fs::rename(tmp, file);
         auto got = watcher.wait(10s);
         if (got != std::vector<fs::path>{file}) {
