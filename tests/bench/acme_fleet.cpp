@@ -1,7 +1,7 @@
-// COUNT certificate profiles renewed at once by AcmeRenewer, as tests/bench/acme_bench.sh runs
-// it: a generated brokertls.json with profiles p000, p001, ... (one name each, pNNN.bench.test)
-// on one ACME issuer answering http-01 with the built-in responder, and an empty state
-// directory. configure() deploys the temporary self-signed certificates and every profile is
+// COUNT certificate profiles renewed at once by CertificatePipeline, as tests/bench/acme_bench.sh
+// runs it: a generated brokertls.json with profiles p000, p001, ... (one name each,
+// pNNN.bench.test) on one ACME issuer answering http-01 with the built-in responder, and an empty
+// state directory. configure() deploys the temporary self-signed certificates and every profile is
 // due at once; the clock runs from configure() until every profile has its CA certificate
 // deployed. Prints the wall time and the peak RSS (getrusage ru_maxrss) of the process on the
 // last line of stdout; exits 1 when not every profile got its certificate within DEADLINE.
@@ -21,8 +21,8 @@
 #include <string>
 
 #include "brokertls/config/config.hpp"
-#include "brokertls/renewal/acme_renewer.hpp"
 #include "brokertls/store/files.hpp"
+#include "pipeline/pipeline.hpp"
 
 using namespace brokertls;
 namespace fs = std::filesystem;
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
         std::mutex mutex;
         std::condition_variable changed;
         int obtained = 0, failed = 0;
-        AcmeRenewer::Hooks hooks;
+        CertificatePipeline::Hooks hooks;
         hooks.log = [&](const std::string& line) {
             std::lock_guard lock(mutex);
             std::cerr << line << '\n';
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
             if (event.type == "failed") ++failed;
             changed.notify_all();
         };
-        AcmeRenewer renewer(hooks);
+        CertificatePipeline renewer(hooks);
         double rss_before = peak_rss_mb();
 
         auto started = std::chrono::steady_clock::now();

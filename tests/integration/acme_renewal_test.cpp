@@ -1,5 +1,5 @@
-// The renewal engine (AcmeRenewer) end to end: configurations parsed from brokertls.json text,
-// a real Pebble, the real solvers (built-in http-01 and tls-alpn-01 responders, a webroot
+// The renewal engine (CertificatePipeline) end to end: configurations parsed from brokertls.json
+// text, a real Pebble, the real solvers (built-in http-01 and tls-alpn-01 responders, a webroot
 // served by python's http.server, exec and manual dns-01), and what an operator sees: the
 // deployed files, status(), job.json, events and log lines. Pebble resolves names through
 // pebble-challtestsrv (every name is 127.0.0.1), whose http-01 port is left to our solvers.
@@ -20,10 +20,10 @@
 
 #include "brokertls/acme/jws.hpp"
 #include "brokertls/crypto/handles.hpp"
-#include "brokertls/renewal/acme_renewer.hpp"
 #include "brokertls/store/files.hpp"
 #include "named_fixture.hpp"
 #include "pebble_fixture.hpp"
+#include "pipeline/pipeline.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -46,8 +46,8 @@ bool eventually(Predicate&& done, std::chrono::milliseconds timeout = kWait) {
 // What the renewer reports through its hooks, from whichever thread.
 class Recorder {
   public:
-    AcmeRenewer::Hooks hooks() {
-        AcmeRenewer::Hooks h;
+    CertificatePipeline::Hooks hooks() {
+        CertificatePipeline::Hooks h;
         h.deployed = [this] { ++deployed; };
         h.event = [this](const RenewalEvent& e) {
             std::lock_guard lock(mutex_);
@@ -133,7 +133,9 @@ class RenewalSetup {
             {"deploy", {{"cert", name + ".crt"}, {"key", name + ".key"}}}};
     }
     Config config() const { return parse_config(doc.dump(), dir / "brokertls.json"); }
-    bool configure(AcmeRenewer& r) { return r.configure(config(), SystemClock::now()); }
+    bool configure(CertificatePipeline& r) {
+        return r.configure(config(), SystemClock::now()).deployed;
+    }
     bool configure() { return configure(renewer); }
 
     fs::path cert(const std::string& name) const { return dir / (name + ".crt"); }
@@ -150,7 +152,9 @@ class RenewalSetup {
     json job_json(const std::string& name) const {
         return json::parse(read_file(job_dir(name) / "job.json"));
     }
-    AcmeRenewer::Status status(const std::string& name) const { return renewer.status().at(name); }
+    CertificatePipeline::Status status(const std::string& name) const {
+        return renewer.status().at(name);
+    }
 
     // Waits for the `n`th event of `type` for `name` and for its job to finish (job.json is
     // written by then).
@@ -161,7 +165,7 @@ class RenewalSetup {
 
     test::TempDir dir;
     Recorder recorder;
-    AcmeRenewer renewer;
+    CertificatePipeline renewer;
     json doc;
 };
 
@@ -341,7 +345,7 @@ TEST_F(AcmeRenewalTest, AFailedValidationBacksOffAndTheBackoffSurvivesARestart) 
     // A restarted broker keeps the backoff instead of asking the CA again at once.
     s.renewer.stop();
     Recorder recorder;
-    AcmeRenewer restarted(recorder.hooks());
+    CertificatePipeline restarted(recorder.hooks());
     EXPECT_FALSE(s.configure(restarted));  // the temporary certificate is still good
     auto kept = restarted.status().at("exec");
     EXPECT_EQ(kept.job.consecutive_failures, 1);
@@ -403,7 +407,7 @@ TEST_F(AcmeRenewalTest, ADirectorySwitchRenewsAtOnceFromTheNewCa) {
     s.renewer.stop();
     s.issuer("le", acme_issuer(pebble, http01_challenge(pebble)));
     Recorder recorder;
-    AcmeRenewer restarted(recorder.hooks());
+    CertificatePipeline restarted(recorder.hooks());
     EXPECT_FALSE(s.configure(restarted));
     restarted.start();
     ASSERT_TRUE(eventually([&] {
@@ -556,7 +560,7 @@ TEST_F(AcmeRenewalTest, AShutdownDuringAnOrderIsNoFailure) {
 
     // The next start orders at once: nothing failed, so nothing backs off.
     Recorder recorder;
-    AcmeRenewer restarted(recorder.hooks());
+    CertificatePipeline restarted(recorder.hooks());
     s.configure(restarted);
     EXPECT_LE(restarted.status().at("waiting").next_run, SystemClock::now());
 }
@@ -564,7 +568,7 @@ TEST_F(AcmeRenewalTest, AShutdownDuringAnOrderIsNoFailure) {
 TEST_F(AcmeRenewalTest, HooksAreOptional) {
     s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
     s.profile("quiet", "pebble", {"quiet.example"});
-    AcmeRenewer quiet(AcmeRenewer::Hooks{});
+    CertificatePipeline quiet(CertificatePipeline::Hooks{});
     EXPECT_TRUE(s.configure(quiet));
     quiet.start();
     ASSERT_TRUE(eventually([&] {

@@ -155,7 +155,7 @@ TEST_F(MosquittoAcme, ObtainsFromPebbleServesItAndRenewsWithoutDroppingClients) 
 
     auto unknown = ctl({"renew", "nope"});
     EXPECT_EQ(unknown.exit_code, 2);
-    EXPECT_NE(unknown.err.find("no acme certificate profile 'nope'"), std::string::npos)
+    EXPECT_NE(unknown.err.find("no certificate profile 'nope'"), std::string::npos)
         << unknown.err;
 }
 

@@ -116,7 +116,7 @@ TEST_F(ControlApi, EveryCommandIsAudited) {
     EXPECT_EQ(ctl(admin_, {"renew", "nope"}).exit_code, 2);
     EXPECT_TRUE(broker_->wait_for_log(
         "brokertls: control: 'admin' (security profile devices, client 'admin') renew: refused: "
-        "no acme certificate profile 'nope'"));
+        "no certificate profile 'nope'"));
 }
 
 // brokertls-ctl checks that the broker's certificate names the host it connects to.

@@ -15,6 +15,7 @@
 
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/deploy/server_material.hpp"
+#include "deploy/deployer.hpp"
 #include "mosquitto_fixture.hpp"
 #include "support.hpp"
 
@@ -57,8 +58,8 @@ TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
             broker.stop();
         }
         // What a start finds: any interrupted deploy is finished or dropped ...
-        finish_interrupted_deploy(tmp / "live/broker.crt", tmp / "live/broker.key");
-        auto deployed = read_deployed(tmp / "live/broker.crt", tmp / "live/broker.key");
+        Deployer::recover(tmp / "live/broker.crt", tmp / "live/broker.key");
+        auto deployed = Deployer::read(tmp / "live/broker.crt", tmp / "live/broker.key");
         if (deployed) {
             ++deployed_when_killed;
             ASSERT_TRUE(deployed->leaf().matches_key(deployed->key)) << "kill " << i;
@@ -83,7 +84,7 @@ TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
     }
     EXPECT_EQ(temp_files(tmp / "live"), std::vector<std::string>{});
     EXPECT_EQ(temp_files(tmp / "server-ca"), std::vector<std::string>{});
-    auto served = read_deployed(tmp / "live/broker.crt", tmp / "live/broker.key");
+    auto served = Deployer::read(tmp / "live/broker.crt", tmp / "live/broker.key");
     ASSERT_TRUE(served);
     EXPECT_TRUE(served->leaf().matches_key(served->key));
     std::cout << "[ kills    ] " << kKills << " survived (" << deployed_when_killed

@@ -1,12 +1,12 @@
-// The ACME renewer writes new keys into STATE_DIR/profiles/NAME/staging before deploying them:
+// The certificate pipeline keeps ACME account keys and archived keys under STATE_DIR/profiles:
 // a state directory others may write into is refused when the configuration is applied.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "brokertls/renewal/acme_renewer.hpp"
 #include "brokertls/store/files.hpp"
 #include "expect_error.hpp"
+#include "pipeline/pipeline.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -36,11 +36,14 @@ class AcmeStateDirTest : public ::testing::Test {
         p.deploy_key = dir / "deploy" / "web.key";
     }
     std::string configure() {
-        AcmeRenewer renewer({}, [](const IssuerConfig&) -> std::unique_ptr<HttpTransport> {
-            ADD_FAILURE() << "no request may be made";
-            return nullptr;
-        });
-        return test::error_of([&] { renewer.configure(config, SystemClock::now()); }, ErrorKind::Io);
+        CertificatePipeline renewer(
+            {}, CertificatePipeline::Options{
+                    [](const IssuerConfig&, std::stop_token) -> std::unique_ptr<HttpTransport> {
+                        ADD_FAILURE() << "no request may be made";
+                        return nullptr;
+                    }});
+        return test::error_of([&] { renewer.configure(config, SystemClock::now()); },
+                              ErrorKind::Io);
     }
 
     test::TempDir dir;

@@ -80,8 +80,9 @@ TEST_F(SecurityModuleTest, AStaleCrlAfterARestartDoesNotUnrevoke) {
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
     {
         SecurityModule m(tmp_ / "brokertls.json");
-        EXPECT_EQ(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).reason,
-                  RejectReason::Revoked);
+        EXPECT_EQ(
+            m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).reason,
+            RejectReason::Revoked);
     }
     EXPECT_EQ(fs::status(tmp_ / "state/crls").permissions() & fs::perms::all, fs::perms::owner_all);
     write_file_atomic(tmp_ / "ca/crl.pem", old_crl);  // restored from an old backup, say
@@ -113,8 +114,10 @@ TEST_F(SecurityModuleTest, BrokenReloadKeepsThePreviousConfiguration) {
 TEST_F(SecurityModuleTest, TakeoverDisconnectDoesNotForgetTheNewConnection) {
     SecurityModule m(tmp_ / "brokertls.json");
     int old_conn = 0, new_conn = 0;
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &old_conn, SystemClock::now()).ok());
-    ASSERT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &new_conn, SystemClock::now()).ok());
+    ASSERT_TRUE(
+        m.authenticate("devices", dev1_->get(), "dev-1", &old_conn, SystemClock::now()).ok());
+    ASSERT_TRUE(
+        m.authenticate("devices", dev1_->get(), "dev-1", &new_conn, SystemClock::now()).ok());
     m.disconnected("dev-1", &old_conn);  // the taken-over session goes away
     open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
     EXPECT_TRUE(poll_change(m));
@@ -178,7 +181,8 @@ TEST_F(SecurityModuleTest, AcmeProfilesInStatusAndControl) {
     EXPECT_EQ(web["temporary"], true);
     EXPECT_EQ(web["names"], nlohmann::json::array({"a.example"}));
 
-    ASSERT_TRUE(module.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
+    ASSERT_TRUE(
+        module.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
     auto answer = [&](const std::string& command, const std::string& profile) {
         auto doc =
             nlohmann::json::parse(module
@@ -192,7 +196,7 @@ TEST_F(SecurityModuleTest, AcmeProfilesInStatusAndControl) {
     // A forced renewal is an order at the CA: at most one per renewal.forced_interval.
     EXPECT_NE(answer("renew", "web")["error"].get<std::string>().find("(renewal.forced_interval)"),
               std::string::npos);
-    EXPECT_EQ(answer("renew", "nope")["error"], "no acme certificate profile 'nope'");
+    EXPECT_EQ(answer("renew", "nope")["error"], "no certificate profile 'nope'");
     EXPECT_EQ(answer("resumeChallenge", "web")["error"],
               "no order of certificate profile 'web' waits for the operator");
 }
@@ -355,23 +359,32 @@ class FilesProfileTest : public SecurityModuleTest {
 // A refused certificate used to turn every later poll into a full configuration rebuild (and,
 // through the watcher, a broker reload four times a second).
 TEST_F(FilesProfileTest, ARefusedCertificateIsNotRebuiltAtEveryPoll) {
-    SecurityModule m(tmp_ / "brokertls.json");
+    FakeClock clock(SystemClock::now());
+    SecurityModule m(tmp_ / "brokertls.json", clock);
+    m.poll_files(clock.now());  // the start-up check
+    m.tick(clock.now());
     // A certificate that does not match the key.
     write_file_atomic(tmp_ / "source/cert.pem", read_file(other_.cert));
-    TimePoint t0 = SystemClock::now();
+    TimePoint t0 = clock.now();
     ASSERT_TRUE(m.poll_files(t0, 10s));
     auto first = m.tick(t0);
     ASSERT_FALSE(first.log.empty());
     EXPECT_NE(first.log.front().find("new certificate refused, the deployed one stays"),
               std::string::npos);
-    for (auto later : {t0 + std::chrono::seconds(31),
-                       t0 + std::chrono::seconds(31) + std::chrono::milliseconds(250),
-                       t0 + std::chrono::seconds(32)}) {
-        m.poll_files(later);
-        auto out = m.tick(later);
+    // Retried after a backoff (1 min ±20%), not at every poll.
+    for (auto later : {31s, 32s, 40s}) {
+        clock.set(t0 + later);
+        m.poll_files(clock.now());
+        auto out = m.tick(clock.now());
         EXPECT_TRUE(out.log.empty()) << out.log.front();
     }
-    auto counters = json::parse(m.status_json(SystemClock::now()))["counters"];
+    clock.set(t0 + 73s);
+    m.poll_files(clock.now());
+    auto retried = m.tick(clock.now());
+    ASSERT_FALSE(retried.log.empty());
+    EXPECT_NE(retried.log.front().find("(attempt 2, next at "), std::string::npos)
+        << retried.log.front();
+    auto counters = json::parse(m.status_json(clock.now()))["counters"];
     // A certificate source change refreshes certificates, never the whole configuration.
     EXPECT_EQ(counters.value("reload.ok", 0), 0);
 }
@@ -397,8 +410,9 @@ TEST_F(FilesProfileTest, TheWatcherDoesNotSignalTheBrokerForLogLines) {
         std::chrono::seconds(10)));
     // An observation window of several watcher rounds: still no signal.
     EXPECT_FALSE(test::eventually([&] { return signals > 0; }, std::chrono::milliseconds(1000)));
-    EXPECT_EQ(
-        json::parse(m.status_json(SystemClock::now()))["counters"].value("broker_reload_signals", 0), 0);
+    EXPECT_EQ(json::parse(m.status_json(SystemClock::now()))["counters"].value(
+                  "broker_reload_signals", 0),
+              0);
 }
 
 // Mosquitto installs its SIGHUP handler after loading plugins: a deploy during its start-up
@@ -440,6 +454,9 @@ TEST_F(FilesProfileTest, OnlyProfilesWhoseFilesOrConfigurationChangedAreChecked)
     auto checks = [&] {
         return json::parse(m.status_json(SystemClock::now()))["counters"]["certificate_checks"];
     };
+    // The start deploys what is missing; the checks of every profile follow off its path.
+    EXPECT_EQ(checks(), 0);
+    m.poll_files(SystemClock::now());
     EXPECT_EQ(checks(), 2);
     replace_source_certificate();  // broker's source
     ASSERT_TRUE(poll_change(m));
@@ -534,7 +551,8 @@ TEST_F(SecurityModuleTest, CertificateWorkNeverBlocksTheBrokerThread) {
         "local_ca": {"dir": "server-ca", "lifetime": "1d"}, "names": ["broker.test"],
         "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}},
       "security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]}}})");
-    SecurityModule m(tmp_ / "brokertls.json");
+    FakeClock clock(SystemClock::now());
+    SecurityModule m(tmp_ / "brokertls.json", clock);
     std::string first = Certificate::load(tmp_ / "live/broker.crt").fingerprint_sha256();
     // Recreated by the next issuance just before it takes the CA's lock.
     fs::remove_all(tmp_ / "state/local-ca/broker");
@@ -548,8 +566,9 @@ TEST_F(SecurityModuleTest, CertificateWorkNeverBlocksTheBrokerThread) {
         test::eventually([&] { return release.load(); }, 5s);
     });
     ASSERT_TRUE(test::eventually([&] { return locked.load(); }, 10s));
+    clock.advance(20h);  // renewal is due then, before it expires
     std::thread watcher([&] {
-        m.poll_files(SystemClock::now() + 20h);  // renewal is due then, before it expires
+        m.poll_files(clock.now());
         renewed = true;
     });
     ASSERT_TRUE(test::eventually([&] { return fs::exists(tmp_ / "state/local-ca/broker"); }, 10s));

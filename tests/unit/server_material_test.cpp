@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "brokertls/crypto/signing.hpp"
-#include "brokertls/module/certificate_manager.hpp"
 #include "brokertls/deploy/server_material.hpp"
 #include "brokertls/renewal/policy.hpp"
+#include "deploy/deployer.hpp"
 
 namespace brokertls {
 namespace {
@@ -46,21 +46,21 @@ TEST_F(ServerMaterialTest, AcceptsGoodMaterialAndWildcardCoverage) {
     EXPECT_EQ(check_server_material(make({"broker.local", "10.0.0.5"}),
                                     want({"broker.local", "10.0.0.5"}), SystemClock::now()),
               "");
-    EXPECT_EQ(
-        check_server_material(make({"*.example.com"}), want({"mqtt.example.com"}), SystemClock::now()),
-        "");
+    EXPECT_EQ(check_server_material(make({"*.example.com"}), want({"mqtt.example.com"}),
+                                    SystemClock::now()),
+              "");
 }
 
 TEST_F(ServerMaterialTest, RefusesEachKindOfBadMaterialWithTheReason) {
     auto m = make({"broker.local"});
     EXPECT_EQ(check_server_material(m, want({"other.local"}), SystemClock::now()),
               "the certificate does not cover DNS:other.local");
-    EXPECT_EQ(
-        check_server_material(make({"*.example.com"}), want({"a.b.example.com"}), SystemClock::now()),
-        "the certificate does not cover DNS:a.b.example.com");  // a wildcard covers one label
-    EXPECT_NE(
-        check_server_material(m, {}, SystemClock::now() + Days(31)).find("the certificate expired on"),
-        std::string::npos);
+    EXPECT_EQ(check_server_material(make({"*.example.com"}), want({"a.b.example.com"}),
+                                    SystemClock::now()),
+              "the certificate does not cover DNS:a.b.example.com");  // a wildcard covers one label
+    EXPECT_NE(check_server_material(m, {}, SystemClock::now() + Days(31))
+                  .find("the certificate expired on"),
+              std::string::npos);
     EXPECT_NE(check_server_material(m, {}, SystemClock::now() - Days(2)).find("not valid before"),
               std::string::npos);
 
@@ -124,10 +124,10 @@ class DeployTest : public ServerMaterialTest {
 // certificate (a pair the broker cannot load).
 TEST_F(DeployTest, BothFilesOrNeither) {
     auto first = make({"broker.test"});
-    deploy_material(first, cert(), key());
+    Deployer::install(first, cert(), key());
     std::string key_pem = read_file(key()), cert_pem = read_file(cert());
     set_immutable(tmp_ / "certs", true);
-    EXPECT_THROW(deploy_material(make({"broker.test"}), cert(), key()), Error);
+    EXPECT_THROW(Deployer::install(make({"broker.test"}), cert(), key()), Error);
     set_immutable(tmp_ / "certs", false);
     EXPECT_EQ(read_file(key()), key_pem);
     EXPECT_EQ(read_file(cert()), cert_pem);
@@ -138,13 +138,13 @@ TEST_F(DeployTest, BothFilesOrNeither) {
 // the pending files form a pair, else drops them; the key always matches the certificate.
 TEST_F(DeployTest, AnInterruptedDeployIsFinishedOrDropped) {
     auto old_pair = make({"broker.test"}), new_pair = make({"broker.test"});
-    deploy_material(old_pair, cert(), key());
+    Deployer::install(old_pair, cert(), key());
 
     // Killed before any rename.
     write_file_atomic(pending(key()), new_pair.key.to_pem(), kPrivateMode);
     write_file_atomic(pending(cert()), new_pair.cert_pem());
-    finish_interrupted_deploy(cert(), key());
-    auto read = read_deployed(cert(), key());
+    Deployer::recover(cert(), key());
+    auto read = Deployer::read(cert(), key());
     ASSERT_TRUE(read);
     EXPECT_EQ(read->cert_pem(), new_pair.cert_pem());
     EXPECT_TRUE(read->leaf().matches_key(read->key));
@@ -154,8 +154,8 @@ TEST_F(DeployTest, AnInterruptedDeployIsFinishedOrDropped) {
     // Killed between the key's rename and the certificate's.
     write_file_atomic(key(), old_pair.key.to_pem(), kPrivateMode);
     write_file_atomic(pending(cert()), old_pair.cert_pem());
-    finish_interrupted_deploy(cert(), key());
-    read = read_deployed(cert(), key());
+    Deployer::recover(cert(), key());
+    read = Deployer::read(cert(), key());
     ASSERT_TRUE(read);
     EXPECT_EQ(read->cert_pem(), old_pair.cert_pem());
     EXPECT_TRUE(read->leaf().matches_key(read->key));
@@ -163,8 +163,8 @@ TEST_F(DeployTest, AnInterruptedDeployIsFinishedOrDropped) {
     // Killed while writing: a pending certificate that is no pair with anything.
     write_file_atomic(pending(key()), new_pair.key.to_pem(), kPrivateMode);
     write_file_atomic(pending(cert()), "-----BEGIN CERT");
-    finish_interrupted_deploy(cert(), key());
-    read = read_deployed(cert(), key());
+    Deployer::recover(cert(), key());
+    read = Deployer::read(cert(), key());
     ASSERT_TRUE(read);
     EXPECT_EQ(read->cert_pem(), old_pair.cert_pem());
     EXPECT_FALSE(fs::exists(pending(key())));

@@ -4,7 +4,6 @@
 #include <cctype>
 
 #include "brokertls/error.hpp"
-#include "brokertls/store/files.hpp"
 
 namespace brokertls {
 
@@ -53,94 +52,6 @@ std::string check_server_material(const ServerMaterial& m, const std::vector<Sub
                          [&](const SubjectAltName& s) { return san_covers(s, wanted); }))
             return "the certificate does not cover " + wanted.to_string();
     return "";
-}
-
-namespace {
-
-// A deploy writes the key and the certificate under these names first, then renames the key and
-// then the certificate into place.
-std::filesystem::path pending(const std::filesystem::path& path) {
-    return path.string() + ".brokertls-new";
-}
-
-void rename_into_place(const std::filesystem::path& from, const std::filesystem::path& to) {
-    std::error_code ec;
-    std::filesystem::rename(from, to, ec);
-    if (ec)
-        fail(ErrorKind::Io, to.string(), "cannot rename " + from.string() + ": " + ec.message());
-    sync_directory(to.parent_path());
-}
-
-// write_file_atomic's temporary files for `target` (".NAME.tmp-HEX") and for its pending name,
-// left by a process killed while writing. Only this profile's deploy writes these names.
-void remove_temp_files(const std::filesystem::path& target) {
-    std::error_code ec;
-    const std::string ours[] = {"." + target.filename().string() + ".tmp-",
-                                "." + pending(target).filename().string() + ".tmp-"};
-    for (const auto& entry : std::filesystem::directory_iterator(target.parent_path(), ec)) {
-        std::string name = entry.path().filename().string();
-        for (const auto& prefix : ours)
-            if (name.rfind(prefix, 0) == 0) std::filesystem::remove(entry.path(), ec);
-    }
-}
-
-}  // namespace
-
-void finish_interrupted_deploy(const std::filesystem::path& cert,
-                               const std::filesystem::path& key) {
-    remove_temp_files(cert);
-    remove_temp_files(key);
-    std::error_code ec;
-    bool new_cert = std::filesystem::exists(pending(cert), ec);
-    bool new_key = std::filesystem::exists(pending(key), ec);
-    if (!new_cert && !new_key) return;
-    if (new_cert) {
-        try {
-            ServerMaterial m{PrivateKey::load(new_key ? pending(key) : key),
-                             Certificate::load_chain(pending(cert))};
-            if (!m.chain.empty() && m.leaf().matches_key(m.key)) {
-                if (new_key) rename_into_place(pending(key), key);
-                rename_into_place(pending(cert), cert);
-                return;
-            }
-        } catch (const Error&) {
-            // Not a usable pair: dropped below.
-        }
-    }
-    std::filesystem::remove(pending(key), ec);
-    std::filesystem::remove(pending(cert), ec);
-}
-
-std::optional<ServerMaterial> read_deployed(const std::filesystem::path& cert,
-                                            const std::filesystem::path& key) {
-    try {
-        if (!std::filesystem::exists(cert) || !std::filesystem::exists(key)) return std::nullopt;
-        return ServerMaterial{PrivateKey::load(key), Certificate::load_chain(cert)};
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-}
-
-void deploy_material(const ServerMaterial& material, const std::filesystem::path& cert,
-                     const std::filesystem::path& key) {
-    // The deploy directories may be new on a first start.
-    ensure_directory(key.parent_path());
-    ensure_directory(cert.parent_path());
-    finish_interrupted_deploy(cert, key);
-    // Both or neither: a new key beside the old certificate is a pair the broker cannot load.
-    // Nothing in place changes until both new files are durable; a failure before the renames
-    // leaves the deployed pair as it was.
-    try {
-        write_file_atomic(pending(key), material.key.to_pem(), kPrivateMode);
-        write_file_atomic(pending(cert), material.cert_pem());
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove(pending(key), ec);
-        std::filesystem::remove(pending(cert), ec);
-        throw;
-    }
-    rename_into_place(pending(key), key);
-    rename_into_place(pending(cert), cert);
 }
 
 }  // namespace brokertls

@@ -8,6 +8,8 @@
 #include "brokertls/trust/capath.hpp"
 #include "brokertls/trust/identity.hpp"
 #include "brokertls/trust/kept_crls.hpp"
+#include "pipeline/pipeline.hpp"
+#include "schedule/signals.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -47,30 +49,32 @@ void check_local_ca_trust(
 
 }  // namespace
 
-SecurityModule::SecurityModule(fs::path config_file) : config_file_(std::move(config_file)) {
+SecurityModule::SecurityModule(fs::path config_file, Clock& clock)
+    : config_file_(std::move(config_file)) {
     Config config = load_config(config_file_);
     // Watched before they are read: a change in between is reported, not missed.
     files_.set_files(watched_files(config));
-    auto state = build_state(std::move(config), nullptr);
-    last_reload_at_ = SystemClock::now();
-    acme_ = std::make_unique<AcmeRenewer>(AcmeRenewer::Hooks{
-        [this] { on_renewal_deployed(); }, [this](const RenewalEvent& e) { on_renewal_event(e); },
-        [this](const std::string& line) { on_renewal_log(line); }});
-    acme_->configure(state->config, last_reload_at_);
-    auto deployed = certificates_.refresh(state->config, last_reload_at_);
-    counters_.certificate_checks += deployed.checked;
-    certificates_.mark_served(last_reload_at_);  // the broker reads them when it starts
-    publish_certificate_status();
-    if (!certificates_.all_deployed())
+    state_.store(build_state(std::move(config), nullptr));
+    auto state = state_.load();
+    last_reload_at_ = clock.now();
+    CertificatePipeline::Options options;
+    options.clock = &clock;
+    pipeline_ = std::make_unique<CertificatePipeline>(
+        CertificatePipeline::Hooks{[this] { on_deployed(); },
+                                   [this](const RenewalEvent& e) { on_event(e); },
+                                   [this](const std::string& line) { on_log(line); }},
+        options);
+    auto configured = pipeline_->configure(state->config, last_reload_at_);
+    if (!configured.errors.empty())
         fail(ErrorKind::Input, config_file_.filename().string(),
-             "no usable server certificate: " +
-                 (deployed.log.empty() ? std::string("?") : deployed.log.back()));
+             "no usable server certificate: " + configured.errors.front());
+    // The broker reads what is deployed when it starts.
+    deployed_ = false;
+    pipeline_->mark_served(last_reload_at_);
     startup_log_ = state->warnings;
     startup_log_.insert(startup_log_.end(), state->changes.begin(), state->changes.end());
-    startup_log_.insert(startup_log_.end(), deployed.log.begin(), deployed.log.end());
     startup_log_.insert(startup_log_.end(), pending_.log.begin(), pending_.log.end());
     pending_ = Outcome{};
-    state_.store(std::move(state));
 }
 
 std::vector<std::string> SecurityModule::take_startup_log() {
@@ -78,42 +82,72 @@ std::vector<std::string> SecurityModule::take_startup_log() {
 }
 
 SecurityModule::~SecurityModule() {
-    acme_->stop();
+    pipeline_->stop();
     stop_.request_stop();  // wakes the watcher's wait
     if (watcher_.joinable()) watcher_.join();
 }
 
 void SecurityModule::start_watching(std::function<bool()> wake) {
     if (watcher_.joinable()) return;
-    wake_ = std::move(wake);
-    watcher_ = std::thread([this] { watch_loop(); });
-    acme_->start();
+    {
+        std::lock_guard lock(signal_mutex_);
+        wake_ = std::move(wake);
+    }
+    watcher_ = std::thread([this] {
+        block_signals();
+        watch_loop();
+    });
+    pipeline_->start();
 }
 
-void SecurityModule::on_renewal_deployed() {
-    acme_deployed_ = true;
+void SecurityModule::on_deployed() {
+    deployed_ = true;
+    signal_broker(false);
 }
 
-void SecurityModule::on_renewal_log(const std::string& line) {
+void SecurityModule::on_log(const std::string& line) {
     std::lock_guard lock(mutex_);
     pending_.log.push_back(line);
 }
 
-void SecurityModule::on_renewal_event(const RenewalEvent& event) {
+void SecurityModule::on_event(const RenewalEvent& event) {
     std::lock_guard lock(mutex_);
     pending_.log.push_back("certificate profile " + event.profile + ": " + event.type + ": " +
                            event.message);
-    const std::string& topic = state_.load()->config.events.mqtt_topic;
+    if (event.type == "failed") pending_.ok = false;
+    auto state = state_.load();  // null while the constructor runs
+    const std::string topic = state ? state->config.events.mqtt_topic : "";
     if (!topic.empty()) pending_.publish.push_back({topic + "/" + event.profile, event.to_json()});
 }
 
+void SecurityModule::signal_broker(bool no_ticks) {
+    // A signal makes Mosquitto re-read its whole configuration: raised for new server
+    // certificates, and for a trust change that may have to disconnect clients when the
+    // broker sends no TICK (2.0 with per_listener_settings) - once, until it is handled.
+    // Log lines and events wait for the next broker-thread event instead.
+    std::lock_guard signal_lock(signal_mutex_);
+    bool revalidate_waits;
+    {
+        std::lock_guard lock(mutex_);
+        revalidate_waits = pending_revalidate_ && no_ticks && !wake_requested_;
+    }
+    if (!wake_ || !(deployed_ || revalidate_waits)) return;
+    bool certificates = deployed_.exchange(false);
+    if (wake_()) {
+        ++counters_.broker_reload_signals;
+        std::lock_guard lock(mutex_);
+        wake_requested_ = true;
+    } else if (certificates) {
+        deployed_ = true;  // owed until one can be sent (the broker is still starting)
+    }
+}
+
 void SecurityModule::watch_loop() {
-    bool certificates_owed = false;
     std::string watch_problem;
     std::stop_token stop = stop_.get_token();
     while (!stop.stop_requested()) {
-        // Returns at once for changed files; otherwise every poll_interval, for due certificate
-        // work and the signal bookkeeping below (no file is read then).
+        // Returns at once for changed files; otherwise every poll_interval, for the signal
+        // bookkeeping below (no file is read then).
         auto changed = files_.wait(poll_interval, stop);
         if (stop.stop_requested()) break;
         // What could not be watched with inotify (and is polled instead), said once.
@@ -125,79 +159,30 @@ void SecurityModule::watch_loop() {
             }
         }
         TimePoint now = SystemClock::now();
-        Change change = apply(changed, now);
+        if (!changed.empty()) apply(changed, now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();
         bool no_ticks =
             since_tick >
             std::chrono::duration_cast<SystemClock::duration>(std::chrono::seconds(1)).count();
-        bool renewed = acme_deployed_.exchange(false);
-        // New server certificates are owed a signal until one could be sent.
-        certificates_owed = certificates_owed || change == Change::Certificates || renewed;
-        // A signal makes Mosquitto re-read its whole configuration: raise it for new server
-        // certificates, and for a trust change that may have to disconnect clients when the
-        // broker sends no TICK (2.0 with per_listener_settings) - once, until it is handled.
-        // Log lines and events wait for the next broker-thread event instead.
-        bool want;
-        {
-            std::lock_guard lock(mutex_);
-            bool revalidate_waits = pending_revalidate_ && no_ticks && !wake_requested_;
-            want = wake_ && (certificates_owed || revalidate_waits);
-        }
-        if (want && wake_()) {
-            certificates_owed = false;
-            ++counters_.broker_reload_signals;
-            std::lock_guard lock(mutex_);
-            wake_requested_ = true;
-        }
+        signal_broker(no_ticks);
     }
 }
 
 bool SecurityModule::poll_files(TimePoint now, std::chrono::milliseconds wait) {
-    return apply(files_.wait(wait), now) != Change::None;
+    auto changed = files_.wait(wait);
+    if (!changed.empty()) apply(changed, now);
+    // Without the pipeline's workers (tests): its work runs here.
+    bool deployed_before = deployed_;
+    pipeline_->run_pending();
+    return !changed.empty() || (deployed_ && !deployed_before);
 }
 
-SecurityModule::Change SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) {
-    bool renewal_due;
-    {
-        std::lock_guard lock(certs_mutex_);
-        renewal_due = now >= certificates_.next_due();
-    }
-    if (changed.empty())
-        return renewal_due && refresh_certificates(now, changed) ? Change::Certificates
-                                                                 : Change::None;
-    // A new key or certificate in a `files` source is a certificate refresh; anything else
-    // (brokertls.json, anchors, CRLs) rebuilds the configuration and re-checks connected clients.
-    auto sources = CertificateManager::source_files(state_.load()->config);
-    std::sort(sources.begin(), sources.end());
-    bool trust_changed = std::any_of(changed.begin(), changed.end(), [&](const fs::path& f) {
-        return !std::binary_search(sources.begin(), sources.end(), f);
-    });
-    if (trust_changed) return rebuild(now, changed) ? Change::Certificates : Change::Trust;
-    return refresh_certificates(now, changed) ? Change::Certificates : Change::Trust;
-}
-
-bool SecurityModule::refresh_certificates(TimePoint now, const std::vector<fs::path>& changed) {
-    auto state = state_.load();
-    CertificateManager::Result certs;
-    {
-        std::lock_guard certs_lock(certs_mutex_);
-        certs = certificates_.refresh(state->config, now, false, changed);
-        counters_.certificate_checks += certs.checked;
-        publish_certificate_status(certs.deployed);
-    }
-    std::lock_guard lock(mutex_);
-    pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
-    if (!certs.ok) pending_.ok = false;
-    return certs.deployed;
-}
-
-void SecurityModule::publish_certificate_status(bool just_deployed) {
-    // A broker reload during certificate work read what was deployed before it, unless this
-    // work deployed something: then the reload that follows the deploy records it.
-    if (served_owed_.exchange(false) && !just_deployed) certificates_.mark_served(SystemClock::now());
-    auto status = std::make_shared<const CertificateStatus>(certificates_.status());
-    std::lock_guard lock(status_mutex_);
-    certificate_status_ = std::move(status);
+void SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) {
+    // A new key or certificate in a `files` source is that profile's work; anything else
+    // (brokertls.json, anchors, CRLs) rebuilds the configuration and re-checks connected
+    // clients.
+    auto sources = pipeline_->files_changed(changed);
+    if (sources.size() < changed.size()) rebuild(now);
 }
 
 std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config config,
@@ -244,7 +229,12 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config 
 }
 
 std::vector<fs::path> SecurityModule::watched_files(const Config& config) const {
-    std::vector<fs::path> files = CertificateManager::source_files(config);
+    std::vector<fs::path> files;
+    for (const auto& [name, p] : config.certificate_profiles) {
+        if (p.source != CertificateSource::Files) continue;
+        for (const fs::path* f : {&p.key_file, &p.cert_file, &p.chain_file})
+            if (!f->empty()) files.push_back(*f);
+    }
     files.push_back(config_file_);
     for (const auto& [name, profile] : config.security_profiles) {
         files.insert(files.end(), profile.trust_anchors.begin(), profile.trust_anchors.end());
@@ -319,14 +309,15 @@ std::vector<std::string> SecurityModule::revalidate_connected(TimePoint now) {
     return kick;
 }
 
-bool SecurityModule::rebuild(TimePoint now, const std::vector<fs::path>& changed) {
+void SecurityModule::rebuild(TimePoint now) {
     std::shared_ptr<const State> next;
     std::string error;
-    bool stand_in = false;
+    CertificatePipeline::Configured certs;
     try {
         Config config = load_config(config_file_);
         // Its files are watched before they are read, with those of the configuration in
-        // force until it is replaced (a refused one leaves that in force).
+        // force until it is replaced (a refused one leaves that in force, and the watch keeps
+        // its files, which include the config, so a fix is noticed).
         auto files = watched_files(config);
         auto in_force = watched_files(state_.load()->config);
         files.insert(files.end(), in_force.begin(), in_force.end());
@@ -342,35 +333,25 @@ bool SecurityModule::rebuild(TimePoint now, const std::vector<fs::path>& changed
                 fail(ErrorKind::Input, config_file_.filename().string() + ": security_profiles",
                      "'" + name +
                          "' is removed, but a listener uses it (plugin_opt_security_profile)");
-        stand_in = acme_->configure(next->config, now);
+        // New profiles with nothing deployed get material now; the rest is the pipeline's.
+        certs = pipeline_->configure(next->config, now);
+        files_.set_files(watched_files(next->config));
     } catch (const std::exception& e) {
         next.reset();
         error = e.what();
     }
-    CertificateManager::Result certs;
-    {
-        std::lock_guard certs_lock(certs_mutex_);
-        // Certificates follow the configuration in force: the new one, or the previous if
-        // refused. The watch keeps the previous file set (which includes the config) on a
-        // refusal, so a fix is noticed.
-        certs =
-            certificates_.refresh(next ? next->config : state_.load()->config, now, false, changed);
-        counters_.certificate_checks += certs.checked;
-        publish_certificate_status(certs.deployed);
-        if (next) files_.set_files(watched_files(next->config));
-    }
     std::lock_guard lock(mutex_);
     last_reload_at_ = now;
     pending_rebuilt_ = true;
-    pending_.log.insert(pending_.log.end(), certs.log.begin(), certs.log.end());
-    if (!certs.ok) pending_.ok = false;
+    for (const auto& e : certs.errors) pending_.log.push_back(e);
+    if (!certs.errors.empty()) pending_.ok = false;
     if (!next) {
         ++counters_.reload_failed;
         last_reload_ok_ = false;
         last_reload_message_ = error;
         pending_.ok = false;
         pending_.log.push_back("reload refused, previous configuration stays in force: " + error);
-        return certs.deployed;
+        return;
     }
     pending_.log.insert(pending_.log.end(), next->warnings.begin(), next->warnings.end());
     pending_.log.insert(pending_.log.end(), next->changes.begin(), next->changes.end());
@@ -380,7 +361,6 @@ bool SecurityModule::rebuild(TimePoint now, const std::vector<fs::path>& changed
     last_reload_ok_ = true;
     last_reload_message_ = "reloaded";
     pending_revalidate_ = true;
-    return certs.deployed || stand_in;
 }
 
 SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
@@ -423,15 +403,7 @@ SecurityModule::Outcome SecurityModule::flush_messages() {
 
 void SecurityModule::broker_reloaded(TimePoint now) {
     ++counters_.broker_reloads;
-    // The broker thread never waits for certificate work: when it runs, the watcher records
-    // what is served once it is done (what it deploys meanwhile brings another reload).
-    std::unique_lock certs_lock(certs_mutex_, std::try_to_lock);
-    if (!certs_lock) {
-        served_owed_ = true;
-        return;
-    }
-    certificates_.mark_served(now);
-    publish_certificate_status();
+    pipeline_->mark_served(now);  // a short lock: the pipeline never holds it while working
 }
 
 SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
@@ -446,9 +418,9 @@ SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
 std::string SecurityModule::status_json(TimePoint now) const {
     using nlohmann::json;
     auto state = state_.load();
-    // Reads every acme profile's deployed files; no lock of ours is held while the document is
-    // built (only to copy the last reload's fields).
-    auto acme = acme_->status();
+    // A copy (no file is read); no lock of ours is held while the document is built (only to
+    // copy the last reload's fields).
+    auto certificate_status = pipeline_->status();
     TimePoint last_reload_at;
     bool last_reload_ok;
     std::string last_reload_message;
@@ -472,45 +444,34 @@ std::string SecurityModule::status_json(TimePoint now) const {
             {"crls", snap->profile().crls.size()}};
     }
     json certificates = json::object();
-    std::shared_ptr<const CertificateStatus> certificate_status;
-    {
-        std::lock_guard status_lock(status_mutex_);
-        certificate_status = certificate_status_;
-    }
-    for (const auto& [name, st] : *certificate_status) {
-        certificates[name] = {
-            {"subject", st.subject},
-            {"fingerprint", st.fingerprint},
-            {"not_after", st.not_after == TimePoint{} ? "" : to_iso8601(st.not_after)},
-            {"renew_at", st.renew_at == TimePoint{} ? "" : to_iso8601(st.renew_at)},
-            {"last_result", st.last_result},
-            {"ok", st.last_ok},
-            {"served",
-             {{"fingerprint", st.served_fingerprint},
-              {"not_after",
-               st.served_not_after == TimePoint{} ? "" : to_iso8601(st.served_not_after)},
-              {"since", st.served_since == TimePoint{} ? "" : to_iso8601(st.served_since)}}}};
-    }
-    auto iso = [](TimePoint t) { return t == TimePoint{} ? std::string() : to_iso8601(t); };
-    for (const auto& [name, st] : acme) {
+    auto iso = [](TimePoint t) {
+        return t == TimePoint{} || t == TimePoint::max() ? std::string() : to_iso8601(t);
+    };
+    for (const auto& [name, st] : certificate_status) {
         json activity = json::array();
         for (const auto& e : st.job.activity) activity.push_back(json::parse(e.to_json()));
-        certificates[name] = {{"source", "acme"},
-                              {"issuer", st.issuer},
-                              {"names", st.names},
-                              {"subject", st.subject},
-                              {"fingerprint", st.fingerprint},
-                              {"not_after", iso(st.not_after)},
-                              {"temporary", st.temporary},
-                              {"next_renewal", iso(st.next_run)},
-                              {"running", st.running},
-                              {"waiting_for_operator", st.waiting_for_operator},
-                              {"last_result", st.job.last_result},
-                              {"last_error", st.job.last_error},
-                              {"consecutive_failures", st.job.consecutive_failures},
-                              {"last_success", iso(st.job.last_success)},
-                              {"activity", activity},
-                              {"ok", st.job.consecutive_failures == 0}};
+        json entry = {{"source", st.source},
+                      {"names", st.names},
+                      {"subject", st.subject},
+                      {"fingerprint", st.fingerprint},
+                      {"not_after", iso(st.not_after)},
+                      {"renew_at", iso(st.renew_at)},
+                      {"temporary", st.temporary},
+                      {"next_renewal", iso(st.next_run)},
+                      {"running", st.running},
+                      {"waiting_for_operator", st.waiting_for_operator},
+                      {"last_result", st.checked ? st.job.last_result : "not yet checked"},
+                      {"last_error", st.job.last_error},
+                      {"consecutive_failures", st.job.consecutive_failures},
+                      {"last_success", iso(st.job.last_success)},
+                      {"activity", activity},
+                      {"ok", st.job.consecutive_failures == 0},
+                      {"served",
+                       {{"fingerprint", st.served_fingerprint},
+                        {"not_after", iso(st.served_not_after)},
+                        {"since", iso(st.served_since)}}}};
+        if (!st.issuer.empty()) entry["issuer"] = st.issuer;
+        certificates[name] = std::move(entry);
     }
     json counters = json::object();
     for (std::size_t i = 0; i < kRejectReasons; ++i) {
@@ -522,7 +483,7 @@ std::string SecurityModule::status_json(TimePoint now) const {
     counters["reload.failed"] = counters_.reload_failed.load();
     counters["broker_reload_signals"] = counters_.broker_reload_signals.load();
     counters["broker_reloads"] = counters_.broker_reloads.load();
-    counters["certificate_checks"] = counters_.certificate_checks.load();
+    counters["certificate_checks"] = pipeline_->checks();
     return json{{"now", to_iso8601(now)},
                 {"config_file", config_file_.string()},
                 {"security_profiles", profiles},
@@ -633,9 +594,9 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request,
             std::string profile = cmd["profile"];
             std::string refusal;
             if (name == "renew") {
-                auto r = acme_->renew_now(profile, now);
+                auto r = pipeline_->renew_now(profile, now);
                 if (!r) refusal = r.reason;
-            } else if (!acme_->resume(profile)) {
+            } else if (!pipeline_->resume(profile)) {
                 refusal =
                     "no order of certificate profile '" + profile + "' waits for the operator";
             }

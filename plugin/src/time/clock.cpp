@@ -17,8 +17,8 @@ class SystemClockImpl final : public Clock {
             TimePoint now = SystemClock::now();
             if (now >= deadline) break;
             auto left = deadline - now;
-            auto slice = left > kSlice ? std::chrono::duration_cast<SystemClock::duration>(kSlice)
-                                       : left;
+            auto slice =
+                left > kSlice ? std::chrono::duration_cast<SystemClock::duration>(kSlice) : left;
             cv.wait_until(lock, stop, std::chrono::steady_clock::now() + slice, done);
         }
         return done();

@@ -20,19 +20,22 @@
 
 #include "brokertls/config/config.hpp"
 #include "brokertls/crypto/certificate.hpp"
-#include "brokertls/module/certificate_manager.hpp"
-#include "brokertls/renewal/acme_renewer.hpp"
+#include "brokertls/renewal/job_state.hpp"
+#include "brokertls/time/clock.hpp"
 #include "brokertls/trust/validator.hpp"
 #include "brokertls/watch/file_watcher.hpp"
 
 namespace brokertls {
 
+class CertificatePipeline;
+
 class SecurityModule {
   public:
     // Loads and checks the configuration and every security profile's files, and deploys every
-    // certificate profile's material; throws Error when any of it is unusable (the broker should
-    // then refuse to start).
-    explicit SecurityModule(std::filesystem::path config_file);
+    // certificate profile that has none; throws Error when any of it is unusable (the broker
+    // should then refuse to start). Profiles with material deployed are checked in the
+    // background. `clock` schedules the certificate work (tests pass a FakeClock).
+    explicit SecurityModule(std::filesystem::path config_file, Clock& clock = Clock::system());
     // What the constructor wants logged (deployments, warnings); taken once.
     std::vector<std::string> take_startup_log();
     ~SecurityModule();
@@ -132,24 +135,24 @@ class SecurityModule {
     };
     const Connected* connected(std::string_view client_id, const void* connection) const;
     bool control_allowed(const Connected& caller) const;
-    // Refreshes server certificates whose renewal or retry is due, without re-reading the
-    // configuration. True when new material was deployed.
-    bool refresh_certificates(TimePoint now, const std::vector<std::filesystem::path>& changed);
     // Builds the state of `config` (every security profile's files read and checked).
     static std::shared_ptr<const State> build_state(Config config, const State* previous);
     std::vector<std::filesystem::path> watched_files(const Config& config) const;
-    enum class Change { None, Trust, Certificates };
-    // Applies `changed` watched files (and due certificate work).
-    Change apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
-    // Builds and swaps in a new state and refreshes the certificates; records the result for
-    // the broker thread. True when new server certificates were deployed. Any thread.
-    bool rebuild(TimePoint now, const std::vector<std::filesystem::path>& changed = {});
+    // Applies `changed` watched files: certificate sources go to the pipeline, anything else
+    // rebuilds the state.
+    void apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
+    // Builds and swaps in a new state and reconfigures the pipeline; records the result for
+    // the broker thread. Any thread.
+    void rebuild(TimePoint now);
+    // Raises the broker's reload (wake_) for new certificates, or for a trust change when the
+    // broker sends no TICK (`no_ticks`), once, until it is handled.
+    void signal_broker(bool no_ticks);
     Outcome drain(TimePoint now);
     std::vector<std::string> revalidate_connected(TimePoint now);
     void watch_loop();
-    void on_renewal_event(const RenewalEvent& event);
-    void on_renewal_log(const std::string& line);
-    void on_renewal_deployed();
+    void on_event(const RenewalEvent& event);
+    void on_log(const std::string& line);
+    void on_deployed();
 
     std::filesystem::path config_file_;
     std::atomic<std::shared_ptr<const State>> state_;
@@ -159,22 +162,12 @@ class SecurityModule {
         std::array<std::atomic<unsigned long>, kRejectReasons> validations{};  // [None]: accepted
         std::atomic<unsigned long> reload_ok{0}, reload_failed{0};
         std::atomic<unsigned long> broker_reload_signals{0}, broker_reloads{0};
-        std::atomic<unsigned long> certificate_checks{0};  // profiles read and checked
     };
     Counters counters_;
 
-    // Certificate work (file polls, local-ca issuance, deploys) runs under certs_mutex_ only:
-    // it may take long (the CA's lock, key generation), so no broker-thread call waits for it.
-    // What getStatus shows of it is published after each change.
-    mutable std::mutex certs_mutex_;
-    CertificateManager certificates_;
-    using CertificateStatus = std::map<std::string, CertificateManager::Status>;
-    // A pointer swap under its own lock (libstdc++ 12's atomic<shared_ptr> hides its lock bit
-    // from ThreadSanitizer, which then reports the swap as a race).
-    mutable std::mutex status_mutex_;
-    std::shared_ptr<const CertificateStatus> certificate_status_;
-    std::atomic<bool> served_owed_{false};  // broker_reloaded() found certs_mutex_ busy
-    void publish_certificate_status(bool just_deployed = false);  // with certs_mutex_ held
+    // Every certificate profile: its own threads, never holding a lock of ours while it works.
+    std::unique_ptr<CertificatePipeline> pipeline_;
+    std::atomic<bool> deployed_{false};  // new material on disk, the broker not yet told
 
     // Shared between the watcher and the broker thread; held only briefly.
     mutable std::mutex mutex_;
@@ -192,12 +185,9 @@ class SecurityModule {
     // Broker thread only.
     std::map<std::string, Connected, std::less<>> connected_;
 
-    // Acme profiles: their own scheduler and order threads (stopped first in the destructor).
-    std::unique_ptr<AcmeRenewer> acme_;
-    std::atomic<bool> acme_deployed_{false};
-
     // The watched files (inotify; its own lock), and the watcher thread that waits on them.
     FileWatcher files_;
+    std::mutex signal_mutex_;  // wake_ and one signal at a time
     std::function<bool()> wake_;
     std::stop_source stop_;
     std::thread watcher_;

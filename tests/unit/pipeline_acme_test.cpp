@@ -15,8 +15,9 @@
 #include "acme_fake_ca.hpp"
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/signing.hpp"
-#include "brokertls/renewal/acme_renewer.hpp"
 #include "brokertls/store/files.hpp"
+#include "deploy/deployer.hpp"
+#include "pipeline/pipeline.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -195,7 +196,8 @@ class FakeCa {
         if (issue == Issue::FirstNameOnly) names.resize(1);
         PrivateKey other = PrivateKey::generate(KeyType::EcP256);
         EVP_PKEY* key = issue == Issue::WrongKey ? other.get() : csr.public_key();
-        std::string pem = sign(key, names, SystemClock::now() - 1min, SystemClock::now() + Days(90)).to_pem();
+        std::string pem =
+            sign(key, names, SystemClock::now() - 1min, SystemClock::now() + Days(90)).to_pem();
         std::lock_guard lock(mutex_);
         leaf_pem_ = pem;
         finalized_ = true;
@@ -224,9 +226,9 @@ class CaTransport : public HttpTransport {
     std::shared_ptr<FakeCa> ca_;
 };
 
-class AcmeRenewerTest : public ::testing::Test {
+class CertificatePipelineTest : public ::testing::Test {
   protected:
-    AcmeRenewerTest() {
+    CertificatePipelineTest() {
         ensure_directory(dir / "deploy");
         config.file = dir / "brokertls.json";
         config.state_dir = dir / "state";
@@ -238,7 +240,7 @@ class AcmeRenewerTest : public ::testing::Test {
         config.issuers["ca"] = issuer;
         add_profile("web", {"a.example"});
     }
-    ~AcmeRenewerTest() override {
+    ~CertificatePipelineTest() override {
         if (renewer) renewer->stop();
     }
 
@@ -262,19 +264,21 @@ class AcmeRenewerTest : public ::testing::Test {
         const auto& p = config.certificate_profiles.at(profile);
         PrivateKey key = PrivateKey::generate(KeyType::EcP256);
         Certificate leaf = ca->sign(key.get(), p.names, not_before, not_after);
-        deploy_material(ServerMaterial{std::move(key), {leaf, ca->ca}}, p.deploy_cert,
-                        p.deploy_key);
+        Deployer::install(ServerMaterial{std::move(key), {leaf, ca->ca}}, p.deploy_cert,
+                          p.deploy_key);
         return Certificate::load(p.deploy_cert);  // as the renewer reads it (whole seconds)
     }
     // A 90-day certificate 10 days into its life: not due by lifetime for 50 days.
-    Certificate deploy_fresh() { return deploy(SystemClock::now() - Days(10), SystemClock::now() + Days(80)); }
+    Certificate deploy_fresh() {
+        return deploy(SystemClock::now() - Days(10), SystemClock::now() + Days(80));
+    }
     // A 90-day certificate with 3 days left: due, and under the expiring threshold.
     Certificate deploy_expiring() {
         return deploy(SystemClock::now() - Days(87), SystemClock::now() + Days(3));
     }
 
-    AcmeRenewer& make_renewer() {
-        AcmeRenewer::Hooks hooks;
+    CertificatePipeline& make_renewer() {
+        CertificatePipeline::Hooks hooks;
         hooks.deployed = [this] { ++deployed_calls; };
         hooks.event = [this](const RenewalEvent& e) {
             std::lock_guard lock(mutex);
@@ -284,10 +288,12 @@ class AcmeRenewerTest : public ::testing::Test {
             std::lock_guard lock(mutex);
             log.push_back(line);
         };
-        renewer = std::make_unique<AcmeRenewer>(hooks, [this](const IssuerConfig& issuer) {
-            EXPECT_EQ(issuer.name, "ca");
-            return std::make_unique<CaTransport>(ca);
-        });
+        renewer = std::make_unique<CertificatePipeline>(
+            hooks,
+            CertificatePipeline::Options{[this](const IssuerConfig& issuer, std::stop_token) {
+                EXPECT_EQ(issuer.name, "ca");
+                return std::make_unique<CaTransport>(ca);
+            }});
         return *renewer;
     }
     // configure() + start(), then waits until every job has run once and is scheduled ahead.
@@ -297,7 +303,7 @@ class AcmeRenewerTest : public ::testing::Test {
         renewer->start();
         ASSERT_TRUE(eventually([&] { return renewer->idle(); }));
     }
-    AcmeRenewer::Status status(const std::string& profile = "web") const {
+    CertificatePipeline::Status status(const std::string& profile = "web") const {
         return renewer->status().at(profile);
     }
     std::vector<std::string> event_types() {
@@ -323,12 +329,12 @@ class AcmeRenewerTest : public ::testing::Test {
     std::vector<RenewalEvent> events;
     std::vector<std::string> log;
     std::atomic<int> deployed_calls{0};
-    std::unique_ptr<AcmeRenewer> renewer;
+    std::unique_ptr<CertificatePipeline> renewer;
 };
 
 // --- ARI -----------------------------------------------------------------------------------
 
-TEST_F(AcmeRenewerTest, AFutureAriWindowPlacesNoOrderAndSchedulesInsideIt) {
+TEST_F(CertificatePipelineTest, AFutureAriWindowPlacesNoOrderAndSchedulesInsideIt) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);  // the window decides
     Certificate leaf = deploy_fresh();
     TimePoint start = whole_seconds(SystemClock::now() + Days(20));
@@ -348,7 +354,7 @@ TEST_F(AcmeRenewerTest, AFutureAriWindowPlacesNoOrderAndSchedulesInsideIt) {
     EXPECT_EQ(deployed_calls, 0);
 }
 
-TEST_F(AcmeRenewerTest, AFutureAriWindowBeyondTheNextCheckSchedulesTheCheck) {
+TEST_F(CertificatePipelineTest, AFutureAriWindowBeyondTheNextCheckSchedulesTheCheck) {
     config.renewal.check_interval = std::chrono::hours(12);
     deploy_fresh();
     ca->window = {SystemClock::now() + Days(20), SystemClock::now() + Days(21)};
@@ -362,7 +368,7 @@ TEST_F(AcmeRenewerTest, AFutureAriWindowBeyondTheNextCheckSchedulesTheCheck) {
 
 // The CA's Retry-After on renewalInfo (it may move the window, e.g. before a mass revocation)
 // brings the next check forward.
-TEST_F(AcmeRenewerTest, AnAriRetryAfterBringsTheNextCheckForward) {
+TEST_F(CertificatePipelineTest, AnAriRetryAfterBringsTheNextCheckForward) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);
     deploy_fresh();
     ca->window = {SystemClock::now() + Days(20), SystemClock::now() + Days(21)};
@@ -374,7 +380,7 @@ TEST_F(AcmeRenewerTest, AnAriRetryAfterBringsTheNextCheckForward) {
     EXPECT_LE(status().next_run, SystemClock::now() + 2h + 1s);
 }
 
-TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {
+TEST_F(CertificatePipelineTest, APastAriWindowOrdersAReplacement) {
     Certificate old_leaf = deploy_fresh();
     std::string old_cert = read_file(web().deploy_cert);
     std::string old_key = read_file(web().deploy_key);
@@ -391,7 +397,7 @@ TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {
     EXPECT_EQ(st.job.consecutive_failures, 0);
     EXPECT_EQ(st.job.directory, kDirectoryUrl);
     EXPECT_FALSE(st.temporary);
-    auto deployed = read_deployed(web().deploy_cert, web().deploy_key);
+    auto deployed = Deployer::read(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_EQ(deployed->leaf().to_pem(), ca->leaf_pem());
     EXPECT_EQ(check_server_material(*deployed, web().names, SystemClock::now()), "");
@@ -411,7 +417,7 @@ TEST_F(AcmeRenewerTest, APastAriWindowOrdersAReplacement) {
     EXPECT_FALSE(fs::exists(job_dir() / "staging"));
 }
 
-TEST_F(AcmeRenewerTest, AnOrderRefusedForReplacesIsRetriedOnceWithoutIt) {
+TEST_F(CertificatePipelineTest, AnOrderRefusedForReplacesIsRetriedOnceWithoutIt) {
     Certificate old_leaf = deploy_fresh();
     ca->window = {SystemClock::now() - Days(2), SystemClock::now() - Days(1)};
     ca->new_order = [](const json& payload) -> std::optional<HttpResponse> {
@@ -430,7 +436,7 @@ TEST_F(AcmeRenewerTest, AnOrderRefusedForReplacesIsRetriedOnceWithoutIt) {
     EXPECT_TRUE(logged("the CA refused replaces=" + AcmeClient::ari_cert_id(old_leaf)));
 }
 
-TEST_F(AcmeRenewerTest, AriNeverDelaysPastATwentiethOfTheLifetime) {
+TEST_F(CertificatePipelineTest, AriNeverDelaysPastATwentiethOfTheLifetime) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);
     Certificate leaf = deploy_fresh();
     ca->window = {SystemClock::now() + Days(200), SystemClock::now() + Days(201)};
@@ -443,7 +449,7 @@ TEST_F(AcmeRenewerTest, AriNeverDelaysPastATwentiethOfTheLifetime) {
     EXPECT_GE(status().next_run, deadline - 1s);
 }
 
-TEST_F(AcmeRenewerTest, WithoutAriTheLifetimeDecides) {
+TEST_F(CertificatePipelineTest, WithoutAriTheLifetimeDecides) {
     config.renewal.check_interval = std::chrono::hours(24 * 365);
     ca->ari = false;
     Certificate leaf = deploy_fresh();
@@ -455,7 +461,7 @@ TEST_F(AcmeRenewerTest, WithoutAriTheLifetimeDecides) {
 
 // --- failures --------------------------------------------------------------------------------
 
-TEST_F(AcmeRenewerTest, RateLimitedWaitsForRetryAfter) {
+TEST_F(CertificatePipelineTest, RateLimitedWaitsForRetryAfter) {
     ca->new_order = [](const json&) -> std::optional<HttpResponse> {
         return test::problem(429, "rateLimited", "too many new orders", "n",
                              {{"retry-after", "3600"}});
@@ -483,7 +489,7 @@ TEST_F(AcmeRenewerTest, RateLimitedWaitsForRetryAfter) {
 
 // A forced renewal (control "renew") is still an order at the CA: it waits for the CA's
 // Retry-After like a scheduled one, and says so.
-TEST_F(AcmeRenewerTest, ForcedRenewalHonoursRetryAfter) {
+TEST_F(CertificatePipelineTest, ForcedRenewalHonoursRetryAfter) {
     ca->new_order = [](const json&) -> std::optional<HttpResponse> {
         return test::problem(429, "rateLimited", "too many new orders", "n",
                              {{"retry-after", "3600"}});
@@ -505,7 +511,7 @@ TEST_F(AcmeRenewerTest, ForcedRenewalHonoursRetryAfter) {
     EXPECT_TRUE(renewer->renew_now("web", SystemClock::now() + 3601s));
 }
 
-TEST_F(AcmeRenewerTest, ForcedRenewalsAreSpacedByForcedInterval) {
+TEST_F(CertificatePipelineTest, ForcedRenewalsAreSpacedByForcedInterval) {
     config.renewal.forced_interval = 300s;
     make_renewer().configure(config, SystemClock::now());
     TimePoint t = SystemClock::now();
@@ -517,7 +523,7 @@ TEST_F(AcmeRenewerTest, ForcedRenewalsAreSpacedByForcedInterval) {
     EXPECT_FALSE(renewer->renew_now("nope", t));
 }
 
-TEST_F(AcmeRenewerTest, RateLimitedReplacementIsNotRetriedWithoutReplaces) {
+TEST_F(CertificatePipelineTest, RateLimitedReplacementIsNotRetriedWithoutReplaces) {
     deploy_fresh();
     ca->window = {SystemClock::now() - Days(2), SystemClock::now() - Days(1)};
     ca->new_order = [](const json&) -> std::optional<HttpResponse> {
@@ -534,7 +540,7 @@ TEST_F(AcmeRenewerTest, RateLimitedReplacementIsNotRetriedWithoutReplaces) {
     EXPECT_GE(status().next_run, before + 3600s);
 }
 
-TEST_F(AcmeRenewerTest, BackoffGrowsWithEachFailure) {
+TEST_F(CertificatePipelineTest, BackoffGrowsWithEachFailure) {
     ca->new_order = [](const json&) -> std::optional<HttpResponse> {
         return test::problem(500, "serverInternal", "the CA is down", "n");
     };
@@ -567,7 +573,7 @@ TEST_F(AcmeRenewerTest, BackoffGrowsWithEachFailure) {
     EXPECT_EQ(JobState::load(job_dir() / "job.json", nullptr).consecutive_failures, 3);
 }
 
-TEST_F(AcmeRenewerTest, APersistedBackoffSurvivesARestart) {
+TEST_F(CertificatePipelineTest, APersistedBackoffSurvivesARestart) {
     add_profile("other", {"b.example"});
     deploy(SystemClock::now() - Days(87), SystemClock::now() + Days(3), "other");  // due now
     ca->ari = false;
@@ -592,7 +598,7 @@ TEST_F(AcmeRenewerTest, APersistedBackoffSurvivesARestart) {
     EXPECT_TRUE(renewer->idle(std::chrono::minutes(110)));
 }
 
-TEST_F(AcmeRenewerTest, ABackoffThatEndedBeforeTheRestartRunsAtOnce) {
+TEST_F(CertificatePipelineTest, ABackoffThatEndedBeforeTheRestartRunsAtOnce) {
     deploy_expiring();
     ca->ari = false;
     JobState before;
@@ -613,11 +619,11 @@ TEST_F(AcmeRenewerTest, ABackoffThatEndedBeforeTheRestartRunsAtOnce) {
 
 // --- the temporary certificate -------------------------------------------------------------
 
-TEST_F(AcmeRenewerTest, NothingDeployedGetsATemporaryCertificate) {
+TEST_F(CertificatePipelineTest, NothingDeployedGetsATemporaryCertificate) {
     add_profile("web", {"a.example", "b.example", "192.0.2.7"});
     TimePoint now = SystemClock::now();
-    EXPECT_TRUE(make_renewer().configure(config, now));
-    auto deployed = read_deployed(web().deploy_cert, web().deploy_key);
+    EXPECT_TRUE(make_renewer().configure(config, now).deployed);
+    auto deployed = Deployer::read(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_TRUE(is_temporary(deployed->leaf()));
     EXPECT_EQ(check_server_material(*deployed, web().names, now), "");
@@ -632,7 +638,7 @@ TEST_F(AcmeRenewerTest, NothingDeployedGetsATemporaryCertificate) {
 
     // Configured again (a reload), the stand-in is kept.
     std::string cert = read_file(web().deploy_cert);
-    EXPECT_FALSE(renewer->configure(config, SystemClock::now()));
+    EXPECT_FALSE(renewer->configure(config, SystemClock::now()).deployed);
     EXPECT_EQ(read_file(web().deploy_cert), cert);
 
     // The first order replaces it, and a temporary certificate is not archived.
@@ -644,19 +650,19 @@ TEST_F(AcmeRenewerTest, NothingDeployedGetsATemporaryCertificate) {
     EXPECT_FALSE(fs::exists(job_dir() / "archive"));
 }
 
-TEST_F(AcmeRenewerTest, AValidDeployedCertificateIsLeftInPlace) {
+TEST_F(CertificatePipelineTest, AValidDeployedCertificateIsLeftInPlace) {
     deploy_fresh();
     std::string cert = read_file(web().deploy_cert), key = read_file(web().deploy_key);
-    EXPECT_FALSE(make_renewer().configure(config, SystemClock::now()));
+    EXPECT_FALSE(make_renewer().configure(config, SystemClock::now()).deployed);
     EXPECT_EQ(read_file(web().deploy_cert), cert);
     EXPECT_EQ(read_file(web().deploy_key), key);
     EXPECT_FALSE(status().temporary);
 }
 
-TEST_F(AcmeRenewerTest, AnExpiredDeployedCertificateIsReplacedByAStandIn) {
+TEST_F(CertificatePipelineTest, AnExpiredDeployedCertificateIsReplacedByAStandIn) {
     deploy(SystemClock::now() - Days(90), SystemClock::now() - Days(1));
-    EXPECT_TRUE(make_renewer().configure(config, SystemClock::now()));
-    auto deployed = read_deployed(web().deploy_cert, web().deploy_key);
+    EXPECT_TRUE(make_renewer().configure(config, SystemClock::now()).deployed);
+    auto deployed = Deployer::read(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_TRUE(is_temporary(deployed->leaf()));
     EXPECT_EQ(check_server_material(*deployed, web().names, SystemClock::now()), "");
@@ -664,10 +670,10 @@ TEST_F(AcmeRenewerTest, AnExpiredDeployedCertificateIsReplacedByAStandIn) {
 
 // --- the staging contract ------------------------------------------------------------------
 
-class AcmeRenewerStagingTest : public AcmeRenewerTest,
-                               public ::testing::WithParamInterface<FakeCa::Issue> {};
+class CertificatePipelineStagingTest : public CertificatePipelineTest,
+                                       public ::testing::WithParamInterface<FakeCa::Issue> {};
 
-TEST_P(AcmeRenewerStagingTest, ACertificateThatDoesNotFitIsNotDeployed) {
+TEST_P(CertificatePipelineStagingTest, ACertificateThatDoesNotFitIsNotDeployed) {
     add_profile("web", {"a.example", "b.example"});
     ca->ari = false;
     ca->issue = GetParam();
@@ -691,12 +697,12 @@ TEST_P(AcmeRenewerStagingTest, ACertificateThatDoesNotFitIsNotDeployed) {
     EXPECT_EQ(deployed_calls, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Issues, AcmeRenewerStagingTest,
+INSTANTIATE_TEST_SUITE_P(Issues, CertificatePipelineStagingTest,
                          ::testing::Values(FakeCa::Issue::WrongKey, FakeCa::Issue::FirstNameOnly));
 
 // --- events ----------------------------------------------------------------------------------
 
-TEST_F(AcmeRenewerTest, AnOrderReportsObtainingThenObtained) {
+TEST_F(CertificatePipelineTest, AnOrderReportsObtainingThenObtained) {
     run_once();
     using Types = std::vector<std::string>;
     EXPECT_EQ(event_types(), (Types{"obtaining", "obtained"}));
@@ -712,7 +718,7 @@ TEST_F(AcmeRenewerTest, AnOrderReportsObtainingThenObtained) {
         << events[1].message;
 }
 
-TEST_F(AcmeRenewerTest, AFailingRenewalCloseToExpiryReportsExpiring) {
+TEST_F(CertificatePipelineTest, AFailingRenewalCloseToExpiryReportsExpiring) {
     ca->ari = false;
     deploy_expiring();
     ca->new_order = [](const json&) -> std::optional<HttpResponse> {
@@ -732,7 +738,7 @@ TEST_F(AcmeRenewerTest, AFailingRenewalCloseToExpiryReportsExpiring) {
     EXPECT_NE(events[2].message.find("and renewal is failing"), std::string::npos);
 }
 
-TEST_F(AcmeRenewerTest, AFailingRenewalFarFromExpiryIsNotExpiring) {
+TEST_F(CertificatePipelineTest, AFailingRenewalFarFromExpiryIsNotExpiring) {
     config.renewal.expiring_threshold = std::chrono::hours(24);
     ca->ari = false;
     deploy_expiring();  // 3 days left
@@ -743,7 +749,7 @@ TEST_F(AcmeRenewerTest, AFailingRenewalFarFromExpiryIsNotExpiring) {
     EXPECT_EQ(event_types(), (std::vector<std::string>{"obtaining", "failed"}));
 }
 
-TEST_F(AcmeRenewerTest, AManualDns01ProfileThatIsDueSaysSoFirst) {
+TEST_F(CertificatePipelineTest, AManualDns01ProfileThatIsDueSaysSoFirst) {
     config.issuers["ca"].challenge.type = ChallengeConfig::Type::Dns01;
     config.issuers["ca"].challenge.provider = ChallengeConfig::DnsProvider::Manual;
     ca->ari = false;
@@ -759,7 +765,7 @@ TEST_F(AcmeRenewerTest, AManualDns01ProfileThatIsDueSaysSoFirst) {
 
 // --- stopping and reloading ----------------------------------------------------------------
 
-TEST_F(AcmeRenewerTest, StopInterruptsAnOrderThatIsPolling) {
+TEST_F(CertificatePipelineTest, StopInterruptsAnOrderThatIsPolling) {
     ca->hang = true;
     make_renewer().configure(config, SystemClock::now());
     renewer->start();
@@ -780,13 +786,14 @@ TEST_F(AcmeRenewerTest, StopInterruptsAnOrderThatIsPolling) {
     EXPECT_TRUE(status().temporary);
 }
 
-TEST_F(AcmeRenewerTest, AReloadDuringAnOrderKeepsTheJobGoing) {
+TEST_F(CertificatePipelineTest, AReloadDuringAnOrderKeepsTheJobGoing) {
     ca->hang = true;
     ca->hang_retry_after = "";
     make_renewer().configure(config, SystemClock::now());
     renewer->start();
     ASSERT_TRUE(eventually([&] { return ca->finalized(); }));
-    EXPECT_FALSE(renewer->configure(config, SystemClock::now()));  // a reload while the order polls
+    EXPECT_FALSE(
+        renewer->configure(config, SystemClock::now()).deployed);  // a reload while the order polls
     EXPECT_TRUE(status().running);
     ca->hang = false;
 
