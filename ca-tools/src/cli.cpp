@@ -455,16 +455,16 @@ int cmd_show(const Context& ctx) {
     CertificateAuthority ca = ctx.open(false, DirectoryLock::Mode::Shared);
     ctx.warn(ca);
     std::optional<Certificate> cert;
-    if (fs::is_regular_file(pos[0]) || normalize_serial(pos[0]).empty()) {
+    std::optional<std::string> serial = normalize_serial(pos[0]);
+    if (fs::is_regular_file(pos[0]) || !serial) {
         if (!fs::exists(pos[0]) && pos[0].find_first_of("/.") == std::string::npos)
             fail(ErrorKind::Input, "'" + printable(pos[0]) + "'",
                  "is neither a serial (hex digits, e.g. 0A1B or 0a:1b) nor a certificate file");
         cert = Certificate::load(pos[0]);
     } else {
-        fs::path path = ca.cert_path(normalize_serial(pos[0]));
+        fs::path path = ca.cert_path(*serial);
         if (!fs::exists(path))
-            fail(ErrorKind::State, "serial " + normalize_serial(pos[0]),
-                 "was not issued by this CA");
+            fail(ErrorKind::State, "serial " + *serial, "was not issued by this CA");
         cert = Certificate::load(path);
     }
     std::optional<IndexEntry> entry = ca.find(cert->serial_hex());
@@ -517,17 +517,17 @@ int cmd_verify(const Context& ctx) {
     VerifyResult r = ca.verify(chain);
     if (ctx.json) {
         json j{{"file", pos[0]},
-               {"ok", r.ok},
+               {"ok", r.ok()},
                {"subject", chain.front().subject()},
                {"serial", chain.front().serial_hex()}};
-        if (!r.ok) j["reason"] = r.reason;
+        if (r.problem) j["reason"] = *r.problem;
         ctx.out << j.dump(2) << "\n";
-    } else if (r.ok) {
+    } else if (r.ok()) {
         ctx.out << pos[0] << ": OK (" << r.entry->profile << " " << chain.front().subject()
                 << ", serial " << r.entry->serial << ", until " << to_iso8601(r.entry->not_after)
                 << ")\n";
     }
-    if (!r.ok) fail(ErrorKind::Input, pos[0], r.reason);
+    if (r.problem) fail(ErrorKind::Input, pos[0], *r.problem);
     return kExitOk;
 }
 

@@ -282,6 +282,25 @@ TEST_F(Rfc2136Test, PropagationTimesOutWhenAServerNeverShowsTheValue) {
     EXPECT_TRUE(named_.txt("_acme-challenge.x.example.test").empty());
 }
 
+// When the last query to the late server failed, the timeout says why (PropagationCheck's
+// last_problem), not only that the value was missing.
+TEST_F(Rfc2136Test, PropagationTimeoutNamesWhyTheLastQueryFailed) {
+    std::string silent = "127.0.0.1:" + std::to_string(test::free_port());  // nothing answers
+    ChallengeConfig c = config();
+    c.propagation_servers = {named_.server(), silent};
+    c.propagation_timeout = 1s;
+    auto s = solver(c);
+    std::vector<ChallengeTask> tasks = {task("x.example.test", "tok-a")};
+    std::string message = test::error_of([&] { s->present(tasks); }, ErrorKind::Io);
+    std::string expected = "dns-01: _acme-challenge.x.example.test.: value not visible on " +
+                           silent + " after 1 s (dns: _acme-challenge.x.example.test. TXT: no " +
+                           "answer from " + silent + ": ";
+    EXPECT_EQ(message.substr(0, expected.size()), expected) << message;
+    EXPECT_EQ(message.back(), ')') << message;
+    s->cleanup(tasks);
+    EXPECT_TRUE(named_.txt("_acme-challenge.x.example.test").empty());
+}
+
 TEST_F(Rfc2136Test, StopDuringThePropagationWait) {
     test::Named stale;
     ChallengeConfig c = config();

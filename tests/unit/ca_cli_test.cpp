@@ -1148,6 +1148,44 @@ TEST_F(CaCliTest, CorruptCrlNumberStopsCrlAndRevokeWithoutChanges) {
 
 // ---------------------------------------------------------------- list, show, verify
 
+TEST(NormalizeSerialTest, TypedSerialsBecomeIndexHexElseNullopt) {
+    EXPECT_EQ(normalize_serial("0a:1B"), "0A1B");
+    EXPECT_EQ(normalize_serial("0x0A1B"), "0A1B");
+    EXPECT_EQ(normalize_serial("A1B"), "0A1B");
+    EXPECT_EQ(normalize_serial("000"), "0");
+    EXPECT_EQ(normalize_serial(""), std::nullopt);
+    EXPECT_EQ(normalize_serial("0x"), std::nullopt);
+    EXPECT_EQ(normalize_serial("dev-1.crt"), std::nullopt);
+    EXPECT_EQ(normalize_serial("0A 1B"), std::nullopt);
+}
+
+// CertificateAuthority::verify() judges a chain: problem is nullopt only for a valid, indexed,
+// unrevoked certificate of this CA, and names the reason otherwise.
+TEST_F(CaCliTest, VerifyResultHasAProblemUnlessValidIndexedAndNotRevoked) {
+    init();
+    issue_client({"good", "gone"});
+    ASSERT_EQ(ca({"revoke", out("gone.crt").string()}).code, cli::kExitOk);
+    Certificate stranger = sign_directly("stranger", SystemClock::now() - std::chrono::hours(1),
+                                         SystemClock::now() + std::chrono::hours(24));
+    CertificateAuthority authority(dir_, {}, false, DirectoryLock::Mode::Shared);
+
+    VerifyResult good = authority.verify({cert("good")});
+    EXPECT_TRUE(good.ok());
+    EXPECT_EQ(good.problem, std::nullopt);
+    ASSERT_TRUE(good.entry);
+    EXPECT_EQ(good.entry->name, "good");
+
+    VerifyResult gone = authority.verify({cert("gone")});
+    EXPECT_FALSE(gone.ok());
+    ASSERT_TRUE(gone.problem);
+    EXPECT_TRUE(gone.problem->starts_with("revoked on ")) << *gone.problem;
+    EXPECT_TRUE(contains(*gone.problem, "(unspecified)")) << *gone.problem;
+
+    EXPECT_EQ(authority.verify({stranger}).problem, "chains to this CA but is not in its index");
+    EXPECT_EQ(authority.verify({}).problem, "no certificate");
+    EXPECT_FALSE(VerifyResult{}.ok());  // fail closed
+}
+
 TEST_F(CaCliTest, ListFiltersByStatus) {
     init();
     issue_client({"alpha", "beta", "gamma"});

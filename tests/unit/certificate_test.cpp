@@ -492,14 +492,14 @@ TEST(CertificateFingerprintTest, Normalize) {
 
 TEST(CertificateFingerprintTest, NormalizeRejects) {
     const std::string lower = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    EXPECT_EQ(normalize_fingerprint(lower.substr(1)), "");  // 63 digits
-    EXPECT_EQ(normalize_fingerprint(lower + "00"), "");     // 66 digits
-    EXPECT_EQ(normalize_fingerprint(""), "");
-    EXPECT_EQ(normalize_fingerprint("sha1:" + lower), "");
+    EXPECT_EQ(normalize_fingerprint(lower.substr(1)), std::nullopt);  // 63 digits
+    EXPECT_EQ(normalize_fingerprint(lower + "00"), std::nullopt);     // 66 digits
+    EXPECT_EQ(normalize_fingerprint(""), std::nullopt);
+    EXPECT_EQ(normalize_fingerprint("sha1:" + lower), std::nullopt);
     std::string bad = lower;
     bad[10] = 'g';
-    EXPECT_EQ(normalize_fingerprint(bad), "");
-    EXPECT_EQ(normalize_fingerprint(" " + lower), "");
+    EXPECT_EQ(normalize_fingerprint(bad), std::nullopt);
+    EXPECT_EQ(normalize_fingerprint(" " + lower), std::nullopt);
 }
 
 TEST_F(CertificateTest, FingerprintNormalizesToItself) {

@@ -86,5 +86,25 @@ TEST(Subprocess, OutputBelowTheCapIsKeptWhole) {
     EXPECT_FALSE(result.err_truncated);
 }
 
+// problem() is the verdict hooks' callers log: nullopt on exit 0, else the exit code and the last
+// line of stderr, or "timed out".
+TEST(Subprocess, ProblemIsNulloptOnSuccessElseExitCodeAndLastStderrLine) {
+    auto ok = run_subprocess({"/bin/sh", "-c", "echo noise >&2; exit 0"}, "", 10s);
+    EXPECT_EQ(ok.problem(), std::nullopt);
+    EXPECT_EQ(ok.failure(), "");
+
+    auto failed = run_subprocess(
+        {"/bin/sh", "-c", "echo first >&2; echo 'zone refused' >&2; exit 3"}, "", 10s);
+    EXPECT_EQ(failed.problem(), "exit code 3: zone refused");
+    EXPECT_EQ(failed.failure(), "exit code 3: zone refused");
+
+    auto silent = run_subprocess({"/bin/sh", "-c", "exit 1"}, "", 10s);
+    EXPECT_EQ(silent.problem(), "exit code 1");
+
+    auto slow = run_subprocess({"/bin/sh", "-c", "exec sleep 30"}, "", 200ms);
+    EXPECT_TRUE(slow.timed_out);
+    EXPECT_EQ(slow.problem(), "timed out");
+}
+
 }  // namespace
 }  // namespace brokertls

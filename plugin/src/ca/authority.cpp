@@ -145,7 +145,7 @@ size_t utf8_length(std::string_view text) {
 }
 
 // Why `name` cannot be a client identity, in words for the error; nullopt when it can.
-std::optional<std::string> client_name_problem(const std::string& name, IdentityRules rules) {
+Problem client_name_problem(const std::string& name, IdentityRules rules) {
     auto problem = identity_problem(name, rules);
     if (!problem) return std::nullopt;
     std::string reason = "is not usable as a client identity: " + *problem;
@@ -188,16 +188,17 @@ std::optional<CertificateProfile> parse_leaf_profile(std::string_view name) {
     return std::nullopt;
 }
 
-std::string normalize_serial(std::string_view text) {
+std::optional<std::string> normalize_serial(std::string_view text) {
     if (text.substr(0, 2) == "0x" || text.substr(0, 2) == "0X") text.remove_prefix(2);
     std::string out;
     for (char c : text) {
         if (c == ':') continue;
-        if (!std::isxdigit(static_cast<unsigned char>(c))) return "";
+        if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
         out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     }
     size_t first = out.find_first_not_of('0');
-    if (first == std::string::npos) return out.empty() ? "" : "0";
+    if (out.empty()) return std::nullopt;
+    if (first == std::string::npos) return "0";
     out.erase(0, first);
     // Whole octets, as Certificate::serial_hex() (BN_bn2hex) writes them: "0BE6..", not "BE6..".
     if (out.size() % 2 != 0) out.insert(out.begin(), '0');
@@ -612,9 +613,10 @@ IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string
 }
 
 std::optional<IndexEntry> CertificateAuthority::find(const std::string& serial) const {
-    std::string wanted = normalize_serial(serial);
+    std::optional<std::string> wanted = normalize_serial(serial);
+    if (!wanted) return std::nullopt;
     for (auto& e : index_.read())
-        if (e.serial == wanted) return e;
+        if (e.serial == *wanted) return e;
     return std::nullopt;
 }
 
@@ -622,15 +624,15 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
                                         int crl_days) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
     check_days(crl_days);
-    std::string serial = normalize_serial(serial_or_file);
+    std::optional<std::string> typed = normalize_serial(serial_or_file);
     std::optional<Certificate> given;
-    if (fs::is_regular_file(serial_or_file) || serial.empty()) {
+    if (fs::is_regular_file(serial_or_file) || !typed) {
         if (serial_or_file.find_first_of("/.") == std::string::npos)
             fail(ErrorKind::Input, "'" + printable(serial_or_file) + "'",
                  "is neither a serial (hex digits, e.g. 0A1B or 0a:1b) nor a certificate file");
         given = Certificate::load(serial_or_file);
-        serial = given->serial_hex();
     }
+    std::string serial = given ? given->serial_hex() : *typed;
     // One replay of the index serves both the lookup and the new CRL.
     std::vector<IndexEntry> entries = index_.read();
     auto entry = std::find_if(entries.begin(), entries.end(),
@@ -690,7 +692,7 @@ Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries,
 VerifyResult CertificateAuthority::verify(const std::vector<Certificate>& chain) const {
     VerifyResult result;
     if (chain.empty()) {
-        result.reason = "no certificate";
+        result.problem = "no certificate";
         return result;
     }
     const Certificate& leaf = chain.front();
@@ -709,22 +711,22 @@ VerifyResult CertificateAuthority::verify(const std::vector<Certificate>& chain)
     else if (std::find(eku.begin(), eku.end(), "serverAuth") != eku.end())
         X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
     if (X509_verify_cert(ctx.get()) != 1) {
-        result.reason = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+        result.problem = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
         ERR_clear_error();
         return result;
     }
     result.entry = find(leaf.serial_hex());
     if (!result.entry || result.entry->fingerprint != leaf.fingerprint_sha256()) {
         result.entry.reset();
-        result.reason = "chains to this CA but is not in its index";
+        result.problem = "chains to this CA but is not in its index";
         return result;
     }
     if (result.entry->revoked_at) {
-        result.reason = "revoked on " + to_iso8601(*result.entry->revoked_at) + " (" +
-                        std::string(revocation_reason_name(result.entry->reason)) + ")";
+        result.problem = "revoked on " + to_iso8601(*result.entry->revoked_at) + " (" +
+                         std::string(revocation_reason_name(result.entry->reason)) + ")";
         return result;
     }
-    result.ok = true;
+    result.problem.reset();
     return result;
 }
 

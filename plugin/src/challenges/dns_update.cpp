@@ -16,10 +16,10 @@ std::string subject(const TxtRecord& record) {
     return "rfc2136: UPDATE of " + record.name;
 }
 
-// The TSIG error a server put in its answer (BADSIG, BADKEY, BADTIME), or "".
-std::string tsig_error(const ldns_pkt* answer) {
+// The TSIG error a server put in its answer (BADSIG, BADKEY, BADTIME); nullopt when none.
+Problem tsig_problem(const ldns_pkt* answer) {
     const ldns_rr* tsig = ldns_pkt_tsig(answer);
-    if (!tsig || ldns_rr_rd_count(tsig) < 6) return "";
+    if (!tsig || ldns_rr_rd_count(tsig) < 6) return std::nullopt;
     switch (ldns_rdf2native_int16(ldns_rr_rdf(tsig, 5))) {
         case 16:
             return "BADSIG";
@@ -28,18 +28,18 @@ std::string tsig_error(const ldns_pkt* answer) {
         case 18:
             return "BADTIME";
         default:
-            return "";
+            return std::nullopt;
     }
 }
 
 std::string explain(const ldns_pkt* answer, const TxtRecord& record) {
     ldns_pkt_rcode rcode = ldns_pkt_get_rcode(answer);
     std::string text = rcode_text(rcode);
-    std::string tsig = tsig_error(answer);
+    Problem tsig = tsig_problem(answer);
     switch (rcode) {
         case LDNS_RCODE_NOTAUTH:
-            if (!tsig.empty())
-                return text + " (TSIG key rejected with " + tsig +
+            if (tsig)
+                return text + " (TSIG key rejected with " + *tsig +
                        (tsig == "BADTIME" ? ": check this host's clock)"
                                           : ": check tsig_key_file)");
             return text + " (the server is not authoritative for zone " + record.zone +
@@ -50,7 +50,7 @@ std::string explain(const ldns_pkt* answer, const TxtRecord& record) {
         case LDNS_RCODE_NOTZONE:
             return text + " (" + record.name + " is not in zone " + record.zone + ": check zone)";
         default:
-            return tsig.empty() ? text : text + " (TSIG " + tsig + ")";
+            return tsig ? text + " (TSIG " + *tsig + ")" : text;
     }
 }
 

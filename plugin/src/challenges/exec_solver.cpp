@@ -25,10 +25,9 @@ class ExecSolver : public ChallengeSolver {
 
     void present(const std::vector<ChallengeTask>& tasks) override {
         for (const auto& task : tasks) {
-            std::string failure = run_hook("present", task);
-            if (!failure.empty()) {
+            if (Problem problem = run_hook("present", task)) {
                 fail(ErrorKind::Io, "dns-01 exec hook " + config_.command.string(),
-                     "present " + dns01_record_name(config_, task) + ": " + failure);
+                     "present " + dns01_record_name(config_, task) + ": " + *problem);
             }
         }
     }
@@ -36,10 +35,9 @@ class ExecSolver : public ChallengeSolver {
     void cleanup(const std::vector<ChallengeTask>& tasks) noexcept override {
         for (const auto& task : tasks) {
             try {
-                std::string failure = run_hook("cleanup", task);
-                if (!failure.empty()) {
+                if (Problem problem = run_hook("cleanup", task)) {
                     context_.log("dns-01 exec hook " + config_.command.string() + ": cleanup " +
-                                 dns01_record_name(config_, task) + ": " + failure);
+                                 dns01_record_name(config_, task) + ": " + *problem);
                 }
             } catch (const std::exception& e) {
                 context_.log(std::string("dns-01 exec hook: cleanup: ") + e.what());
@@ -48,8 +46,8 @@ class ExecSolver : public ChallengeSolver {
     }
 
   private:
-    // Runs the hook for one task; returns "" on success, else SubprocessResult::failure().
-    std::string run_hook(const std::string& action, const ChallengeTask& task) {
+    // Runs the hook for one task; SubprocessResult::problem(), printable.
+    Problem run_hook(const std::string& action, const ChallengeTask& task) {
         auto result =
             run_subprocess({config_.command.string(), action, dns01_record_name(config_, task),
                             dns01_txt_value(task.key_authorization), task.identifier.value},
@@ -62,7 +60,9 @@ class ExecSolver : public ChallengeSolver {
         if (result.err_truncated)
             context_.log("exec hook: stderr truncated: only its first " +
                          std::to_string(kMaxCapturedOutput) + " bytes were kept");
-        return printable(result.failure());
+        Problem problem = result.problem();
+        if (problem) problem = printable(*problem);
+        return problem;
     }
 
     ChallengeConfig config_;

@@ -41,7 +41,7 @@ struct PropagationCheck {
     const DnsClient* server;
     std::string name;
     std::set<std::string> values;
-    std::string last_error;
+    Problem last_problem;  // why the last query failed, if it did
 };
 
 class Rfc2136Solver final : public ChallengeSolver {
@@ -137,7 +137,7 @@ class Rfc2136Solver final : public ChallengeSolver {
                     return c.server == server.get() && c.name == record.name;
                 });
                 if (same == checks.end())
-                    checks.push_back({server.get(), record.name, {record.value}, ""});
+                    checks.push_back({server.get(), record.name, {record.value}, std::nullopt});
                 else
                     same->values.insert(record.value);
             }
@@ -156,7 +156,7 @@ class Rfc2136Solver final : public ChallengeSolver {
                 fail(ErrorKind::Io, "dns-01: " + late.name,
                      "value not visible on " + late.server->describe() + " after " +
                          std::to_string(config_.propagation_timeout.count()) + " s" +
-                         (late.last_error.empty() ? "" : " (" + late.last_error + ")"));
+                         (late.last_problem ? " (" + *late.last_problem + ")" : ""));
             }
             auto pause = std::min<std::chrono::milliseconds>(
                 config_.propagation_interval,
@@ -168,12 +168,12 @@ class Rfc2136Solver final : public ChallengeSolver {
     static bool visible(PropagationCheck& check) {
         try {
             auto found = txt_values(*check.server, check.name);
-            check.last_error.clear();
+            check.last_problem.reset();
             return std::all_of(check.values.begin(), check.values.end(), [&](const auto& v) {
                 return std::find(found.begin(), found.end(), v) != found.end();
             });
         } catch (const Error& e) {
-            check.last_error = e.what();
+            check.last_problem = e.what();
             return false;
         }
     }

@@ -124,9 +124,9 @@ SecurityProfile parse_security_profile(const std::string& name, const Node& node
                                {"deny_fingerprints", &p.deny_fingerprints}}) {
         if (!node.has(key)) continue;
         for (const auto& item : node.field(key).array()) {
-            std::string fp = normalize_fingerprint(item.string());
-            if (fp.empty()) item.error("not a SHA-256 fingerprint (64 hex digits, colons allowed)");
-            target->push_back(fp);
+            auto fp = normalize_fingerprint(item.string());
+            if (!fp) item.error("not a SHA-256 fingerprint (64 hex digits, colons allowed)");
+            target->push_back(*fp);
         }
     }
     if (node.has("identity")) {

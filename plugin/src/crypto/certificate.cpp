@@ -248,15 +248,16 @@ std::string_view eku_names() {
     return "serverAuth, clientAuth, codeSigning, emailProtection, timeStamping, OCSPSigning";
 }
 
-std::string normalize_fingerprint(std::string_view text) {
+std::optional<std::string> normalize_fingerprint(std::string_view text) {
     if (text.substr(0, 7) == "sha256:" || text.substr(0, 7) == "SHA256:") text.remove_prefix(7);
     std::string out;
     for (char c : text) {
         if (c == ':') continue;
-        if (!std::isxdigit(static_cast<unsigned char>(c))) return "";
+        if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
         out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
-    return out.size() == 64 ? out : "";
+    if (out.size() != 64) return std::nullopt;
+    return out;
 }
 
 }  // namespace brokertls

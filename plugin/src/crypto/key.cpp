@@ -80,7 +80,7 @@ std::string_view key_type_names() {
     return "ecdsa-p256, ecdsa-p384, rsa2048, rsa3072, rsa4096, ed25519";
 }
 
-std::optional<std::string> public_key_problem(const EVP_PKEY* key) {
+Problem public_key_problem(const EVP_PKEY* key) {
     if (EVP_PKEY_is_a(key, "ED25519")) return std::nullopt;
     if (EVP_PKEY_is_a(key, "RSA")) {
         int bits = EVP_PKEY_get_bits(key);

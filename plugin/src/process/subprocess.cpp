@@ -88,9 +88,9 @@ pid_t spawn_process(const std::vector<std::string>& argv,
     return pid;
 }
 
-std::string SubprocessResult::failure() const {
+Problem SubprocessResult::problem() const {
     if (timed_out) return "timed out";
-    if (exit_code == 0) return "";
+    if (exit_code == 0) return std::nullopt;
     std::string last = err;
     while (!last.empty() && (last.back() == '\n' || last.back() == '\r')) last.pop_back();
     if (auto nl = last.rfind('\n'); nl != std::string::npos) last = last.substr(nl + 1);

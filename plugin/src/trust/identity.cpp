@@ -46,7 +46,7 @@ std::string hex_byte(unsigned char b) {
 
 }  // namespace
 
-std::optional<std::string> identity_problem(std::string_view identity, IdentityRules rules) {
+Problem identity_problem(std::string_view identity, IdentityRules rules) {
     if (identity.empty()) return "is empty";
     if (identity.size() > 65535) return "is longer than 65535 bytes";
     for (size_t i = 0; i < identity.size();) {

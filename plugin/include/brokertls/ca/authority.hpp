@@ -25,6 +25,7 @@
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/signing.hpp"
+#include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
 #include "brokertls/trust/identity.hpp"
 
@@ -73,10 +74,12 @@ struct IssuedFiles {
     std::filesystem::path key, cert, chain;
 };
 
+// verify()'s verdict: `problem` is why the chain is not a valid certificate of this CA (nullopt
+// when it is); `entry` is its index entry when it is in the index.
 struct VerifyResult {
-    bool ok = false;
-    std::string reason;  // why not, in words; "" when ok
+    Problem problem = "not verified";  // fail closed: a result nobody filled in is not ok
     std::optional<IndexEntry> entry;
+    bool ok() const { return !problem; }
 };
 
 class CertificateAuthority {
@@ -156,7 +159,8 @@ std::string_view profile_name(CertificateProfile profile);
 std::optional<CertificateProfile> parse_leaf_profile(std::string_view name);
 
 // Normalises a serial typed by a person ("0a:1B..", "0x0A1B", "A1B") to the index's uppercase
-// hex in whole octets, as Certificate::serial_hex() writes it ("0A1B").
-std::string normalize_serial(std::string_view text);
+// hex in whole octets, as Certificate::serial_hex() writes it ("0A1B"); nullopt when the text
+// is not a serial (no hex digits, or another character than hex digits and ':').
+std::optional<std::string> normalize_serial(std::string_view text);
 
 }  // namespace brokertls

@@ -78,8 +78,8 @@ std::string chain_to_pem(const std::vector<Certificate>& chain);
 std::optional<std::string> canonical_eku_name(std::string_view text);
 std::string_view eku_names();  // the known purposes, for error messages
 
-// Accepts "AB:CD:..", "abcd..", with or without "sha256:" prefix; returns 64 lowercase hex digits
-// or "" when the text is not a SHA-256 fingerprint.
-std::string normalize_fingerprint(std::string_view text);
+// Accepts "AB:CD:..", "abcd..", with or without "sha256:" prefix; returns 64 lowercase hex digits,
+// or nullopt when the text is not a SHA-256 fingerprint.
+std::optional<std::string> normalize_fingerprint(std::string_view text);
 
 }  // namespace brokertls

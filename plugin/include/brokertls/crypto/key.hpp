@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "brokertls/crypto/handles.hpp"
+#include "brokertls/error.hpp"
 
 namespace brokertls {
 
@@ -22,7 +23,7 @@ using Passphrase = std::optional<std::string>;
 
 // Why brokertls will not certify `key`, naming what it is ("RSA key of 1024 bits: ..."); nullopt
 // for RSA of at least 2048 bits, EC on P-256 or P-384, and Ed25519.
-std::optional<std::string> public_key_problem(const EVP_PKEY* key);
+Problem public_key_problem(const EVP_PKEY* key);
 
 class PrivateKey {
   public:

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "brokertls/error.hpp"
+
 namespace brokertls {
 
 // What a hook's environment holds besides the variables its caller documents.
@@ -25,8 +27,12 @@ struct SubprocessResult {
     bool timed_out = false;
     std::string out, err;                               // at most kMaxCapturedOutput bytes each
     bool out_truncated = false, err_truncated = false;  // more was written and discarded
-    // "exit code 3: <last line of stderr>", "timed out", or "" when it succeeded.
-    std::string failure() const;
+    // Why the hook failed: "exit code 3: <last line of stderr>", "timed out"; nullopt when it
+    // succeeded.
+    Problem problem() const;
+    // deprecated: lead converts callers (renewal/event_sinks.cpp) to problem().
+    // problem(), or "" when it succeeded.
+    std::string failure() const { return problem().value_or(""); }
 };
 
 enum class Environment {

@@ -3,9 +3,10 @@
 // lines. An identity ends up in ACL patterns (`devices/%u/#`) and in MQTT strings, so it must
 // be valid UTF-8 as MQTT defines it, hold no control characters and no topic characters.
 
-#include <optional>
 #include <string>
 #include <string_view>
+
+#include "brokertls/error.hpp"
 
 namespace brokertls {
 
@@ -19,7 +20,7 @@ struct IdentityRules {
 // than 65535 bytes (an MQTT string), NUL, invalid UTF-8 (overlong, surrogates, > U+10FFFF),
 // control characters (U+0001-U+001F, U+007F-U+009F), Unicode noncharacters, '+', '#', and '/'
 // unless allowed.
-std::optional<std::string> identity_problem(std::string_view identity, IdentityRules rules = {});
+Problem identity_problem(std::string_view identity, IdentityRules rules = {});
 
 // `bytes` safe for one log line: control characters, invalid UTF-8 bytes and '\' written as
 // \xNN (or \\), valid UTF-8 kept as it is.
