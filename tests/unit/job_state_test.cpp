@@ -145,15 +145,16 @@ TEST(JobState, SaveAndLoadRoundTripAtomicallyWithPublicMode) {
     struct stat st {};
     ASSERT_EQ(stat(file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0644u);
-    std::string warning = "stale";
-    expect_same(JobState::load(file, &warning), sample());
-    EXPECT_EQ(warning, "");
+    std::vector<std::string> warnings;
+    expect_same(JobState::load(file, warnings), sample());
+    EXPECT_TRUE(warnings.empty());
 
     JobState changed = sample();
     changed.consecutive_failures = 0;
     changed.last_result = "obtained";
     changed.save(file);
-    EXPECT_EQ(JobState::load(file, &warning).last_result, "obtained");
+    EXPECT_EQ(JobState::load(file, warnings).last_result, "obtained");
+    EXPECT_TRUE(warnings.empty());
     // Only job.json is left: the temporary file was renamed over it.
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(file.parent_path()),
                             std::filesystem::directory_iterator()),
@@ -162,12 +163,11 @@ TEST(JobState, SaveAndLoadRoundTripAtomicallyWithPublicMode) {
 
 TEST(JobState, MissingFileIsAFreshStateWithoutWarning) {
     test::TempDir dir;
-    std::string warning = "stale";
-    JobState s = JobState::load(dir / "job.json", &warning);
-    EXPECT_EQ(warning, "");
+    std::vector<std::string> warnings;
+    JobState s = JobState::load(dir / "job.json", warnings);
+    EXPECT_TRUE(warnings.empty());
     EXPECT_EQ(s.consecutive_failures, 0);
     EXPECT_EQ(s.next_run, TimePoint{});
-    EXPECT_NO_THROW(JobState::load(dir / "job.json", nullptr));
 }
 
 TEST(JobState, DamagedFileIsAFreshStateWithAWarningNamingFileAndReason) {
@@ -175,23 +175,27 @@ TEST(JobState, DamagedFileIsAFreshStateWithAWarningNamingFileAndReason) {
     auto file = dir / "job.json";
     std::string text = sample().to_json();
     write_file_atomic(file, text.substr(0, text.size() / 2));  // a torn write by another tool
-    std::string warning;
-    JobState s = JobState::load(file, &warning);
-    EXPECT_EQ(warning, file.string() + ": not valid JSON");
+    std::vector<std::string> warnings;
+    JobState s = JobState::load(file, warnings);
+    EXPECT_EQ(warnings, std::vector<std::string>{file.string() + ": not valid JSON"});
     EXPECT_EQ(s.consecutive_failures, 0);
     EXPECT_TRUE(s.activity.empty());
 
     write_file_atomic(file, R"({"consecutive_failures": true})");
-    JobState::load(file, &warning);
-    EXPECT_EQ(warning,
-              file.string() + ": consecutive_failures: must be a whole number of at least 0");
+    warnings.clear();
+    JobState::load(file, warnings);
+    EXPECT_EQ(warnings, std::vector<std::string>{file.string() +
+                                                 ": consecutive_failures: must be a whole "
+                                                 "number of at least 0"});
 
     // Unreadable (a directory where the file should be): also fresh, with the reason.
     auto not_a_file = dir / "dir.json";
     std::filesystem::create_directory(not_a_file);
-    s = JobState::load(not_a_file, &warning);
-    EXPECT_NE(warning.find(not_a_file.string()), std::string::npos) << warning;
-    EXPECT_NE(warning.find("cannot read"), std::string::npos) << warning;
+    warnings.clear();
+    s = JobState::load(not_a_file, warnings);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find(not_a_file.string()), std::string::npos) << warnings[0];
+    EXPECT_NE(warnings[0].find("cannot read"), std::string::npos) << warnings[0];
     EXPECT_EQ(s.consecutive_failures, 0);
 }
 

@@ -23,6 +23,14 @@
 namespace brokertls {
 namespace {
 
+// A saved job state, which must load without a warning.
+JobState load_state(const std::filesystem::path& file) {
+    std::vector<std::string> warnings;
+    JobState state = JobState::load(file, warnings);
+    EXPECT_TRUE(warnings.empty()) << warnings.front();
+    return state;
+}
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using test::answer;
@@ -400,7 +408,7 @@ TEST_F(CertificatePipelineTest, APastAriWindowOrdersAReplacement) {
     auto deployed = Deployer::read(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_EQ(deployed->leaf().to_pem(), ca->leaf_pem());
-    EXPECT_EQ(check_server_material(*deployed, web().names, SystemClock::now()), "");
+    EXPECT_EQ(server_material_problem(*deployed, web().names, SystemClock::now()), std::nullopt);
     EXPECT_EQ(st.fingerprint, deployed->leaf().fingerprint_sha256());
     EXPECT_EQ(deployed_calls, 1);
     // The new certificate is not due for a long time.
@@ -478,9 +486,9 @@ TEST_F(CertificatePipelineTest, RateLimitedWaitsForRetryAfter) {
     EXPECT_GE(st.next_run, before + 3600s);
     EXPECT_LE(st.next_run, SystemClock::now() + 3601s);
 
-    std::string warning;
-    JobState saved = JobState::load(job_dir() / "job.json", &warning);
-    EXPECT_EQ(warning, "");
+    std::vector<std::string> warnings;
+    JobState saved = JobState::load(job_dir() / "job.json", warnings);
+    EXPECT_TRUE(warnings.empty());
     EXPECT_EQ(saved.consecutive_failures, 1);
     EXPECT_EQ(saved.last_result, "failed");
     EXPECT_EQ(saved.last_error, st.job.last_error);
@@ -498,16 +506,16 @@ TEST_F(CertificatePipelineTest, ForcedRenewalHonoursRetryAfter) {
     ASSERT_EQ(ca->payloads(kOrderUrl).size(), 1u);
     auto refused = renewer->renew_now("web", SystemClock::now() + 10min);
     EXPECT_FALSE(refused);
-    EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
-        << refused.reason;
-    EXPECT_NE(refused.reason.find("rateLimited"), std::string::npos) << refused.reason;
+    EXPECT_NE(refused.refused.value_or("").find("the CA asked to wait until"), std::string::npos)
+        << refused.refused.value_or("");
+    EXPECT_NE(refused.refused.value_or("").find("rateLimited"), std::string::npos) << refused.refused.value_or("");
     // The Retry-After is kept in job.json: a broker restart does not clear it.
     renewer.reset();
     make_renewer().configure(config, SystemClock::now());
     refused = renewer->renew_now("web", SystemClock::now() + 10min);
     EXPECT_FALSE(refused);
-    EXPECT_NE(refused.reason.find("the CA asked to wait until"), std::string::npos)
-        << refused.reason;
+    EXPECT_NE(refused.refused.value_or("").find("the CA asked to wait until"), std::string::npos)
+        << refused.refused.value_or("");
     EXPECT_TRUE(renewer->renew_now("web", SystemClock::now() + 3601s));
 }
 
@@ -518,7 +526,7 @@ TEST_F(CertificatePipelineTest, ForcedRenewalsAreSpacedByForcedInterval) {
     EXPECT_TRUE(renewer->renew_now("web", t));
     auto again = renewer->renew_now("web", t + 299s);
     EXPECT_FALSE(again);
-    EXPECT_NE(again.reason.find("(renewal.forced_interval)"), std::string::npos) << again.reason;
+    EXPECT_NE(again.refused.value_or("").find("(renewal.forced_interval)"), std::string::npos) << again.refused.value_or("");
     EXPECT_TRUE(renewer->renew_now("web", t + 301s));
     EXPECT_FALSE(renewer->renew_now("nope", t));
 }
@@ -570,7 +578,7 @@ TEST_F(CertificatePipelineTest, BackoffGrowsWithEachFailure) {
     EXPECT_LE(gaps[1], 145s);
     EXPECT_GE(gaps[2], 239s);
     EXPECT_LE(gaps[2], 361s);
-    EXPECT_EQ(JobState::load(job_dir() / "job.json", nullptr).consecutive_failures, 3);
+    EXPECT_EQ(load_state(job_dir() / "job.json").consecutive_failures, 3);
 }
 
 TEST_F(CertificatePipelineTest, APersistedBackoffSurvivesARestart) {
@@ -614,7 +622,7 @@ TEST_F(CertificatePipelineTest, ABackoffThatEndedBeforeTheRestartRunsAtOnce) {
     EXPECT_EQ(ca->payloads(kOrderUrl).size(), 1u);
     EXPECT_EQ(status().job.last_result, "obtained");
     EXPECT_EQ(status().job.consecutive_failures, 0);
-    EXPECT_EQ(JobState::load(job_dir() / "job.json", nullptr).last_result, "obtained");
+    EXPECT_EQ(load_state(job_dir() / "job.json").last_result, "obtained");
 }
 
 // --- the temporary certificate -------------------------------------------------------------
@@ -626,7 +634,7 @@ TEST_F(CertificatePipelineTest, NothingDeployedGetsATemporaryCertificate) {
     auto deployed = Deployer::read(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_TRUE(is_temporary(deployed->leaf()));
-    EXPECT_EQ(check_server_material(*deployed, web().names, now), "");
+    EXPECT_EQ(server_material_problem(*deployed, web().names, now), std::nullopt);
     EXPECT_EQ(deployed->leaf().common_name(), "a.example");
     struct stat st {};
     ASSERT_EQ(stat(web().deploy_key.c_str(), &st), 0);
@@ -665,7 +673,7 @@ TEST_F(CertificatePipelineTest, AnExpiredDeployedCertificateIsReplacedByAStandIn
     auto deployed = Deployer::read(web().deploy_cert, web().deploy_key);
     ASSERT_TRUE(deployed);
     EXPECT_TRUE(is_temporary(deployed->leaf()));
-    EXPECT_EQ(check_server_material(*deployed, web().names, SystemClock::now()), "");
+    EXPECT_EQ(server_material_problem(*deployed, web().names, SystemClock::now()), std::nullopt);
 }
 
 // --- the staging contract ------------------------------------------------------------------
@@ -782,7 +790,7 @@ TEST_F(CertificatePipelineTest, StopInterruptsAnOrderThatIsPolling) {
     EXPECT_LE(st.next_run, SystemClock::now());
     EXPECT_EQ(event_types(), (std::vector<std::string>{"obtaining"}));
     EXPECT_TRUE(logged("certificate profile web: order interrupted by shutdown: "));
-    EXPECT_EQ(JobState::load(job_dir() / "job.json", nullptr).consecutive_failures, 0);
+    EXPECT_EQ(load_state(job_dir() / "job.json").consecutive_failures, 0);
     EXPECT_TRUE(status().temporary);
 }
 

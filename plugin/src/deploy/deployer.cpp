@@ -137,16 +137,16 @@ Deployer::Result Deployer::deploy(const CertificateProfileConfig& p, const Serve
                                   const std::string& origin, const ServerMaterial* deployed,
                                   bool archive, TimePoint now) const {
     if (deployed && same(material, *deployed)) return Result::Unchanged;
-    if (std::string why = check_server_material(material, p.names, now); !why.empty())
-        fail(ErrorKind::Input, origin, why);
+    if (Problem why = server_material_problem(material, p.names, now))
+        fail(ErrorKind::Input, origin, *why);
     stage(material, p.deploy_cert, p.deploy_key);
     // Read back what will be served, and check that.
     try {
         ServerMaterial staged{PrivateKey::load(pending(p.deploy_key)),
                               Certificate::load_chain(pending(p.deploy_cert))};
-        if (std::string why = check_server_material(staged, p.names, now); !why.empty())
+        if (Problem why = server_material_problem(staged, p.names, now))
             fail(ErrorKind::Input, origin,
-                 why + " (as written to " + pending(p.deploy_cert).string() + ")");
+                 *why + " (as written to " + pending(p.deploy_cert).string() + ")");
         if (archive && deployed) archive_set(p, *deployed, now);
     } catch (...) {
         std::error_code ec;
@@ -166,8 +166,8 @@ std::vector<Deployer::Failure> Deployer::deploy_new(
     std::vector<const CertificateProfileConfig*> staged;
     std::set<fs::path> dirs;
     for (const auto& [p, material] : batch) {
-        if (std::string why = check_server_material(*material, p->names, now); !why.empty()) {
-            failures.push_back({p->name, why});
+        if (Problem why = server_material_problem(*material, p->names, now)) {
+            failures.push_back({p->name, *why});
             continue;
         }
         for (const fs::path& target : {p->deploy_cert, p->deploy_key})

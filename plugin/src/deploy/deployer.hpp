@@ -4,7 +4,7 @@
 //   - staging: the new key (0600) and certificate are written in full under pending names
 //     beside their targets (PATH.brokertls-new), durable, then read back and checked: what is
 //     served is what was checked;
-//   - checks: check_server_material (key match, validity, serverAuth, chain, names);
+//   - checks: server_material_problem (key match, validity, serverAuth, chain, names);
 //   - archive: the set it replaces goes to STATE_DIR/profiles/NAME/archive/TIME (newest 5);
 //   - deploy: key, then certificate renamed into place (both or neither; a process killed in
 //     between is finished or undone by recover()).

@@ -28,8 +28,8 @@ bool san_covers(const SubjectAltName& san, const SubjectAltName& wanted) {
            iequals(san.value.substr(1), wanted.value.substr(dot));
 }
 
-std::string check_server_material(const ServerMaterial& m, const std::vector<SubjectAltName>& names,
-                                  TimePoint now) {
+Problem server_material_problem(const ServerMaterial& m, const std::vector<SubjectAltName>& names,
+                                TimePoint now) {
     if (m.chain.empty()) return "no certificate";
     const Certificate& leaf = m.leaf();
     if (!leaf.matches_key(m.key)) return "the private key does not match the certificate";
@@ -51,7 +51,7 @@ std::string check_server_material(const ServerMaterial& m, const std::vector<Sub
         if (std::none_of(sans.begin(), sans.end(),
                          [&](const SubjectAltName& s) { return san_covers(s, wanted); }))
             return "the certificate does not cover " + wanted.to_string();
-    return "";
+    return std::nullopt;
 }
 
 }  // namespace brokertls

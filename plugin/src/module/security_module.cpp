@@ -595,7 +595,7 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request,
             std::string refusal;
             if (name == "renew") {
                 auto r = pipeline_->renew_now(profile, now);
-                if (!r) refusal = r.reason;
+                if (r.refused) refusal = *r.refused;
             } else if (!pipeline_->resume(profile)) {
                 refusal =
                     "no order of certificate profile '" + profile + "' waits for the operator";

@@ -156,7 +156,7 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
         job->profile = profile;
         job->issuer = issuer_for(profile, acme);
         if (profile.source == CertificateSource::Acme)
-            job->directory = config.issuers.at(profile.issuer).directory;
+            job->issuer_config = config.issuers.at(profile.issuer);
         auto it = old.find(name);
         if (it != old.end()) {
             job->status = it->second->status;  // the in-memory state is the newest
@@ -166,7 +166,10 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
         job->status.issuer = profile.issuer;
         job->status.names.clear();
         for (const auto& n : profile.names) job->status.names.push_back(n.value);
-        if (it == old.end() || !(it->second->profile == profile)) fresh.push_back(&profile);
+        // Checked again when it or its issuer changed (a new directory renews at once).
+        if (it == old.end() || !(it->second->profile == profile) ||
+            !(it->second->issuer_config == job->issuer_config))
+            fresh.push_back(&profile);
         jobs.emplace(name, std::move(job));
     }
     Deployer::recover(fresh);
@@ -178,10 +181,10 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
     for (const auto* p : fresh) {
         Job& job = *jobs.at(p->name);
         if (old.count(p->name) == 0) {
-            std::string warning;
+            std::vector<std::string> warnings;
             job.status.job =
-                JobState::load(config.state_dir / "profiles" / p->name / "job.json", &warning);
-            if (!warning.empty()) hooks_.log("certificate profile " + p->name + ": " + warning);
+                JobState::load(config.state_dir / "profiles" / p->name / "job.json", warnings);
+            for (const auto& w : warnings) hooks_.log("certificate profile " + p->name + ": " + w);
         }
         if (p->source == CertificateSource::Acme) {
             // Its account key and staged keys go under the state directory: refused at once
@@ -190,7 +193,7 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
             ensure_private_directory(config.state_dir, config.state_dir / "profiles" / p->name);
             // Nothing servable (missing, unreadable, expired, key mismatch): the stand-in.
             auto deployed = Deployer::read(*p);
-            if (deployed && check_server_material(*deployed, {}, now).empty()) continue;
+            if (deployed && !server_material_problem(*deployed, {}, now)) continue;
             try {
                 auto stand_in = temporary_material(*p, now);
                 Deployer::install(stand_in, p->deploy_cert, p->deploy_key);
@@ -345,7 +348,7 @@ TimePoint CertificatePipeline::run(const std::string& name, std::stop_token stop
         Job& job = *it->second;
         profile = job.profile;
         issuer = job.issuer;
-        directory = job.directory;
+        directory = job.issuer_config.directory;
         state = job.status.job;
         renewal = renewal_;
         state_dir = state_dir_;
@@ -358,7 +361,7 @@ TimePoint CertificatePipeline::run(const std::string& name, std::stop_token stop
     ++checks_;
     bool temporary = deployed && is_temporary(deployed->leaf());
     bool usable =
-        deployed && !temporary && check_server_material(*deployed, profile.names, now).empty();
+        deployed && !temporary && !server_material_problem(*deployed, profile.names, now);
     IssueContext ctx(profile, state_dir);
     ctx.deployed = usable ? &*deployed : nullptr;
     ctx.last_directory = state.directory;
@@ -379,7 +382,7 @@ TimePoint CertificatePipeline::run(const std::string& name, std::stop_token stop
             state.last_attempt = now;
             // Nothing servable, found after configure(): the stand-in until the order.
             if (!deployed ||
-                (!temporary && !usable && !check_server_material(*deployed, {}, now).empty())) {
+                (!temporary && !usable && server_material_problem(*deployed, {}, now))) {
                 auto stand_in = temporary_material(profile, now);
                 Deployer::install(stand_in, profile.deploy_cert, profile.deploy_key);
                 deployed = std::move(stand_in);
@@ -551,18 +554,20 @@ CertificatePipeline::RenewRequest CertificatePipeline::renew_now(const std::stri
     {
         std::lock_guard lock(mutex_);
         auto it = jobs_.find(profile);
-        if (it == jobs_.end()) return {false, "no certificate profile '" + profile + "'"};
+        if (it == jobs_.end()) return {"no certificate profile '" + profile + "'", ""};
         job = it->second;
         const JobState& st = job->status.job;
         // A forced renewal is still an order at the CA: it must not run into the CA's limits.
         if (now < st.ca_retry_at)
-            return {false, "the CA asked to wait until " + to_iso8601(st.ca_retry_at) +
-                               " (Retry-After of the last failure: " + st.last_error + ")"};
+            return {"the CA asked to wait until " + to_iso8601(st.ca_retry_at) +
+                        " (Retry-After of the last failure: " + st.last_error + ")",
+                    ""};
         if (job->last_forced != TimePoint{} && now < job->last_forced + renewal_.forced_interval)
-            return {false, "a forced renewal of '" + profile + "' ran at " +
-                               to_iso8601(job->last_forced) + "; the next is allowed at " +
-                               to_iso8601(job->last_forced + renewal_.forced_interval) +
-                               " (renewal.forced_interval)"};
+            return {"a forced renewal of '" + profile + "' ran at " +
+                        to_iso8601(job->last_forced) + "; the next is allowed at " +
+                        to_iso8601(job->last_forced + renewal_.forced_interval) +
+                        " (renewal.forced_interval)",
+                    ""};
     }
     Scheduler& s = scheduler_for(job->profile);
     auto info = s.info(profile);
@@ -574,7 +579,7 @@ CertificatePipeline::RenewRequest CertificatePipeline::renew_now(const std::stri
         job->last_forced = now;
     }
     if (!running) s.run_now(profile);
-    return {true, running ? "an order is already running" : ""};
+    return {std::nullopt, running ? "an order is already running" : ""};
 }
 
 bool CertificatePipeline::resume(const std::string& profile) {

@@ -75,9 +75,9 @@ class CertificatePipeline {
     // asked us to wait (Retry-After, rateLimited) and that time has not come, or a forced
     // renewal of it ran less than renewal.forced_interval ago: then `reason` says why.
     struct RenewRequest {
-        bool accepted = false;
-        std::string reason;
-        explicit operator bool() const { return accepted; }
+        Problem refused;   // why it is not run (none: it runs)
+        std::string note;  // for an accepted request: "an order is already running"
+        explicit operator bool() const { return !refused; }
     };
     RenewRequest renew_now(const std::string& profile, TimePoint now);
     // Resumes a paused manual dns-01 order; false when none of that profile waits.
@@ -114,7 +114,7 @@ class CertificatePipeline {
     struct Job {
         CertificateProfileConfig profile;
         std::shared_ptr<Issuer> issuer;
-        std::string directory;  // acme: the issuer's directory URL
+        IssuerConfig issuer_config;  // acme
         Status status;          // status.job is the persisted state
         bool forced = false;
         TimePoint last_forced{};

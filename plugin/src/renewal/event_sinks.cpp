@@ -71,8 +71,8 @@ void EventSinks::run_exec(const std::string& json, const RenewalEvent& event) co
         if (result.timed_out)
             report("events: exec hook " + path + ": timed out after " +
                    std::to_string(config_.timeout.count()) + "s");
-        else if (std::string why = result.failure(); !why.empty())
-            report("events: exec hook " + path + ": " + printable(why));
+        else if (Problem why = result.problem())
+            report("events: exec hook " + path + ": " + printable(*why));
     } catch (const std::exception& e) {
         // run_subprocess names the program: "PATH: cannot start: reason".
         report(std::string("events: exec hook ") + e.what());

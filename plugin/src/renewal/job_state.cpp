@@ -134,14 +134,13 @@ JobState JobState::from_json(const std::string& text, const std::string& source)
     return state;
 }
 
-JobState JobState::load(const fs::path& file, std::string* warning) {
-    if (warning) warning->clear();
+JobState JobState::load(const fs::path& file, std::vector<std::string>& warnings) {
     std::error_code ec;  // other stat errors surface below as "cannot read"
     if (fs::symlink_status(file, ec).type() == fs::file_type::not_found) return JobState{};
     try {
         return from_json(read_file(file), file.string());
     } catch (const Error& e) {
-        if (warning) *warning = e.what();
+        warnings.push_back(e.what());
         return JobState{};
     }
 }

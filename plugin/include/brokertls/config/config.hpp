@@ -74,6 +74,7 @@ struct ChallengeConfig {
     // exec: COMMAND present|cleanup RECORD_NAME VALUE NAME, killed after `timeout`.
     std::filesystem::path command;
     std::chrono::seconds timeout{60};  // exec hook; manual: how long an order waits
+    bool operator==(const ChallengeConfig&) const = default;
 };
 
 struct IssuerConfig {
@@ -85,6 +86,7 @@ struct IssuerConfig {
     std::optional<std::filesystem::path> ca_bundle;  // trust for the directory's HTTPS
     KeyType account_key_type = KeyType::EcP256;
     ChallengeConfig challenge;
+    bool operator==(const IssuerConfig&) const = default;
 };
 
 // Renewal of acme profiles (`renewal`), and where their state lives.

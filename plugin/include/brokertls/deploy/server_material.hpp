@@ -8,6 +8,7 @@
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/names.hpp"
+#include "brokertls/error.hpp"
 
 namespace brokertls {
 
@@ -18,10 +19,10 @@ struct ServerMaterial {
     std::string cert_pem() const { return chain_to_pem(chain); }
 };
 
-// "" when the material may be served: the key matches the leaf, the leaf is valid at `now`, each
+// None when the material may be served: the key matches the leaf, the leaf is valid at `now`, each
 // certificate is signed by the next, the leaf's EKU (if any) allows serverAuth, and its SANs
 // cover every name in `names` (a DNS wildcard covers one label). Otherwise the reason.
-std::string check_server_material(const ServerMaterial& material,
+Problem server_material_problem(const ServerMaterial& material,
                                   const std::vector<SubjectAltName>& names, TimePoint now);
 
 // Does a certificate SAN cover `wanted`? (exact match; "*.example.com" covers "a.example.com").

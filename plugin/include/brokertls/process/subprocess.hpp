@@ -30,9 +30,6 @@ struct SubprocessResult {
     // Why the hook failed: "exit code 3: <last line of stderr>", "timed out"; nullopt when it
     // succeeded.
     Problem problem() const;
-    // deprecated: lead converts callers (renewal/event_sinks.cpp) to problem().
-    // problem(), or "" when it succeeded.
-    std::string failure() const { return problem().value_or(""); }
 };
 
 enum class Environment {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "brokertls/crypto/time.hpp"
 
@@ -47,9 +48,9 @@ struct JobState {
     // fields keep their defaults and unknown ones are ignored, so files written by other
     // versions still load.
     static JobState from_json(const std::string& text, const std::string& source);
-    // A missing file gives a fresh state; a damaged or unreadable one too, with `warning` (when
-    // not null) set to the error naming the file and the reason, "" otherwise.
-    static JobState load(const std::filesystem::path& file, std::string* warning);
+    // A missing file gives a fresh state; a damaged or unreadable one too, with the error
+    // naming the file and the reason added to `warnings`.
+    static JobState load(const std::filesystem::path& file, std::vector<std::string>& warnings);
     // Atomic replace (mode 0644); creates a missing parent directory with mode 0700, as the
     // state directory also holds account keys.
     void save(const std::filesystem::path& file) const;
