@@ -121,7 +121,7 @@ int measure(const fs::path& dir) {
     reset_peak();
     auto t = Steady::now();
     double cpu = cpu_seconds();
-    auto first = TrustSnapshot::build(profile);
+    auto first = TrustSnapshot::build(profile, {}, SystemClock::now());
     double load_s = seconds_since(t), load_cpu = cpu_seconds() - cpu;
     double rss1 = status_mb("VmRSS"), peak1 = status_mb("VmHWM");
     const auto& crl = *first->crls().begin()->second;
@@ -158,7 +158,7 @@ int measure(const fs::path& dir) {
     reset_peak();
     t = Steady::now();
     cpu = cpu_seconds();
-    auto next = TrustSnapshot::build(profile, first->crls());
+    auto next = TrustSnapshot::build(profile, first->crls(), SystemClock::now(), first.get());
     auto refused = next->validate(client.get(), "bench-client", SystemClock::now());
     double change_s = seconds_since(t), change_cpu = cpu_seconds() - cpu;
     double peak2 = status_mb("VmHWM");
