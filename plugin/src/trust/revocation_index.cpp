@@ -174,8 +174,9 @@ CrlInForce CrlInForce::parse(std::string_view data, std::string_view source) {
 }
 
 CrlInForce CrlInForce::load(const std::filesystem::path& path) {
-    // Read with a BIO into one buffer of the file's size (read_file's string stream costs
-    // as much CPU as everything else together for a CRL of 60 MB).
+    // Read with a BIO into one OpenSSL buffer of the file's size, which the PEM is decoded
+    // into in place and then shrunk: read_file's string would have to be copied into one,
+    // a second buffer of the file's size on top of the peak while a changed CRL is applied.
     std::error_code ec;
     std::uintmax_t size = std::filesystem::file_size(path, ec);
     BioPtr bio(ec ? nullptr : BIO_new_file(path.c_str(), "rb"));
