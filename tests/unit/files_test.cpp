@@ -148,6 +148,33 @@ TEST(FilesReadTest, DirectoryIsNotAnEmptyFile) {
     EXPECT_TRUE(starts_with(msg, dir.path().string() + ": cannot read")) << msg;
 }
 
+TEST(FilesReadTest, ErrorsSayWhy) {
+    test::TempDir dir;
+    EXPECT_EQ(error_of([&] { read_file(dir / "missing.pem"); }, ErrorKind::Input),
+              (dir / "missing.pem").string() + ": cannot read: No such file or directory");
+    EXPECT_EQ(error_of([&] { read_file(dir.path()); }, ErrorKind::Input),
+              dir.path().string() + ": cannot read: Is a directory");
+}
+
+TEST(FilesReadTest, ReadsLargeFilesWhole) {
+    test::TempDir dir;
+    std::string data;
+    for (int i = 0; data.size() < (3u << 20) + 7; ++i) data += std::to_string(i) + '\0';
+    write_file_atomic(dir / "large", data);
+    EXPECT_EQ(read_file(dir / "large"), data);
+}
+
+TEST(FilesReadTest, ReadsPastTheSizeFstatGives) {
+    // /proc files report size 0; what is there is read to EOF all the same.
+    struct stat st {};
+    ASSERT_EQ(::stat("/proc/self/status", &st), 0);
+    ASSERT_EQ(st.st_size, 0);
+    std::string status = read_file("/proc/self/status");
+    EXPECT_TRUE(starts_with(status, "Name:")) << status;
+    EXPECT_NE(status.find("\nVmRSS:"), std::string::npos) << status;
+    EXPECT_EQ(status.back(), '\n');
+}
+
 TEST(FilesBatchTest, CommitWritesEveryFile) {
     test::TempDir dir;
     fs::create_directory(dir / "certs");

@@ -1,5 +1,11 @@
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
 
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
@@ -174,9 +180,102 @@ TEST_F(RevocationIndexTest, ATamperedEntryFailsTheSignature) {
     EXPECT_TRUE(CrlInForce::parse(crl.to_der(), "crl").signed_by(root_));
 }
 
+TEST_F(RevocationIndexTest, ManyUnsortedEntriesAreSortedInPlace) {
+    // Long permutation cycles: the records follow the sorted order in place.
+    X509CrlPtr raw(X509_CRL_new());
+    X509_CRL_set_version(raw.get(), X509_CRL_VERSION_2);
+    X509_CRL_set_issuer_name(raw.get(), X509_get_subject_name(root_.get()));
+    Asn1TimePtr at(ASN1_TIME_set(nullptr, SystemClock::to_time_t(SystemClock::now())));
+    X509_CRL_set1_lastUpdate(raw.get(), at.get());
+    std::vector<long> serials;
+    for (long s = 1; s <= 3000; ++s) serials.push_back(s * 7919 % 1000003);
+    std::mt19937 shuffle(42);
+    std::shuffle(serials.begin(), serials.end(), shuffle);
+    for (long s : serials) {
+        X509_REVOKED* rev = X509_REVOKED_new();
+        Asn1IntegerPtr n(ASN1_INTEGER_new());
+        ASN1_INTEGER_set(n.get(), s);
+        X509_REVOKED_set_serialNumber(rev, n.get());
+        X509_REVOKED_set_revocationDate(rev, at.get());
+        X509_CRL_add0_revoked(raw.get(), rev);
+    }
+    ASSERT_GT(X509_CRL_sign(raw.get(), root_key_.get(), EVP_sha256()), 0);
+    RevocationIndex index;
+    index.add(CrlInForce::parse(Crl(std::move(raw)).to_der(), "unsorted.crl"));
+    EXPECT_EQ(index.size(), serials.size());
+    auto hex = [](long v) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%lX", v);
+        return std::string(text);
+    };
+    for (long s : serials) EXPECT_TRUE(index.contains("CN=Index Root", hex(s))) << s;
+    for (long s : {0L, 1000003L, 7918L, 7920L, 3001L * 7919 % 1000003})
+        EXPECT_FALSE(index.contains("CN=Index Root", hex(s))) << s;
+}
+
+// signed_by verifies over the CRL's own bytes for algorithms with a digest and for EdDSA
+// (ASN1_item_verify copied the whole signed part first: the largest part of the peak while a
+// changed CRL of 1,000,000 entries is applied) and answers as X509_CRL_verify does.
+TEST_F(RevocationIndexTest, SignaturesOfEveryKeyTypeVerifyAsX509CrlVerify) {
+    PrivateKey ec = PrivateKey::generate(KeyType::EcP256);
+    for (KeyType type : {KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048, KeyType::Ed25519}) {
+        SCOPED_TRACE(std::string(key_type_name(type)));
+        PrivateKey key = PrivateKey::generate(type);
+        Certificate issuer = ca("Typed Root", key, key, nullptr);
+        // Same name, other key (of another type): the wrong-key-type check.
+        Certificate impostor = ca("Typed Root", ec, ec, nullptr);
+        Crl crl = sign_crl(issuer, key, entries({"1234567890ABCDEF", "2"}), SystemClock::now(),
+                           SystemClock::now() + Days(7), 1);
+        std::string der = crl.to_der();
+        CrlInForce parsed = CrlInForce::parse(der, "typed.crl");
+        EXPECT_TRUE(crl.signed_by(issuer));
+        EXPECT_TRUE(parsed.signed_by(issuer));
+        EXPECT_FALSE(crl.signed_by(impostor));
+        EXPECT_FALSE(parsed.signed_by(impostor));
+        auto entry = der.find("\x12\x34\x56\x78\x90\xAB\xCD\xEF");
+        ASSERT_NE(entry, std::string::npos);
+        der[entry + 7] = '\xEE';
+        EXPECT_FALSE(CrlInForce::parse(der, "tampered.crl").signed_by(issuer));
+    }
+}
+
+TEST_F(RevocationIndexTest, RsaPssSignaturesVerify) {
+    // RSA-PSS keeps its parameters in the AlgorithmIdentifier: OpenSSL's own path.
+    PrivateKey key = PrivateKey::generate(KeyType::Rsa2048);
+    Certificate issuer = ca("Pss Root", key, key, nullptr);
+    X509CrlPtr raw(X509_CRL_new());
+    X509_CRL_set_version(raw.get(), X509_CRL_VERSION_2);
+    X509_CRL_set_issuer_name(raw.get(), X509_get_subject_name(issuer.get()));
+    Asn1TimePtr at(ASN1_TIME_set(nullptr, SystemClock::to_time_t(SystemClock::now())));
+    X509_CRL_set1_lastUpdate(raw.get(), at.get());
+    X509_REVOKED* rev = X509_REVOKED_new();
+    Asn1IntegerPtr n(ASN1_INTEGER_new());
+    ASN1_INTEGER_set(n.get(), 0x5A5A5A5A);
+    X509_REVOKED_set_serialNumber(rev, n.get());
+    X509_REVOKED_set_revocationDate(rev, at.get());
+    X509_CRL_add0_revoked(raw.get(), rev);
+    std::unique_ptr<EVP_MD_CTX, OpenSslDeleter<EVP_MD_CTX_free>> ctx(EVP_MD_CTX_new());
+    EVP_PKEY_CTX* pctx = nullptr;
+    ASSERT_EQ(EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key.get()), 1);
+    ASSERT_GT(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 0);
+    ASSERT_GT(X509_CRL_sign_ctx(raw.get(), ctx.get()), 0);
+    Crl crl(std::move(raw));
+    std::string der = crl.to_der();
+    const ASN1_BIT_STRING* sig = nullptr;
+    const X509_ALGOR* alg = nullptr;
+    X509_CRL_get0_signature(crl.get(), &sig, &alg);
+    ASSERT_EQ(OBJ_obj2nid(alg->algorithm), NID_rsassaPss);
+    EXPECT_TRUE(crl.signed_by(issuer));
+    EXPECT_TRUE(CrlInForce::parse(der, "pss.crl").signed_by(issuer));
+    auto entry = der.find("\x5A\x5A\x5A\x5A");
+    ASSERT_NE(entry, std::string::npos);
+    der[entry + 3] = '\x5B';
+    EXPECT_FALSE(CrlInForce::parse(der, "tampered.crl").signed_by(issuer));
+}
+
 TEST_F(RevocationIndexTest, RefusesWhatIsNotACrl) {
-    Crl crl =
-        sign_crl(root_, root_key_, entries({"1", "2"}), SystemClock::now(), SystemClock::now() + Days(7), 1);
+    Crl crl = sign_crl(root_, root_key_, entries({"1", "2"}), SystemClock::now(),
+                       SystemClock::now() + Days(7), 1);
     std::string der = crl.to_der();
     auto message = [](const std::string& data) {
         try {

@@ -47,8 +47,8 @@ class TrustValidator : public ::testing::Test {
     }
     ValidationResult check(const Certificate& c, const std::string& client_id = "",
                            TimePoint now = SystemClock::now()) {
-        return TrustSnapshot::build(profile_)->validate(
-            c.get(), client_id.empty() ? c.common_name() : client_id, now);
+        return TrustSnapshot::build(profile_, {}, SystemClock::now())
+            ->validate(c.get(), client_id.empty() ? c.common_name() : client_id, now);
     }
 
     TempDir tmp_;
@@ -96,7 +96,8 @@ TEST_F(TrustValidator, RejectsAMissingIdentity) {
 }
 
 TEST_F(TrustValidator, RejectsNoCertificate) {
-    auto r = TrustSnapshot::build(profile_)->validate(nullptr, "x", SystemClock::now());
+    auto r = TrustSnapshot::build(profile_, {}, SystemClock::now())
+                 ->validate(nullptr, "x", SystemClock::now());
     EXPECT_EQ(r.reason, RejectReason::NoCertificate);
 }
 
@@ -164,13 +165,15 @@ TEST_F(TrustValidator, IntermediatesBuildTheChainWithoutBeingTrusted) {
 TEST_F(TrustValidator, AppliesCrlsAndPins) {
     auto revoked = leaf("revoked");
     auto good = leaf("good");
-    auto crl = sign_crl(root_, root_key_,
-                        {{revoked.serial_hex(), SystemClock::now(), RevocationReason::KeyCompromise}},
-                        SystemClock::now(), SystemClock::now() + Days(7), 1);
+    auto crl =
+        sign_crl(root_, root_key_,
+                 {{revoked.serial_hex(), SystemClock::now(), RevocationReason::KeyCompromise}},
+                 SystemClock::now(), SystemClock::now() + Days(7), 1);
     write(tmp_ / "crl.pem", crl.to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
-    auto snap = TrustSnapshot::build(profile_);
-    EXPECT_EQ(snap->validate(revoked.get(), "revoked", SystemClock::now()).reason, RejectReason::Revoked);
+    auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
+    EXPECT_EQ(snap->validate(revoked.get(), "revoked", SystemClock::now()).reason,
+              RejectReason::Revoked);
     EXPECT_TRUE(snap->validate(good.get(), "good", SystemClock::now()).ok());
     EXPECT_TRUE(snap->is_revoked(revoked.issuer(), revoked.serial_hex()));
 
@@ -243,11 +246,12 @@ TEST_F(TrustValidator, ARevokedIntermediateRevokesTheLeavesUnderIt) {
         sign_certificate(spec(CertificateProfile::Client, "dev-1", Days(30)),
                          PrivateKey::generate(KeyType::EcP256).get(), int_key_, &intermediate_);
     ASSERT_TRUE(check(c).ok());
-    write(tmp_ / "root-crl.pem",
-          sign_crl(root_, root_key_,
-                   {{intermediate_.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
-                   SystemClock::now(), SystemClock::now() + Days(7), 1)
-              .to_pem());
+    write(
+        tmp_ / "root-crl.pem",
+        sign_crl(root_, root_key_,
+                 {{intermediate_.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
+                 SystemClock::now(), SystemClock::now() + Days(7), 1)
+            .to_pem());
     profile_.crls = {tmp_ / "root-crl.pem"};
     auto r = check(c);
     EXPECT_EQ(r.reason, RejectReason::Revoked);
@@ -280,11 +284,11 @@ class TrustValidatorCrls : public TrustValidator {
 TEST_F(TrustValidatorCrls, AnOlderCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {
     write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
-    auto current = TrustSnapshot::build(profile_);
+    auto current = TrustSnapshot::build(profile_, {}, SystemClock::now());
     ASSERT_EQ(reason(*current), RejectReason::Revoked);
 
     write(tmp_ / "crl.pem", crl(1, {}, Days(1)).to_pem());
-    auto next = TrustSnapshot::build(profile_, current->crls());
+    auto next = TrustSnapshot::build(profile_, current->crls(), SystemClock::now());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_TRUE(warned(*next, (tmp_ / "crl.pem").string() + ": CRL number 1, thisUpdate "))
         << testing::PrintToString(next->warnings());
@@ -292,17 +296,18 @@ TEST_F(TrustValidatorCrls, AnOlderCrlWrittenOverTheCurrentOneDoesNotUnrevoke) {
         << testing::PrintToString(next->warnings());
     EXPECT_EQ(next->crls().at("CN=Test Root")->number(), 2);
     // And it stays so over further reloads that see the same stale file.
-    EXPECT_EQ(reason(*TrustSnapshot::build(profile_, next->crls())), RejectReason::Revoked);
+    EXPECT_EQ(reason(*TrustSnapshot::build(profile_, next->crls(), SystemClock::now())),
+              RejectReason::Revoked);
     // Without the snapshot in force, the file is all there is.
-    EXPECT_EQ(reason(*TrustSnapshot::build(profile_)), RejectReason::None);
+    EXPECT_EQ(reason(*TrustSnapshot::build(profile_, {}, SystemClock::now())), RejectReason::None);
 }
 
 TEST_F(TrustValidatorCrls, WithEqualNumbersTheLaterThisUpdateWins) {
     write(tmp_ / "crl.pem", crl(5, dev_rev()).to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
-    auto current = TrustSnapshot::build(profile_);
+    auto current = TrustSnapshot::build(profile_, {}, SystemClock::now());
     write(tmp_ / "crl.pem", crl(5, {}, Days(2)).to_pem());
-    auto next = TrustSnapshot::build(profile_, current->crls());
+    auto next = TrustSnapshot::build(profile_, current->crls(), SystemClock::now());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_TRUE(warned(*next, "older than the CRL in force"));
 }
@@ -310,10 +315,10 @@ TEST_F(TrustValidatorCrls, WithEqualNumbersTheLaterThisUpdateWins) {
 TEST_F(TrustValidatorCrls, ANewerCrlReplacesTheOneInForce) {
     write(tmp_ / "crl.pem", crl(1, {}, Days(1)).to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
-    auto current = TrustSnapshot::build(profile_);
+    auto current = TrustSnapshot::build(profile_, {}, SystemClock::now());
     EXPECT_EQ(reason(*current), RejectReason::None);
     write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
-    auto next = TrustSnapshot::build(profile_, current->crls());
+    auto next = TrustSnapshot::build(profile_, current->crls(), SystemClock::now());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_TRUE(next->warnings().empty()) << testing::PrintToString(next->warnings());
 }
@@ -324,7 +329,7 @@ TEST_F(TrustValidatorCrls, OfTwoFilesOfOneIssuerTheNewerWins) {
     for (auto order : {std::vector<fs::path>{tmp_ / "new.pem", tmp_ / "old.pem"},
                        std::vector<fs::path>{tmp_ / "old.pem", tmp_ / "new.pem"}}) {
         profile_.crls = order;
-        auto snap = TrustSnapshot::build(profile_);
+        auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
         EXPECT_EQ(reason(*snap), RejectReason::Revoked);
         EXPECT_TRUE(warned(*snap, (tmp_ / "old.pem").string() + ": CRL number 6"))
             << testing::PrintToString(snap->warnings());
@@ -377,7 +382,7 @@ TEST_F(TrustValidator, CnIdentitiesUnderNameConstrainedCasMustBeConstrainedDnsNa
 TEST_F(TrustValidator, BuildRejectsBadFilesNamingThem) {
     auto expect_error = [&](const std::string& fragment) {
         try {
-            TrustSnapshot::build(profile_);
+            TrustSnapshot::build(profile_, {}, SystemClock::now());
             ADD_FAILURE() << "no error, expected " << fragment;
         } catch (const Error& e) {
             EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
@@ -398,7 +403,8 @@ TEST_F(TrustValidator, BuildRejectsBadFilesNamingThem) {
     auto other = sign_certificate(spec(CertificateProfile::RootCa, "Other", Days(100)),
                                   other_key.get(), other_key, nullptr);
     write(tmp_ / "foreign-crl.pem",
-          sign_crl(other, other_key, {}, SystemClock::now(), SystemClock::now() + Days(1), 1).to_pem());
+          sign_crl(other, other_key, {}, SystemClock::now(), SystemClock::now() + Days(1), 1)
+              .to_pem());
     profile_.crls = {tmp_ / "foreign-crl.pem"};
     expect_error("is not among the trust anchors");
 }
@@ -415,13 +421,14 @@ TEST_F(TrustValidator, AnchorDirectoryIsRead) {
 TEST_F(TrustValidatorCrls, ACachedChainIsStillCheckedAgainstTheCrlOnEveryCall) {
     write(tmp_ / "crl.pem", crl(1, dev_rev()).to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
-    auto snap = TrustSnapshot::build(profile_);
+    auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
     auto good = leaf("dev-good");
     for (int i = 0; i < 3; ++i) {
         auto r = snap->validate(revoked_.get(), "dev-rev", SystemClock::now());
         EXPECT_EQ(r.reason, RejectReason::Revoked) << "call " << i;
         EXPECT_EQ(r.detail, "serial " + revoked_.serial_hex() + " is on the CRL of CN=Test Root");
-        EXPECT_TRUE(snap->validate(good.get(), "dev-good", SystemClock::now()).ok()) << "call " << i;
+        EXPECT_TRUE(snap->validate(good.get(), "dev-good", SystemClock::now()).ok())
+            << "call " << i;
     }
     EXPECT_EQ(snap->cache_hits(), 4u);  // the later calls were answered from the cache
 }
@@ -429,38 +436,123 @@ TEST_F(TrustValidatorCrls, ACachedChainIsStillCheckedAgainstTheCrlOnEveryCall) {
 TEST_F(TrustValidator, ACachedIntermediateIsStillCheckedAgainstTheCrl) {
     write(tmp_ / "int.pem", intermediate_.to_pem());
     profile_.intermediates = {tmp_ / "int.pem"};
-    write(tmp_ / "root-crl.pem",
-          sign_crl(root_, root_key_,
-                   {{intermediate_.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
-                   SystemClock::now(), SystemClock::now() + Days(7), 1)
-              .to_pem());
+    write(
+        tmp_ / "root-crl.pem",
+        sign_crl(root_, root_key_,
+                 {{intermediate_.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
+                 SystemClock::now(), SystemClock::now() + Days(7), 1)
+            .to_pem());
     profile_.crls = {tmp_ / "root-crl.pem"};
     auto c =
         sign_certificate(spec(CertificateProfile::Client, "dev-1", Days(30)),
                          PrivateKey::generate(KeyType::EcP256).get(), int_key_, &intermediate_);
-    auto snap = TrustSnapshot::build(profile_);
+    auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
     for (int i = 0; i < 2; ++i)
-        EXPECT_EQ(snap->validate(c.get(), "dev-1", SystemClock::now()).reason, RejectReason::Revoked);
+        EXPECT_EQ(snap->validate(c.get(), "dev-1", SystemClock::now()).reason,
+                  RejectReason::Revoked);
     EXPECT_EQ(snap->cache_hits(), 1u);
 }
 
 TEST_F(TrustValidatorCrls, ANewCrlIsAppliedToACachedCertificate) {
     write(tmp_ / "crl.pem", crl(1, {}).to_pem());
     profile_.crls = {tmp_ / "crl.pem"};
-    auto current = TrustSnapshot::build(profile_);
+    auto current = TrustSnapshot::build(profile_, {}, SystemClock::now());
     ASSERT_EQ(reason(*current), RejectReason::None);
     ASSERT_EQ(reason(*current), RejectReason::None);
     ASSERT_EQ(current->cache_hits(), 1u);
     write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
-    auto next = TrustSnapshot::build(profile_, current->crls());
+    auto next = TrustSnapshot::build(profile_, current->crls(), SystemClock::now());
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_EQ(reason(*next), RejectReason::Revoked);
     EXPECT_EQ(reason(*current), RejectReason::None);  // a snapshot never changes
 }
 
+TEST_F(TrustValidatorCrls, ACrlPastItsNextUpdateIsToldByTheCallersTime) {
+    write(tmp_ / "crl.pem", crl(1, dev_rev()).to_pem());  // nextUpdate in 30 days
+    profile_.crls = {tmp_ / "crl.pem"};
+    TimePoint now = SystemClock::now();
+    EXPECT_TRUE(TrustSnapshot::build(profile_, {}, now)->warnings().empty());
+    auto late = TrustSnapshot::build(profile_, {}, now + Days(31));
+    EXPECT_TRUE(warned(*late, (tmp_ / "crl.pem").string() + ": CRL is past its nextUpdate ("))
+        << testing::PrintToString(late->warnings());
+    EXPECT_EQ(reason(*late), RejectReason::Revoked);  // still applied
+}
+
+// A snapshot built to replace another keeps what that one verified when it verifies chains
+// the same way (issue #9: re-checking connected clients after a CRL change).
+TEST_F(TrustValidatorCrls, ARebuiltSnapshotKeepsVerifiedChainsButChecksTheNewCrl) {
+    write(tmp_ / "crl.pem", crl(1, {}).to_pem());
+    profile_.crls = {tmp_ / "crl.pem"};
+    auto current = TrustSnapshot::build(profile_, {}, SystemClock::now());
+    auto good = leaf("dev-good");
+    ASSERT_TRUE(current->validate(good.get(), "dev-good", SystemClock::now()).ok());
+    ASSERT_EQ(reason(*current), RejectReason::None);
+    ASSERT_EQ(current->cache_hits(), 0u);
+
+    write(tmp_ / "crl.pem", crl(2, dev_rev()).to_pem());
+    auto next = TrustSnapshot::build(profile_, current->crls(), SystemClock::now(), current.get());
+    EXPECT_EQ(reason(*next), RejectReason::Revoked);
+    auto r = next->validate(good.get(), "dev-good", SystemClock::now());
+    EXPECT_TRUE(r.ok()) << r.detail;
+    EXPECT_EQ(r.identity, "dev-good");
+    EXPECT_EQ(next->cache_hits(), 2u);  // both answered without X509_verify_cert
+    // A pin change is applied to a kept chain as well.
+    profile_.deny_fingerprints = {good.fingerprint_sha256()};
+    auto pinned = TrustSnapshot::build(profile_, next->crls(), SystemClock::now(), next.get());
+    EXPECT_EQ(pinned->validate(good.get(), "dev-good", SystemClock::now()).reason,
+              RejectReason::DenyPinned);
+    // And the validity window.
+    profile_.deny_fingerprints.clear();
+    auto later = TrustSnapshot::build(profile_, next->crls(), SystemClock::now(), next.get());
+    EXPECT_EQ(later->validate(good.get(), "dev-good", SystemClock::now() + Days(31)).reason,
+              RejectReason::Expired);
+}
+
+TEST_F(TrustValidator, ASnapshotWithOtherAnchorsOrRulesVerifiesAfresh) {
+    auto c = leaf("dev-1");
+    auto current = TrustSnapshot::build(profile_, {}, SystemClock::now());
+    ASSERT_TRUE(current->validate(c.get(), "dev-1", SystemClock::now()).ok());
+
+    // The client's root is no longer an anchor: refused, not answered from the old cache.
+    auto other_key = PrivateKey::generate(KeyType::EcP256);
+    write(tmp_ / "other.pem",
+          sign_certificate(spec(CertificateProfile::RootCa, "Other Root", Days(100)),
+                           other_key.get(), other_key, nullptr)
+              .to_pem());
+    profile_.trust_anchors = {tmp_ / "other.pem"};
+    auto moved = TrustSnapshot::build(profile_, {}, SystemClock::now(), current.get());
+    EXPECT_EQ(moved->validate(c.get(), "dev-1", SystemClock::now()).reason,
+              RejectReason::Untrusted);
+    // The root file rewritten with another root of the same name: refused as well.
+    write(tmp_ / "root.pem",
+          sign_certificate(spec(CertificateProfile::RootCa, "Test Root", Days(100)),
+                           other_key.get(), other_key, nullptr)
+              .to_pem());
+    profile_.trust_anchors = {tmp_ / "root.pem"};
+    auto replaced = TrustSnapshot::build(profile_, {}, SystemClock::now(), current.get());
+    EXPECT_EQ(replaced->validate(c.get(), "dev-1", SystemClock::now()).reason,
+              RejectReason::Untrusted);
+    EXPECT_EQ(moved->cache_hits() + replaced->cache_hits(), 0u);
+
+    // Another identity source: the identity is mapped afresh.
+    write(tmp_ / "root.pem", root_.to_pem());
+    profile_.identity = IdentitySource::Fingerprint;
+    auto remapped = TrustSnapshot::build(profile_, {}, SystemClock::now(), current.get());
+    auto r = remapped->validate(c.get(), c.fingerprint_sha256(), SystemClock::now());
+    EXPECT_TRUE(r.ok()) << r.detail;
+    EXPECT_EQ(r.identity, c.fingerprint_sha256());
+    EXPECT_EQ(remapped->cache_hits(), 0u);
+    // A required EKU the client lacks.
+    profile_.identity = IdentitySource::CommonName;
+    profile_.required_eku = "serverAuth";
+    auto stricter = TrustSnapshot::build(profile_, {}, SystemClock::now(), current.get());
+    EXPECT_EQ(stricter->validate(c.get(), "dev-1", SystemClock::now()).reason,
+              RejectReason::MissingEku);
+}
+
 TEST_F(TrustValidator, TheClientIdIsCheckedOnEveryCall) {
     auto c = leaf("dev-1");
-    auto snap = TrustSnapshot::build(profile_);
+    auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
     EXPECT_TRUE(snap->validate(c.get(), "dev-1", SystemClock::now()).ok());
     auto r = snap->validate(c.get(), "dev-2", SystemClock::now());
     EXPECT_EQ(r.reason, RejectReason::ClientIdMismatch);
@@ -473,7 +565,7 @@ TEST_F(TrustValidator, TheClientIdIsCheckedOnEveryCall) {
 
 TEST_F(TrustValidator, ACachedVerificationHoldsOnlyWhileTheChainIsValid) {
     auto c = leaf("dev-1", CertificateProfile::Client, Days(30));
-    auto snap = TrustSnapshot::build(profile_);
+    auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
     ASSERT_TRUE(snap->validate(c.get(), "dev-1", SystemClock::now()).ok());
     auto r = snap->validate(c.get(), "dev-1", SystemClock::now() + Days(31));
     EXPECT_EQ(r.reason, RejectReason::Expired) << r.detail;
@@ -485,7 +577,7 @@ TEST_F(TrustValidator, ACachedVerificationHoldsOnlyWhileTheChainIsValid) {
 
 TEST_F(TrustValidator, AnIdentityRejectionIsCachedWithItsDetail) {
     auto c = leaf("dev-1/x");
-    auto snap = TrustSnapshot::build(profile_);
+    auto snap = TrustSnapshot::build(profile_, {}, SystemClock::now());
     for (int i = 0; i < 2; ++i) {
         auto r = snap->validate(c.get(), "dev-1/x", SystemClock::now());
         EXPECT_EQ(r.reason, RejectReason::BadIdentity);

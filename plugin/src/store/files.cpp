@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -134,17 +133,33 @@ void write_all(int fd, std::string_view data, const fs::path& path) {
 }
 
 std::string read_file(const fs::path& path) {
-    // An ifstream opens a directory and then reads nothing: that is no empty file.
-    std::error_code ec;
-    if (fs::is_directory(path, ec))
-        fail(ErrorKind::Input, path.string(), std::string("cannot read: ") + std::strerror(EISDIR));
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(ErrorKind::Input, path.string(), std::string("cannot read: ") + std::strerror(errno));
-    std::ostringstream data;
-    data << in.rdbuf();
-    if (in.bad()) fail(ErrorKind::Input, path.string(), "cannot read");
-    return data.str();
+    auto cannot_read = [&](int err) {
+        fail(ErrorKind::Input, path.string(), std::string("cannot read: ") + std::strerror(err));
+    };
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) cannot_read(errno);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) cannot_read(errno);
+    // A directory opens, and then reads nothing: that is no empty file.
+    if (S_ISDIR(st.st_mode)) cannot_read(EISDIR);
+    // One buffer of the size fstat gives, read into directly (a string stream copied the data
+    // twice); then on to EOF through a small buffer, for a file that grew meanwhile and for
+    // files whose size says nothing (/proc, pipes).
+    std::string data(S_ISREG(st.st_mode) ? static_cast<std::size_t>(st.st_size) : 0, '\0');
+    std::size_t got = 0;
+    char more[4096];
+    for (;;) {
+        bool inside = got < data.size();
+        ssize_t n = inside ? ::read(fd.get(), data.data() + got, data.size() - got)
+                           : ::read(fd.get(), more, sizeof more);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) cannot_read(errno);
+        if (n == 0) break;
+        if (!inside) data.append(more, static_cast<std::size_t>(n));  // data.size() was got
+        got += static_cast<std::size_t>(n);
+    }
+    data.resize(got);  // shorter when the file shrank meanwhile
+    return data;
 }
 
 void sync_directory(const fs::path& dir) {

@@ -123,7 +123,9 @@ std::string_view reject_reason_name(RejectReason reason) {
 }
 
 std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile& profile,
-                                                          const CrlsInForce& in_force) {
+                                                          const CrlsInForce& in_force,
+                                                          TimePoint now,
+                                                          const TrustSnapshot* previous) {
     std::shared_ptr<TrustSnapshot> snap(new TrustSnapshot());
     snap->profile_ = profile;
     snap->store_.reset(X509_STORE_new());
@@ -185,7 +187,6 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
                                   before->version_text() + "), which stays in force");
         it->second = {before, "the CRL in force"};
     }
-    TimePoint now = SystemClock::now();
     for (auto& [issuer_dn, chosen] : newest) {
         const auto& [crl, source] = chosen;
         if (crl->next_update() < now)
@@ -196,7 +197,30 @@ std::shared_ptr<const TrustSnapshot> TrustSnapshot::build(const SecurityProfile&
     }
     for (const auto& fp : profile.allow_fingerprints) snap->allow_.insert(fp);
     for (const auto& fp : profile.deny_fingerprints) snap->deny_.insert(fp);
+    if (previous && snap->verifies_like(*previous)) {
+        // The cache holds no revocation or pin result (validate() checks those on every
+        // call), so what the previous snapshot verified holds here as well.
+        std::lock_guard lock(previous->cache_mutex_);
+        snap->cache_ = previous->cache_;
+        snap->cache_order_ = previous->cache_order_;
+    }
     return snap;
+}
+
+// True when X509_verify_cert and the checks verify() caches answer the same here as in
+// `other`: the same anchors and intermediates (by content, in order) and the same settings.
+bool TrustSnapshot::verifies_like(const TrustSnapshot& other) const {
+    auto same = [](const std::vector<Certificate>& a, const std::vector<Certificate>& b) {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                          [](const Certificate& x, const Certificate& y) {
+                              return X509_cmp(x.get(), y.get()) == 0;
+                          });
+    };
+    const SecurityProfile& p = profile_;
+    const SecurityProfile& q = other.profile_;
+    return same(anchors_, other.anchors_) && same(intermediates_, other.intermediates_) &&
+           p.max_chain_depth == q.max_chain_depth && p.required_eku == q.required_eku &&
+           p.identity == q.identity && p.identity_allow_slash == q.identity_allow_slash;
 }
 
 bool TrustSnapshot::is_revoked(const std::string& issuer, const std::string& serial) const {

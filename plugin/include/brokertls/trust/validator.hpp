@@ -69,8 +69,22 @@ class TrustSnapshot {
     // snapshot's, or those kept across a restart): a stale CRL written over the current one
     // never un-revokes anything (a warning says so). Only issuers the profile names a CRL of
     // are looked up in `in_force`, and each such CRL must still verify against its issuer.
+    // `now` decides which CRLs are past their nextUpdate (a warning).
+    //
+    // With `previous` (the snapshot this one replaces), the new snapshot starts with what
+    // previous->validate() verified when both verify chains the same way (the same anchors and
+    // intermediates, chain depth, required EKU and identity rules): a CRL or pin change then
+    // re-checks connected clients (SecurityModule::revalidate_connected) and the next connects
+    // with the revocation, pin, validity and client-id checks alone, not X509_verify_cert.
     static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile,
-                                                      const CrlsInForce& in_force = {});
+                                                      const CrlsInForce& in_force, TimePoint now,
+                                                      const TrustSnapshot* previous = nullptr);
+    // Transitional, for SecurityModule::build_state until it passes its own time (issue #9:
+    // the lead's module rewrite removes this overload; trust/ reads no clock itself).
+    static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile,
+                                                      const CrlsInForce& in_force) {
+        return build(profile, in_force, SystemClock::now());
+    }
 
     // Validates a leaf (the broker already ran the TLS handshake; `leaf` may be null when the
     // client sent no certificate). What depends only on the certificate and this snapshot (the
@@ -109,6 +123,7 @@ class TrustSnapshot {
     };
 
     TrustSnapshot() = default;
+    bool verifies_like(const TrustSnapshot& other) const;
     std::string map_identity(const Certificate& leaf) const;
     std::shared_ptr<const Verified> verify(const Certificate& leaf, TimePoint now,
                                            ValidationResult& r) const;
