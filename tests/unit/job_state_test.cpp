@@ -184,9 +184,9 @@ TEST(JobState, DamagedFileIsAFreshStateWithAWarningNamingFileAndReason) {
     write_file_atomic(file, R"({"consecutive_failures": true})");
     warnings.clear();
     JobState::load(file, warnings);
-    EXPECT_EQ(warnings, std::vector<std::string>{file.string() +
-                                                 ": consecutive_failures: must be a whole "
-                                                 "number of at least 0"});
+    EXPECT_EQ(warnings,
+              std::vector<std::string>{file.string() + ": consecutive_failures: must be a whole "
+                                                       "number of at least 0"});
 
     // Unreadable (a directory where the file should be): also fresh, with the reason.
     auto not_a_file = dir / "dir.json";

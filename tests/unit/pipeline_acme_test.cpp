@@ -508,7 +508,8 @@ TEST_F(CertificatePipelineTest, ForcedRenewalHonoursRetryAfter) {
     EXPECT_FALSE(refused);
     EXPECT_NE(refused.refused.value_or("").find("the CA asked to wait until"), std::string::npos)
         << refused.refused.value_or("");
-    EXPECT_NE(refused.refused.value_or("").find("rateLimited"), std::string::npos) << refused.refused.value_or("");
+    EXPECT_NE(refused.refused.value_or("").find("rateLimited"), std::string::npos)
+        << refused.refused.value_or("");
     // The Retry-After is kept in job.json: a broker restart does not clear it.
     renewer.reset();
     make_renewer().configure(config, SystemClock::now());
@@ -526,7 +527,8 @@ TEST_F(CertificatePipelineTest, ForcedRenewalsAreSpacedByForcedInterval) {
     EXPECT_TRUE(renewer->renew_now("web", t));
     auto again = renewer->renew_now("web", t + 299s);
     EXPECT_FALSE(again);
-    EXPECT_NE(again.refused.value_or("").find("(renewal.forced_interval)"), std::string::npos) << again.refused.value_or("");
+    EXPECT_NE(again.refused.value_or("").find("(renewal.forced_interval)"), std::string::npos)
+        << again.refused.value_or("");
     EXPECT_TRUE(renewer->renew_now("web", t + 301s));
     EXPECT_FALSE(renewer->renew_now("nope", t));
 }

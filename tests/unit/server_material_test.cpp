@@ -44,10 +44,10 @@ class ServerMaterialTest : public ::testing::Test {
 
 TEST_F(ServerMaterialTest, AcceptsGoodMaterialAndWildcardCoverage) {
     EXPECT_EQ(server_material_problem(make({"broker.local", "10.0.0.5"}),
-                                    want({"broker.local", "10.0.0.5"}), SystemClock::now()),
+                                      want({"broker.local", "10.0.0.5"}), SystemClock::now()),
               std::nullopt);
     EXPECT_EQ(server_material_problem(make({"*.example.com"}), want({"mqtt.example.com"}),
-                                    SystemClock::now()),
+                                      SystemClock::now()),
               std::nullopt);
 }
 
@@ -56,13 +56,15 @@ TEST_F(ServerMaterialTest, RefusesEachKindOfBadMaterialWithTheReason) {
     EXPECT_EQ(server_material_problem(m, want({"other.local"}), SystemClock::now()),
               "the certificate does not cover DNS:other.local");
     EXPECT_EQ(server_material_problem(make({"*.example.com"}), want({"a.b.example.com"}),
-                                    SystemClock::now()),
+                                      SystemClock::now()),
               "the certificate does not cover DNS:a.b.example.com");  // a wildcard covers one label
     EXPECT_NE(server_material_problem(m, {}, SystemClock::now() + Days(31))
                   .value_or("")
                   .find("the certificate expired on"),
               std::string::npos);
-    EXPECT_NE(server_material_problem(m, {}, SystemClock::now() - Days(2)).value_or("").find("not valid before"),
+    EXPECT_NE(server_material_problem(m, {}, SystemClock::now() - Days(2))
+                  .value_or("")
+                  .find("not valid before"),
               std::string::npos);
 
     ServerMaterial wrong_key{PrivateKey::generate(KeyType::EcP256), m.chain};
@@ -71,11 +73,13 @@ TEST_F(ServerMaterialTest, RefusesEachKindOfBadMaterialWithTheReason) {
 
     auto other = make({"x.local"});
     ServerMaterial broken{std::move(m.key), {m.leaf(), other.leaf()}};
-    EXPECT_NE(server_material_problem(broken, {}, SystemClock::now()).value_or("").find("the chain is broken"),
+    EXPECT_NE(server_material_problem(broken, {}, SystemClock::now())
+                  .value_or("")
+                  .find("the chain is broken"),
               std::string::npos);
 
     EXPECT_EQ(server_material_problem(make({"client-1"}, Days(30), CertificateProfile::Client), {},
-                                    SystemClock::now()),
+                                      SystemClock::now()),
               "the certificate's EKU does not allow serverAuth");
 }
 

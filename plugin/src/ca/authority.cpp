@@ -502,9 +502,8 @@ std::vector<IndexEntry> CertificateAuthority::issue_batch(size_t count,
 
 std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafRequest>& requests,
                                                      const fs::path& out_dir, Overwrite overwrite,
-                                                     const BatchHooks& hooks) {
+                                                     const BatchHooks& hooks, TimePoint now) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
-    TimePoint now = SystemClock::now();
     // Check everything before changing anything: a bad request leaves the CA untouched.
     std::set<std::string> seen;
     auto stem_of = [](const LeafRequest& r) { return r.file_stem.empty() ? r.name : r.file_stem; };

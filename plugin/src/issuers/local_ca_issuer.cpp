@@ -34,7 +34,7 @@ class LocalCaIssuer final : public Issuer {
         LeafRequest request{
             CertificateProfile::Server, p.names.front().value, p.name, p.names, 0, p.key_type};
         request.lifetime = p.lifetime;
-        auto issued = ca.issue({request}, staging, Overwrite::Allow);
+        auto issued = ca.issue({request}, staging, Overwrite::Allow, {}, ctx.now);
         ServerMaterial m{PrivateKey::load(issued[0].key), Certificate::load_chain(issued[0].chain)};
         fs::remove_all(staging, ec);
         return m;

@@ -54,9 +54,9 @@ SecurityModule::SecurityModule(fs::path config_file, Clock& clock)
     Config config = load_config(config_file_);
     // Watched before they are read: a change in between is reported, not missed.
     files_.set_files(watched_files(config));
-    state_.store(build_state(std::move(config), nullptr));
-    auto state = state_.load();
     last_reload_at_ = clock.now();
+    state_.store(build_state(std::move(config), nullptr, last_reload_at_));
+    auto state = state_.load();
     CertificatePipeline::Options options;
     options.clock = &clock;
     pipeline_ = std::make_unique<CertificatePipeline>(
@@ -186,20 +186,29 @@ void SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) 
 }
 
 std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config config,
-                                                                         const State* previous) {
+                                                                         const State* previous,
+                                                                         TimePoint now) {
     auto state = std::make_shared<State>();
     state->config = std::move(config);
     const fs::path& file = state->config.file;
     // The CRLs in force stay until newer ones replace them: those kept across restarts, and
     // those of the snapshots in force now where they are newer (keeping them may have failed).
-    CrlsInForce kept = load_kept_crls(state->config.state_dir, state->warnings);
+    // A kept file of a CRL in force shares it instead of a second copy.
+    CrlsInForce previous_crls;
+    if (previous)
+        for (const auto& [name, snap] : previous->trust) merge_newest(previous_crls, snap->crls());
+    CrlsInForce kept = load_kept_crls(state->config.state_dir, state->warnings, previous_crls);
     for (const auto& [name, profile] : state->config.security_profiles) {
         try {
             CrlsInForce in_force = kept;
+            // The snapshot it replaces lends its verified chains when they still verify alike.
+            const TrustSnapshot* before = nullptr;
             if (previous)
-                if (auto it = previous->trust.find(name); it != previous->trust.end())
+                if (auto it = previous->trust.find(name); it != previous->trust.end()) {
                     merge_newest(in_force, it->second->crls());
-            auto snapshot = TrustSnapshot::build(profile, in_force);
+                    before = it->second.get();
+                }
+            auto snapshot = TrustSnapshot::build(profile, in_force, now, before);
             for (const auto& w : snapshot->warnings())
                 state->warnings.push_back("security profile " + name + ": " + w);
             state->trust.emplace(name, std::move(snapshot));
@@ -322,7 +331,7 @@ void SecurityModule::rebuild(TimePoint now) {
         auto in_force = watched_files(state_.load()->config);
         files.insert(files.end(), in_force.begin(), in_force.end());
         files_.set_files(files);
-        next = build_state(std::move(config), state_.load().get());
+        next = build_state(std::move(config), state_.load().get(), now);
         std::set<std::string> in_use;
         {
             std::lock_guard lock(mutex_);

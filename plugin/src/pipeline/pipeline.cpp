@@ -360,8 +360,7 @@ TimePoint CertificatePipeline::run(const std::string& name, std::stop_token stop
     auto deployed = Deployer::read(profile);
     ++checks_;
     bool temporary = deployed && is_temporary(deployed->leaf());
-    bool usable =
-        deployed && !temporary && !server_material_problem(*deployed, profile.names, now);
+    bool usable = deployed && !temporary && !server_material_problem(*deployed, profile.names, now);
     IssueContext ctx(profile, state_dir);
     ctx.deployed = usable ? &*deployed : nullptr;
     ctx.last_directory = state.directory;
@@ -421,7 +420,9 @@ TimePoint CertificatePipeline::run(const std::string& name, std::stop_token stop
                         std::string(e.what()));
                 }
             }
-            due = forced || !issuer->due_anyway(ctx).empty() || now >= renew_at;
+            // A retry after a failure repeats the attempt (a forced renewal too).
+            due = forced || state.consecutive_failures > 0 || !issuer->due_anyway(ctx).empty() ||
+                  now >= renew_at;
             if (!due) next = std::min(renew_at, check);
         }
         if (due) {
@@ -443,7 +444,9 @@ TimePoint CertificatePipeline::run(const std::string& name, std::stop_token stop
             if (!issuer->mirrors_source()) {
                 const Certificate& leaf = serving.leaf();
                 renew_at = renewal_time(leaf.not_before(), leaf.not_after(), profile.renew_before);
-                next = renew_at;
+                // Never a loop of issuances: a certificate due at once (a CA's clock behind
+                // ours, a lifetime shorter than asked) waits kMinReissue.
+                next = std::max(renew_at, clock_.now() + kMinReissue);
                 if (issuer->talks_to_ca()) {
                     std::lock_guard lock(mutex_);
                     next =
@@ -563,8 +566,8 @@ CertificatePipeline::RenewRequest CertificatePipeline::renew_now(const std::stri
                         " (Retry-After of the last failure: " + st.last_error + ")",
                     ""};
         if (job->last_forced != TimePoint{} && now < job->last_forced + renewal_.forced_interval)
-            return {"a forced renewal of '" + profile + "' ran at " +
-                        to_iso8601(job->last_forced) + "; the next is allowed at " +
+            return {"a forced renewal of '" + profile + "' ran at " + to_iso8601(job->last_forced) +
+                        "; the next is allowed at " +
                         to_iso8601(job->last_forced + renewal_.forced_interval) +
                         " (renewal.forced_interval)",
                     ""};

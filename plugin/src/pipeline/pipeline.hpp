@@ -109,13 +109,14 @@ class CertificatePipeline {
     bool idle(std::chrono::milliseconds horizon = std::chrono::milliseconds(0)) const;
 
     static constexpr std::chrono::seconds kStandInLifetime = std::chrono::hours(24 * 7);
+    static constexpr std::chrono::seconds kMinReissue = std::chrono::minutes(10);
 
   private:
     struct Job {
         CertificateProfileConfig profile;
         std::shared_ptr<Issuer> issuer;
         IssuerConfig issuer_config;  // acme
-        Status status;          // status.job is the persisted state
+        Status status;               // status.job is the persisted state
         bool forced = false;
         TimePoint last_forced{};
     };

@@ -97,9 +97,11 @@ class CertificateAuthority {
 
     // Issues keys and certificates for every request in one batch: one lock, one index append,
     // one filesystem sync. Either every file is written and indexed, or nothing changes.
+    // Validity starts from `now` (the caller's clock).
     std::vector<IssuedFiles> issue(const std::vector<LeafRequest>& requests,
                                    const std::filesystem::path& out_dir, Overwrite overwrite,
-                                   const BatchHooks& hooks = {});
+                                   const BatchHooks& hooks = {},
+                                   TimePoint now = SystemClock::now());
     // Signs a CSR after checking its signature, its key (RSA >= 2048 bits, EC P-256/P-384 or
     // Ed25519), that every name matches an `allow` glob and, for clients, that the CN is a
     // usable identity. Only the names come from the CSR; the profile decides every extension.

@@ -136,7 +136,8 @@ class SecurityModule {
     const Connected* connected(std::string_view client_id, const void* connection) const;
     bool control_allowed(const Connected& caller) const;
     // Builds the state of `config` (every security profile's files read and checked).
-    static std::shared_ptr<const State> build_state(Config config, const State* previous);
+    static std::shared_ptr<const State> build_state(Config config, const State* previous,
+                                                    TimePoint now);
     std::vector<std::filesystem::path> watched_files(const Config& config) const;
     // Applies `changed` watched files: certificate sources go to the pipeline, anything else
     // rebuilds the state.

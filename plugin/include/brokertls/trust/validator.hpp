@@ -79,12 +79,6 @@ class TrustSnapshot {
     static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile,
                                                       const CrlsInForce& in_force, TimePoint now,
                                                       const TrustSnapshot* previous = nullptr);
-    // Transitional, for SecurityModule::build_state until it passes its own time (issue #9:
-    // the lead's module rewrite removes this overload; trust/ reads no clock itself).
-    static std::shared_ptr<const TrustSnapshot> build(const SecurityProfile& profile,
-                                                      const CrlsInForce& in_force) {
-        return build(profile, in_force, SystemClock::now());
-    }
 
     // Validates a leaf (the broker already ran the TLS handshake; `leaf` may be null when the
     // client sent no certificate). What depends only on the certificate and this snapshot (the
