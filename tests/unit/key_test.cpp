@@ -49,6 +49,27 @@ TEST_P(KeyTypeTest, PemRoundTrip) {
     EXPECT_EQ(back.to_pem(), pem);
 }
 
+// Unencrypted PKCS#8 PEM takes the one-decoder path; the same key must come out as through
+// OpenSSL's generic decoding.
+TEST_P(KeyTypeTest, Pkcs8FastPathGivesTheSameKeyAsGenericDecoding) {
+    PrivateKey key = PrivateKey::generate(GetParam());
+    std::string pkcs8 = key.to_pem();
+    ASSERT_NE(pkcs8.find("-----BEGIN PRIVATE KEY-----"), std::string::npos);
+    BIO* bio = BIO_new_mem_buf(pkcs8.data(), static_cast<int>(pkcs8.size()));
+    EVP_PKEY* generic = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    ASSERT_NE(generic, nullptr);
+    PrivateKey parsed = PrivateKey::parse(pkcs8, "key.pem");
+    EXPECT_EQ(EVP_PKEY_eq(parsed.get(), generic), 1);
+    EXPECT_EQ(parsed.type(), GetParam());
+    EVP_PKEY_free(generic);
+    // A corrupt PKCS#8 block still gets the generic path's error.
+    std::string corrupt = pkcs8;
+    corrupt[40] = corrupt[40] == 'A' ? 'B' : 'A';
+    EXPECT_EQ(error_of([&] { PrivateKey::parse(corrupt, "key.pem"); }, ErrorKind::Input),
+              "key.pem: not a PEM private key");
+}
+
 TEST_P(KeyTypeTest, DerRoundTrip) {
     PrivateKey key = PrivateKey::generate(GetParam());
     std::string der = key.to_der();

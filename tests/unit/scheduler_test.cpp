@@ -91,6 +91,16 @@ TEST_F(SchedulerTest, RunNowOfAQueuedJobQueuesItOnce) {
     EXPECT_EQ(runs(), (std::vector<std::string>{"a", "b"}));
 }
 
+// A changed file or an operator's command does not wait behind a start-up's checks.
+TEST_F(SchedulerTest, UrgentWorkGoesBeforeARoutineBacklog) {
+    Scheduler s(clock, 1, recorder());
+    for (const char* name : {"r1", "r2", "r3", "late"}) s.run_now(name);
+    s.run_now("late", Scheduler::Priority::Urgent);  // queued already: moved to the front
+    s.run_now("new", Scheduler::Priority::Urgent);
+    EXPECT_EQ(s.run_pending(), 5u);
+    EXPECT_EQ(runs(), (std::vector<std::string>{"new", "late", "r1", "r2", "r3"}));
+}
+
 TEST_F(SchedulerTest, EarlierJobsRunFirstAndTheTimelineFollowsMoves) {
     TimePoint t0 = clock.now();
     Scheduler s(clock, 1, recorder());

@@ -1,6 +1,7 @@
 #include "brokertls/crypto/key.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
@@ -108,11 +109,59 @@ PrivateKey PrivateKey::generate(KeyType type) {
     return PrivateKey(std::move(key));
 }
 
+namespace {
+
+// An unencrypted PKCS#8 PEM key (what brokertls writes, and what most tools do) decoded by the
+// one decoder of its algorithm. OpenSSL 3.0's generic decoding tries every decoder it has and
+// costs about 4 times as much (375 against 95 microseconds for a P-256 key here), which is most of
+// checking a certificate profile. Null when the text is not such a key: the caller then takes
+// the generic path, which also gives the error.
+PkeyPtr decode_pkcs8_pem(std::string_view data) {
+    if (data.find("-----BEGIN PRIVATE KEY-----") == std::string_view::npos) return nullptr;
+    BioPtr bio = memory_bio(data);
+    std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)> info(
+        PEM_read_bio_PKCS8_PRIV_KEY_INFO(bio.get(), nullptr, nullptr, nullptr),
+        PKCS8_PRIV_KEY_INFO_free);
+    if (!info) return nullptr;
+    const ASN1_OBJECT* algorithm = nullptr;
+    if (!PKCS8_pkey_get0(&algorithm, nullptr, nullptr, nullptr, info.get())) return nullptr;
+    const char* type = nullptr;
+    switch (OBJ_obj2nid(algorithm)) {
+        case NID_X9_62_id_ecPublicKey: type = "EC"; break;
+        case NID_rsaEncryption: type = "RSA"; break;
+        case NID_ED25519: type = "ED25519"; break;
+        default: return nullptr;
+    }
+    struct Der {  // the key's secret bytes: cleared when freed
+        unsigned char* bytes = nullptr;
+        int size = 0;
+        ~Der() { OPENSSL_clear_free(bytes, size > 0 ? static_cast<size_t>(size) : 0); }
+    } der;
+    der.size = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &der.bytes);
+    if (der.size <= 0) return nullptr;
+    EVP_PKEY* key = nullptr;
+    std::unique_ptr<OSSL_DECODER_CTX, decltype(&OSSL_DECODER_CTX_free)> decoder(
+        OSSL_DECODER_CTX_new_for_pkey(&key, "DER", "PrivateKeyInfo", type, EVP_PKEY_KEYPAIR,
+                                      nullptr, nullptr),
+        OSSL_DECODER_CTX_free);
+    const unsigned char* in = der.bytes;
+    size_t in_len = static_cast<size_t>(der.size);
+    if (!decoder || !OSSL_DECODER_from_data(decoder.get(), &in, &in_len)) {
+        EVP_PKEY_free(key);
+        return nullptr;
+    }
+    return PkeyPtr(key);
+}
+
+}  // namespace
+
 PrivateKey PrivateKey::parse(std::string_view data, std::string_view source,
                              const Passphrase& passphrase) {
     ERR_clear_error();
     PkeyPtr key;
-    if (looks_like_pem(data)) {
+    if (PkeyPtr fast = decode_pkcs8_pem(data)) {
+        key = std::move(fast);
+    } else if (looks_like_pem(data)) {
         bool encrypted = data.find("ENCRYPTED") != std::string_view::npos;
         if (encrypted && !passphrase)
             fail(ErrorKind::Input, source, "private key is encrypted: a passphrase is needed");

@@ -302,7 +302,7 @@ std::vector<fs::path> CertificatePipeline::files_changed(const std::vector<fs::p
             profiles.insert(it->second.begin(), it->second.end());
         }
     }
-    for (const auto& name : profiles) local_->run_now(name);
+    for (const auto& name : profiles) local_->run_now(name, Scheduler::Priority::Urgent);
     return sources;
 }
 
@@ -581,7 +581,7 @@ CertificatePipeline::RenewRequest CertificatePipeline::renew_now(const std::stri
         job->forced = true;
         job->last_forced = now;
     }
-    if (!running) s.run_now(profile);
+    if (!running) s.run_now(profile, Scheduler::Priority::Urgent);
     return {std::nullopt, running ? "an order is already running" : ""};
 }
 

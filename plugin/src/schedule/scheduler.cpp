@@ -37,10 +37,13 @@ void Scheduler::unschedule(const std::string& name, Entry& e) {
     if (!e.queued && !e.running && e.due != TimePoint::max()) timeline_.erase({e.due, name});
 }
 
-void Scheduler::queue(const std::string& name, Entry& e) {
+void Scheduler::queue(const std::string& name, Entry& e, bool urgent) {
     unschedule(name, e);
     e.queued = true;
-    queue_.push_back(name);
+    if (urgent)
+        queue_.push_front(name);
+    else
+        queue_.push_back(name);
 }
 
 void Scheduler::schedule(const std::string& name, TimePoint at) {
@@ -54,15 +57,20 @@ void Scheduler::schedule(const std::string& name, TimePoint at) {
     cv_.notify_all();
 }
 
-void Scheduler::run_now(const std::string& name) {
+void Scheduler::run_now(const std::string& name, Priority priority) {
     std::lock_guard lock(mutex_);
     Entry& e = entries_[name];
     e.removed = false;
+    bool urgent = priority == Priority::Urgent;
     if (e.running) {
         e.again = true;
     } else if (!e.queued) {
-        queue(name, e);
+        queue(name, e, urgent);
         cv_.notify_all();
+    } else if (urgent) {
+        // Queued behind routine work: moved to the front.
+        std::erase(queue_, name);
+        queue_.push_front(name);
     }
 }
 

@@ -39,8 +39,11 @@ class Scheduler {
     // Adds job `name` due at `at`, or moves it there. A running job's own answer decides its
     // next time, unless run_now() came in between.
     void schedule(const std::string& name, TimePoint at);
-    // Runs `name` as soon as a worker is free, or again right after its current run.
-    void run_now(const std::string& name);
+    // Runs `name` as soon as a worker is free, or again right after its current run. Urgent
+    // work (files that changed, an operator's command) goes before a backlog of routine
+    // checks (the check of every profile after a start).
+    enum class Priority { Routine, Urgent };
+    void run_now(const std::string& name, Priority priority = Priority::Routine);
     // Forgets `name`; a run in progress finishes and its answer is dropped.
     void remove(const std::string& name);
     // Runs, on the calling thread, every job queued or due now, each at most once: for work
@@ -63,7 +66,7 @@ class Scheduler {
         bool removed = false;  // remove() while running
     };
     void work(std::stop_token stop);
-    void queue(const std::string& name, Entry& e);  // with mutex_
+    void queue(const std::string& name, Entry& e, bool urgent = false);  // with mutex_
     void unschedule(const std::string& name, Entry& e);
     void promote_due(TimePoint now);
     std::optional<std::string> take();
