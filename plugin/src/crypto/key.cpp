@@ -127,10 +127,17 @@ PkeyPtr decode_pkcs8_pem(std::string_view data) {
     if (!PKCS8_pkey_get0(&algorithm, nullptr, nullptr, nullptr, info.get())) return nullptr;
     const char* type = nullptr;
     switch (OBJ_obj2nid(algorithm)) {
-        case NID_X9_62_id_ecPublicKey: type = "EC"; break;
-        case NID_rsaEncryption: type = "RSA"; break;
-        case NID_ED25519: type = "ED25519"; break;
-        default: return nullptr;
+        case NID_X9_62_id_ecPublicKey:
+            type = "EC";
+            break;
+        case NID_rsaEncryption:
+            type = "RSA";
+            break;
+        case NID_ED25519:
+            type = "ED25519";
+            break;
+        default:
+            return nullptr;
     }
     struct Der {  // the key's secret bytes: cleared when freed
         unsigned char* bytes = nullptr;

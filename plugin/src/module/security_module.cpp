@@ -159,7 +159,8 @@ void SecurityModule::watch_loop() {
             }
         }
         TimePoint now = SystemClock::now();
-        if (!changed.empty()) apply(changed, now);
+        bool rebuilt = !changed.empty() && apply(changed, now);
+        if (rebuild_requested_.exchange(false) && !rebuilt) rebuild(now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();
         bool no_ticks =
             since_tick >
@@ -177,12 +178,14 @@ bool SecurityModule::poll_files(TimePoint now, std::chrono::milliseconds wait) {
     return !changed.empty() || (deployed_ && !deployed_before);
 }
 
-void SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) {
+bool SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) {
     // A new key or certificate in a `files` source is that profile's work; anything else
     // (brokertls.json, anchors, CRLs) rebuilds the configuration and re-checks connected
     // clients.
     auto sources = pipeline_->files_changed(changed);
-    if (sources.size() < changed.size()) rebuild(now);
+    if (sources.size() == changed.size()) return false;
+    rebuild(now);
+    return true;
 }
 
 std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config config,
@@ -390,12 +393,22 @@ SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
 }
 
 SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
-    bool already_built;
+    bool ours, built;
     {
         std::lock_guard lock(mutex_);
-        already_built = pending_rebuilt_;
+        ours = wake_requested_;
+        built = pending_rebuilt_;
     }
-    if (!already_built) rebuild(now);
+    // A reload we signalled (new certificates, clients to disconnect, a rebuild's outcome)
+    // only hands over what is pending: the broker re-read its certificate files meanwhile.
+    // Any other (an operator's SIGHUP) rebuilds, on the watcher thread when there is one: the
+    // broker thread never waits for it, and its outcome follows at the next tick or signal.
+    if (!built && !ours) {
+        if (watcher_.joinable())
+            rebuild_requested_ = true;
+        else
+            rebuild(now);
+    }
     return drain(now);
 }
 

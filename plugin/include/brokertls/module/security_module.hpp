@@ -81,9 +81,10 @@ class SecurityModule {
         std::vector<Message> publish;   // renewal events for events.mqtt_topic
         bool ok = true;
     };
-    // Broker thread, on a reload request (SIGHUP, control command): applies what the watcher
-    // already built, or else re-reads the configuration and rebuilds every snapshot. On any
-    // error the previous state stays in force and the outcome says why.
+    // Broker thread, on a reload (SIGHUP): hands over what the watcher built. A reload brokertls
+    // did not signal asks the watcher thread to re-read the configuration and rebuild every
+    // snapshot (without a watcher thread: here, now); its outcome follows at the next tick()
+    // or signal. On any error the previous state stays in force and the outcome says why.
     Outcome reload(TimePoint now);
     // Broker thread: the broker has re-read its listeners' certificate files (a RELOAD event),
     // so what is deployed is what it now serves. Counted in getStatus.
@@ -141,7 +142,8 @@ class SecurityModule {
     std::vector<std::filesystem::path> watched_files(const Config& config) const;
     // Applies `changed` watched files: certificate sources go to the pipeline, anything else
     // rebuilds the state.
-    void apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
+    // True when it rebuilt.
+    bool apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
     // Builds and swaps in a new state and reconfigures the pipeline; records the result for
     // the broker thread. Any thread.
     void rebuild(TimePoint now);
@@ -168,7 +170,8 @@ class SecurityModule {
 
     // Every certificate profile: its own threads, never holding a lock of ours while it works.
     std::unique_ptr<CertificatePipeline> pipeline_;
-    std::atomic<bool> deployed_{false};  // new material on disk, the broker not yet told
+    std::atomic<bool> deployed_{false};           // new material on disk, the broker not yet told
+    std::atomic<bool> rebuild_requested_{false};  // an operator's reload, for the watcher
 
     // Shared between the watcher and the broker thread; held only briefly.
     mutable std::mutex mutex_;
