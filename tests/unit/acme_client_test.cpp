@@ -360,20 +360,22 @@ TEST_F(AcmeAccountClientTest, PollingStopsWhenTheSleeperSaysSo) {
     sleeps.keep_going = false;
     http.expect_post("https://ca.test/authz/1",
                      [&](const DecodedJws&) { return answer(200, authz_json("pending"), "n"); });
-    EXPECT_EQ(test::error_of(
-                  [&] { client.wait_authorization("https://ca.test/authz/1", SystemClock::now() + 1h); },
-                  ErrorKind::State),
-              "acme authorization https://ca.test/authz/1 (a.example): stopped");
+    EXPECT_EQ(
+        test::error_of(
+            [&] { client.wait_authorization("https://ca.test/authz/1", SystemClock::now() + 1h); },
+            ErrorKind::State),
+        "acme authorization https://ca.test/authz/1 (a.example): stopped");
 }
 
 TEST_F(AcmeAccountClientTest, PollingEndsAtTheDeadline) {
     http.expect_post("https://ca.test/authz/1",
                      [&](const DecodedJws&) { return answer(200, authz_json("pending"), "n"); });
-    EXPECT_EQ(test::error_of(
-                  [&] { client.wait_authorization("https://ca.test/authz/1", SystemClock::now() - 1s); },
-                  ErrorKind::State),
-              "acme authorization https://ca.test/authz/1 (a.example): still pending at the "
-              "deadline");
+    EXPECT_EQ(
+        test::error_of(
+            [&] { client.wait_authorization("https://ca.test/authz/1", SystemClock::now() - 1s); },
+            ErrorKind::State),
+        "acme authorization https://ca.test/authz/1 (a.example): still pending at the "
+        "deadline");
     EXPECT_TRUE(sleeps.waits.empty());
 }
 
@@ -648,9 +650,14 @@ TEST(AcmeAri, CertificateIdMatchesTheRfcExample) {
 
 TEST(AcmeAri, CertificateWithoutAkiIsAnError) {
     auto key = PrivateKey::generate(KeyType::EcP256);
-    Certificate self = sign_certificate(
-        {CertificateProfile::RootCa, "x", "", {}, SystemClock::now(), SystemClock::now() + Days(1), ""},
-        key.get(), key, nullptr);
+    Certificate self = sign_certificate({CertificateProfile::RootCa,
+                                         "x",
+                                         "",
+                                         {},
+                                         SystemClock::now(),
+                                         SystemClock::now() + Days(1),
+                                         ""},
+                                        key.get(), key, nullptr);
     EXPECT_EQ(test::error_of([&] { AcmeClient::ari_cert_id(self); }, ErrorKind::Input),
               "certificate CN=x: no authority key identifier (ARI needs one)");
 }

@@ -227,8 +227,8 @@ TEST_F(AcmeObtainTest, RetriesOnceWithoutReplacesWhenTheCaRefusesIt) {
     std::vector<SubjectAltName> names{classify_name("a.example")};
     expect_finalize_and_download(names, "a.example");
 
-    auto chain =
-        obtain({"web", names, "", "", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", SystemClock::now() + 1h});
+    auto chain = obtain(
+        {"web", names, "", "", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", SystemClock::now() + 1h});
     EXPECT_TRUE(chain.front().matches_key(key));
     EXPECT_TRUE(logged("profile web: the CA refused replaces=aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
     EXPECT_TRUE(logged("alreadyReplaced: certificate already replaced (HTTP 409)"));
@@ -366,12 +366,13 @@ TEST_F(AcmeObtainTest, CleansUpWhenPresentFails) {
     http.expect_post("https://ca.test/authz/1", [](const DecodedJws&) {
         return answer(200, authz("a.example", "pending", {challenge("dns-01", 1)}), "n");
     });
-    EXPECT_EQ(test::error_of(
-                  [&] {
-                      obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
-                  },
-                  ErrorKind::Io),
-              "responder: cannot listen");
+    EXPECT_EQ(
+        test::error_of(
+            [&] {
+                obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
+            },
+            ErrorKind::Io),
+        "responder: cannot listen");
     EXPECT_EQ(solver.cleanups, 1);
 }
 

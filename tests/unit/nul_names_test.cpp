@@ -30,8 +30,13 @@ bool contains(const std::string& text, const std::string& part) {
 }
 
 Certificate self_signed(const PrivateKey& key) {
-    CertificateSpec spec{CertificateProfile::Client, "dev.mqtt.example",      "", {},
-                         SystemClock::now() - Days(1),     SystemClock::now() + Days(30), ""};
+    CertificateSpec spec{CertificateProfile::Client,
+                         "dev.mqtt.example",
+                         "",
+                         {},
+                         SystemClock::now() - Days(1),
+                         SystemClock::now() + Days(30),
+                         ""};
     return sign_certificate(spec, key.get(), key, nullptr);
 }
 
@@ -53,17 +58,17 @@ TEST(NulNames, CsrWithNulInDnsSanIsRefusedAtParse) {
 
 TEST(NulNames, SigningACommonNameWithNulIsRefusedNotCutShort) {
     auto key = PrivateKey::generate(KeyType::EcP256);
-    CertificateSpec spec{CertificateProfile::Client, kNulCn,
-                         "", {},
-                         SystemClock::now() - Days(1), SystemClock::now() + Days(30),
-                         ""};
+    CertificateSpec spec{
+        CertificateProfile::Client,    kNulCn, "", {}, SystemClock::now() - Days(1),
+        SystemClock::now() + Days(30), ""};
     std::string err =
         error_of([&] { sign_certificate(spec, key.get(), key, nullptr); }, ErrorKind::Usage);
     EXPECT_TRUE(contains(err, "cannot be used as a common name: contains a NUL byte")) << err;
     spec.common_name = "dev.mqtt.example";
     spec.organization = "Example\0 Corp"s;
     err = error_of([&] { sign_certificate(spec, key.get(), key, nullptr); }, ErrorKind::Usage);
-    EXPECT_TRUE(contains(err, "cannot be used as an organization name: contains a NUL byte")) << err;
+    EXPECT_TRUE(contains(err, "cannot be used as an organization name: contains a NUL byte"))
+        << err;
 }
 
 TEST(NulNames, CertificateNamesWithNulAreRefused) {

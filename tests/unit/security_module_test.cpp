@@ -454,19 +454,32 @@ TEST_F(FilesProfileTest, OnlyProfilesWhoseFilesOrConfigurationChangedAreChecked)
     auto checks = [&] {
         return json::parse(m.status_json(SystemClock::now()))["counters"]["certificate_checks"];
     };
-    // The start deploys what is missing; the checks of every profile follow off its path.
-    EXPECT_EQ(checks(), 0);
+    // The start deploys what is missing, checked as it is issued: nothing to check again.
     m.poll_files(SystemClock::now());
-    EXPECT_EQ(checks(), 2);
+    EXPECT_EQ(checks(), 0);
     replace_source_certificate();  // broker's source
     ASSERT_TRUE(poll_change(m));
-    EXPECT_EQ(checks(), 3);
+    EXPECT_EQ(checks(), 1);
     m.reload(SystemClock::now());  // nothing of the certificate profiles changed
-    EXPECT_EQ(checks(), 3);
+    EXPECT_EQ(checks(), 1);
     profiles(R"(["broker.test", "other.broker.test"])");  // other's names changed
     ASSERT_TRUE(poll_change(m));
-    EXPECT_EQ(checks(), 4);
+    EXPECT_EQ(checks(), 2);
     EXPECT_NE(m.tick(SystemClock::now()).ok, true);  // other's certificate lacks the new name
+
+    // A restart: what is deployed is checked right after the start, not during it; "other"
+    // waits for the backoff its failure left in job.json.
+    SecurityModule restarted(tmp_ / "brokertls.json");
+    auto restarted_checks = [&] {
+        return json::parse(
+            restarted.status_json(SystemClock::now()))["counters"]["certificate_checks"];
+    };
+    EXPECT_EQ(restarted_checks(), 0);
+    restarted.poll_files(SystemClock::now());
+    EXPECT_EQ(restarted_checks(), 1);
+    EXPECT_EQ(json::parse(restarted.status_json(
+                  SystemClock::now()))["certificate_profiles"]["other"]["consecutive_failures"],
+              1);
 }
 
 TEST_F(FilesProfileTest, StatusSaysWhatTheBrokerServes) {

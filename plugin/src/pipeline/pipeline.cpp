@@ -137,10 +137,11 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
                                             config.renewal.order_timeout));
     }
 
-    std::map<std::string, std::shared_ptr<Job>> old;
+    // Copies: the workers change jobs' status under mutex_ while this runs.
+    std::map<std::string, Job> old;
     {
         std::lock_guard lock(mutex_);
-        old = jobs_;
+        for (const auto& [name, job] : jobs_) old.emplace(name, *job);
         // The order workers are sized by the first configuration (a reload keeps them).
         if (jobs_.empty() && !started_ && config.renewal.max_concurrent_orders != order_workers_) {
             order_workers_ = config.renewal.max_concurrent_orders;
@@ -159,16 +160,16 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
             job->issuer_config = config.issuers.at(profile.issuer);
         auto it = old.find(name);
         if (it != old.end()) {
-            job->status = it->second->status;  // the in-memory state is the newest
-            job->last_forced = it->second->last_forced;
+            job->status = it->second.status;  // the in-memory state is the newest
+            job->last_forced = it->second.last_forced;
         }
         job->status.source = source_name(profile.source);
         job->status.issuer = profile.issuer;
         job->status.names.clear();
         for (const auto& n : profile.names) job->status.names.push_back(n.value);
         // Checked again when it or its issuer changed (a new directory renews at once).
-        if (it == old.end() || !(it->second->profile == profile) ||
-            !(it->second->issuer_config == job->issuer_config))
+        if (it == old.end() || !(it->second.profile == profile) ||
+            !(it->second.issuer_config == job->issuer_config))
             fresh.push_back(&profile);
         jobs.emplace(name, std::move(job));
     }
@@ -178,6 +179,7 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
     Configured result;
     Deployer deployer(config.state_dir);
     std::vector<std::pair<std::string, ServerMaterial>> issued;
+    std::map<std::string, TimePoint> ready;  // deployed here: name -> next check
     for (const auto* p : fresh) {
         Job& job = *jobs.at(p->name);
         if (old.count(p->name) == 0) {
@@ -235,11 +237,19 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
         }
         for (const auto& [name, material] : issued) {
             if (failed.count(name)) continue;
-            Status& st = jobs.at(name)->status;
+            Job& job = *jobs.at(name);
+            Status& st = job.status;
             summarise(st, &material, false);
             st.job.last_result = "obtained";
             st.job.last_success = now;
             result.deployed = true;
+            // Just issued and checked: no check at once; next when it is due (files: when its
+            // source changes).
+            const Certificate& leaf = material.leaf();
+            if (!job.issuer->mirrors_source())
+                st.renew_at =
+                    renewal_time(leaf.not_before(), leaf.not_after(), job.profile.renew_before);
+            ready[name] = job.issuer->mirrors_source() ? TimePoint::max() : st.renew_at;
         }
         if (issued.size() > failed.size())
             hooks_.log("certificate profiles: deployed " +
@@ -272,20 +282,25 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
         state_dir_ = config.state_dir;
         sinks_ = std::move(sinks);
     }
-    // Checked now, unless a backoff from before a restart is still running.
+    // Checked now, unless a backoff from before a restart is still running, or it was just
+    // deployed above.
     for (const auto& name : fresh_names) {
-        std::shared_ptr<Job> job;
+        CertificateProfileConfig profile;
+        TimePoint next;
         {
             std::lock_guard lock(mutex_);
-            job = jobs_.at(name);
-            JobState& st = job->status.job;
+            Job& job = *jobs_.at(name);
+            JobState& st = job.status.job;
             if (st.consecutive_failures == 0 || st.next_run < now) st.next_run = now;
+            if (auto it = ready.find(name); it != ready.end()) st.next_run = it->second;
+            next = st.next_run;
+            profile = job.profile;
         }
-        Scheduler& s = scheduler_for(job->profile);
-        if (job->status.job.next_run <= now)
+        Scheduler& s = scheduler_for(profile);
+        if (next <= now)
             s.run_now(name);
         else
-            s.schedule(name, job->status.job.next_run);
+            s.schedule(name, next);
     }
     return result;
 }
