@@ -158,32 +158,31 @@ Deployer::Result Deployer::deploy(const CertificateProfileConfig& p, const Serve
     return Result::Deployed;
 }
 
-std::vector<Deployer::Failure> Deployer::deploy_new(
-    const std::vector<std::pair<const CertificateProfileConfig*, const ServerMaterial*>>& batch,
-    TimePoint now) const {
-    std::vector<Failure> failures;
+Deployer::NewSet Deployer::prepare(const CertificateProfileConfig& profile,
+                                   const ServerMaterial& material, const std::string& origin,
+                                   TimePoint now) {
+    if (Problem why = server_material_problem(material, profile.names, now))
+        fail(ErrorKind::Input, origin, *why);
+    return NewSet{&profile, material.key.to_pem(), material.cert_pem()};
+}
+
+void Deployer::deploy_new(const std::vector<NewSet>& sets) {
     AtomicBatch files;
-    std::vector<const CertificateProfileConfig*> staged;
     std::set<fs::path> dirs;
-    for (const auto& [p, material] : batch) {
-        if (Problem why = server_material_problem(*material, p->names, now)) {
-            failures.push_back({p->name, *why});
-            continue;
-        }
-        for (const fs::path& target : {p->deploy_cert, p->deploy_key})
+    for (const auto& set : sets) {
+        const auto& p = *set.profile;
+        for (const fs::path& target : {p.deploy_cert, p.deploy_key})
             if (dirs.insert(target.parent_path()).second) ensure_directory(target.parent_path());
-        files.stage(pending(p->deploy_key), material->key.to_pem(), kPrivateMode);
-        files.stage(pending(p->deploy_cert), material->cert_pem());
-        staged.push_back(p);
+        files.stage(pending(p.deploy_key), set.key_pem, kPrivateMode);
+        files.stage(pending(p.deploy_cert), set.cert_pem);
     }
     // One sync for every file, then the pending names, then into place key first.
     files.commit();
-    for (const auto* p : staged) {
-        rename_into_place(pending(p->deploy_key), p->deploy_key);
-        rename_into_place(pending(p->deploy_cert), p->deploy_cert);
+    for (const auto& set : sets) {
+        rename_into_place(pending(set.profile->deploy_key), set.profile->deploy_key);
+        rename_into_place(pending(set.profile->deploy_cert), set.profile->deploy_cert);
     }
     for (const auto& dir : dirs) sync_directory(dir);
-    return failures;
 }
 
 void Deployer::archive_set(const CertificateProfileConfig& p, const ServerMaterial& set,

@@ -49,14 +49,17 @@ class Deployer {
                         const std::filesystem::path& key);
 
     // Many profiles with nothing deployed, at once (the first start of a broker with many
-    // profiles): the same checks in memory, every file written with one filesystem sync.
-    // Returns the error of each profile that could not be deployed (empty: all deployed).
-    struct Failure {
-        std::string profile, error;
+    // profiles): each set is checked and encoded by prepare() as it comes (so thousands of
+    // parsed keys and certificates never sit in memory together), then deploy_new() writes them
+    // all with one filesystem sync.
+    struct NewSet {
+        const CertificateProfileConfig* profile;
+        std::string key_pem, cert_pem;
     };
-    std::vector<Failure> deploy_new(
-        const std::vector<std::pair<const CertificateProfileConfig*, const ServerMaterial*>>& batch,
-        TimePoint now) const;
+    // Throws Error "ORIGIN: reason" when the material may not be served.
+    static NewSet prepare(const CertificateProfileConfig& profile, const ServerMaterial& material,
+                          const std::string& origin, TimePoint now);
+    static void deploy_new(const std::vector<NewSet>& sets);
 
     static bool same(const ServerMaterial& a, const ServerMaterial& b);
     static constexpr std::size_t kArchiveKeep = 5;

@@ -177,8 +177,7 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
 
     // Nothing deployed: material now, so the broker has something to serve when it starts.
     Configured result;
-    Deployer deployer(config.state_dir);
-    std::vector<std::pair<std::string, ServerMaterial>> issued;
+    std::vector<Deployer::NewSet> issued;
     std::map<std::string, TimePoint> ready;  // deployed here: name -> next check
     for (const auto* p : fresh) {
         Job& job = *jobs.at(p->name);
@@ -217,44 +216,28 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
                 emit(name, type, m);
             };
             ctx.log = hooks_.log;
-            issued.emplace_back(p->name, job.issuer->issue(ctx));
+            ServerMaterial material = job.issuer->issue(ctx);
+            issued.push_back(Deployer::prepare(*p, material, job.issuer->origin(*p), now));
+            // Checked: its status now, and no check at once; next when it is due (files: when
+            // its source changes).
+            Status& st = job.status;
+            summarise(st, &material, false);
+            st.job.last_result = "obtained";
+            st.job.last_success = now;
+            const Certificate& leaf = material.leaf();
+            if (!job.issuer->mirrors_source())
+                st.renew_at = renewal_time(leaf.not_before(), leaf.not_after(), p->renew_before);
+            ready[p->name] = job.issuer->mirrors_source() ? TimePoint::max() : st.renew_at;
         } catch (const std::exception& e) {
             result.errors.push_back("certificate profile " + p->name +
                                     ": new certificate refused, nothing is deployed: " + e.what());
         }
     }
     if (!issued.empty()) {
-        std::vector<std::pair<const CertificateProfileConfig*, const ServerMaterial*>> batch;
-        for (const auto& [name, material] : issued)
-            batch.emplace_back(&config.certificate_profiles.at(name), &material);
-        std::set<std::string> failed;
-        for (const auto& f : deployer.deploy_new(batch, now)) {
-            failed.insert(f.profile);
-            const auto& p = config.certificate_profiles.at(f.profile);
-            result.errors.push_back("certificate profile " + f.profile +
-                                    ": new certificate refused, nothing is deployed: " +
-                                    jobs.at(f.profile)->issuer->origin(p) + ": " + f.error);
-        }
-        for (const auto& [name, material] : issued) {
-            if (failed.count(name)) continue;
-            Job& job = *jobs.at(name);
-            Status& st = job.status;
-            summarise(st, &material, false);
-            st.job.last_result = "obtained";
-            st.job.last_success = now;
-            result.deployed = true;
-            // Just issued and checked: no check at once; next when it is due (files: when its
-            // source changes).
-            const Certificate& leaf = material.leaf();
-            if (!job.issuer->mirrors_source())
-                st.renew_at =
-                    renewal_time(leaf.not_before(), leaf.not_after(), job.profile.renew_before);
-            ready[name] = job.issuer->mirrors_source() ? TimePoint::max() : st.renew_at;
-        }
-        if (issued.size() > failed.size())
-            hooks_.log("certificate profiles: deployed " +
-                       std::to_string(issued.size() - failed.size()) +
-                       " certificates that had nothing deployed");
+        Deployer::deploy_new(issued);
+        result.deployed = true;
+        hooks_.log("certificate profiles: deployed " + std::to_string(issued.size()) +
+                   " certificates that had nothing deployed");
     }
 
     auto sinks = std::make_shared<const EventSinks>(config.events, hooks_.log);
