@@ -6,7 +6,7 @@
 #     so drift hits all three alike. Each is timed from outside, process start to exit, and its
 #     certificate is checked. Prints the medians and the ratios lego/brokertls, certbot/brokertls
 #     (reference on this machine type: lego 6.1 s, certbot 3.4 s; target for brokertls <= 0.5 s).
-#  2. FLEET (default 100) certificate profiles ordered at once by the renewer
+#  2. FLEET (default 100) certificate profiles ordered at once by the certificate pipeline
 #     (tests/bench/acme_fleet.cpp): wall time until every profile has its certificate and peak
 #     RSS, with max_concurrent_orders 4 (the default) and 16. Target <= 15 s.
 # Pebble runs with PEBBLE_VA_NOSLEEP=1 and its default 5% badNonce rejection; every name resolves
@@ -118,7 +118,7 @@ ours_inside=$(median <ours.inside)
 lego=$(median <lego.times)
 certbot=$(median <certbot.times)
 
-echo "== $fleet certificate profiles ordered at once by the renewer (one account, http-01)"
+echo "== $fleet certificate profiles ordered at once by the certificate pipeline (one account, http-01)"
 fleet_line() {
     run_logged "fleet-$1.log" "$fleet_bin" "$directory" "$bundle" "127.0.0.1:$http_port" "fleet-$1" "$fleet" "$1"
     tail -n 1 "fleet-$1.log"

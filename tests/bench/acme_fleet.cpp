@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
                           fleet_config(argv[1], argv[2], argv[3], count, max_concurrent).dump(2));
         Config config = load_config(file);
 
-        // Completion is counted from the renewer's events rather than by polling status(),
+        // Completion is counted from the pipeline's events rather than by polling status(),
         // which reads every deployed certificate and would load the process being measured.
         std::mutex mutex;
         std::condition_variable changed;
@@ -101,12 +101,12 @@ int main(int argc, char** argv) {
             if (event.type == "failed") ++failed;
             changed.notify_all();
         };
-        CertificatePipeline renewer(hooks);
+        CertificatePipeline pipeline(hooks);
         double rss_before = peak_rss_mb();
 
         auto started = std::chrono::steady_clock::now();
-        renewer.configure(config, SystemClock::now());
-        renewer.start();
+        pipeline.configure(config, SystemClock::now());
+        pipeline.start();
         bool done;
         {
             std::unique_lock lock(mutex);
@@ -114,11 +114,11 @@ int main(int argc, char** argv) {
                                       [&] { return obtained >= count; });
         }
         std::chrono::duration<double> wall = std::chrono::steady_clock::now() - started;
-        renewer.stop();
+        pipeline.stop();
 
         // Every profile must serve its CA certificate, not the temporary one.
         int served = 0;
-        for (const auto& [name, st] : renewer.status()) {
+        for (const auto& [name, st] : pipeline.status()) {
             if (st.job.last_result == "obtained" && !st.temporary && !st.subject.empty())
                 ++served;
             else
