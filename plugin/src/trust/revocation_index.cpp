@@ -388,8 +388,14 @@ void RevocationIndex::add(const CrlInForce& crl) {
         ASN1_INTEGER* reused = value.get();
         // d2i_ASN1_INTEGER reuses `value` (two's complement to sign and magnitude, as for
         // X509_get0_serialNumber, so both sides of a lookup read serials the same way).
-        if (!d2i_ASN1_INTEGER(&reused, &p, static_cast<long>(serial.size())))
-            throw Error(ErrorKind::Input, "CRL of " + crl.issuer_ + ": bad serial number");
+        bool ok = d2i_ASN1_INTEGER(&reused, &p, static_cast<long>(serial.size())) != nullptr;
+        // On a bad serial OpenSSL frees the object it was given (and sets `reused` to null):
+        // `value` must not free it again (the crl fuzz target found that double free).
+        if (reused != value.get()) {
+            (void)value.release();
+            value.reset(reused);
+        }
+        if (!ok) throw Error(ErrorKind::Input, "CRL of " + crl.issuer_ + ": bad serial number");
         write_record(records.data() + n++ * s.width, s.width, serial_bytes(value.get()));
     });
     auto less = [&](const unsigned char* a, const unsigned char* b) {
