@@ -242,11 +242,8 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config 
 
 std::vector<fs::path> SecurityModule::watched_files(const Config& config) const {
     std::vector<fs::path> files;
-    for (const auto& [name, p] : config.certificate_profiles) {
-        if (p.source != CertificateSource::Files) continue;
-        for (const fs::path* f : {&p.key_file, &p.cert_file, &p.chain_file})
-            if (!f->empty()) files.push_back(*f);
-    }
+    for (const auto& [name, p] : config.certificate_profiles)
+        for (auto& f : p.source_files()) files.push_back(std::move(f));
     files.push_back(config_file_);
     for (const auto& [name, profile] : config.security_profiles) {
         files.insert(files.end(), profile.trust_anchors.begin(), profile.trust_anchors.end());

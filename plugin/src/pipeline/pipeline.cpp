@@ -242,11 +242,8 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
 
     auto sinks = std::make_shared<const EventSinks>(config.events, hooks_.log);
     std::map<fs::path, std::vector<std::string>> sources;
-    for (const auto& [name, p] : config.certificate_profiles) {
-        if (p.source != CertificateSource::Files) continue;
-        for (const fs::path* f : {&p.key_file, &p.cert_file, &p.chain_file})
-            if (!f->empty()) sources[*f].push_back(name);
-    }
+    for (const auto& [name, p] : config.certificate_profiles)
+        for (const auto& f : p.source_files()) sources[f].push_back(name);
     std::set<std::string> fresh_names;
     for (const auto* p : fresh) fresh_names.insert(p->name);
     {

@@ -43,6 +43,13 @@ struct CertificateProfileConfig {
     std::filesystem::path deploy_cert, deploy_key;
 
     bool operator==(const CertificateProfileConfig&) const = default;
+    // The files a `files` source reads (key, cert, chain if set); none for other sources.
+    std::vector<std::filesystem::path> source_files() const {
+        if (source != CertificateSource::Files) return {};
+        std::vector<std::filesystem::path> files{key_file, cert_file};
+        if (!chain_file.empty()) files.push_back(chain_file);
+        return files;
+    }
 };
 
 // How an ACME issuer proves control of the names (`issuers.NAME.challenge`).
