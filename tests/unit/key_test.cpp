@@ -1,8 +1,10 @@
 // Private keys: generation, key type names, PEM/DER encodings and passphrase protection.
 
 #include <gtest/gtest.h>
+
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <thread>
 
 #include <string>
 
@@ -68,6 +70,31 @@ TEST_P(KeyTypeTest, Pkcs8FastPathGivesTheSameKeyAsGenericDecoding) {
     corrupt[40] = corrupt[40] == 'A' ? 'B' : 'A';
     EXPECT_EQ(error_of([&] { PrivateKey::parse(corrupt, "key.pem"); }, ErrorKind::Input),
               "key.pem: not a PEM private key");
+}
+
+// Decoders are kept per thread and reused: keys of every type, a corrupt one between them, and
+// several threads at once each get their own key back.
+TEST(KeyDecodeTest, ReusedDecodersGiveEachKeyBack) {
+    std::vector<PrivateKey> keys;
+    std::vector<std::string> pems;
+    for (KeyType type : {KeyType::EcP256, KeyType::Rsa2048, KeyType::Ed25519, KeyType::EcP384}) {
+        keys.push_back(PrivateKey::generate(type));
+        pems.push_back(keys.back().to_pem());
+    }
+    std::string corrupt = pems[0];
+    corrupt[40] = corrupt[40] == 'A' ? 'B' : 'A';
+    auto check = [&] {
+        for (int round = 0; round < 3; ++round)
+            for (size_t i = 0; i < keys.size(); ++i) {
+                PrivateKey back = PrivateKey::parse(pems[i], "key.pem");
+                EXPECT_EQ(EVP_PKEY_eq(back.get(), keys[i].get()), 1) << i;
+                EXPECT_EQ(back.to_pem(), pems[i]);
+                EXPECT_THROW(PrivateKey::parse(corrupt, "key.pem"), Error);
+            }
+    };
+    std::thread other(check);
+    check();
+    other.join();
 }
 
 TEST_P(KeyTypeTest, DerRoundTrip) {

@@ -176,5 +176,34 @@ TEST_F(DeployTest, AnInterruptedDeployIsFinishedOrDropped) {
     EXPECT_FALSE(fs::exists(pending(cert())));
 }
 
+// A first start deploys many sets at once: straight to their names where nothing was, by the
+// pending names where one file of a pair was left (a key never lands beside a foreign
+// certificate); each key matches its certificate and nothing is left behind.
+TEST_F(DeployTest, NewSetsAreDeployedWholeWithNothingLeftBehind) {
+    auto fresh = make({"broker.test"}), replacing = make({"broker.test"});
+    CertificateProfileConfig a, b;
+    a.name = "a";
+    a.deploy_cert = tmp_ / "a/broker.crt";
+    a.deploy_key = tmp_ / "a/broker.key";
+    b.name = "b";
+    b.deploy_cert = cert();
+    b.deploy_key = key();
+    ensure_directory(cert().parent_path());
+    write_file_atomic(cert(), make({"broker.test"}).cert_pem());  // its key is gone
+    TimePoint now = SystemClock::now();
+    Deployer::deploy_new(
+        {Deployer::prepare(a, fresh, "a", now), Deployer::prepare(b, replacing, "b", now)});
+    for (const auto& [profile, material] : {std::pair{&a, &fresh}, std::pair{&b, &replacing}}) {
+        auto read = Deployer::read(*profile);
+        ASSERT_TRUE(read) << profile->name;
+        EXPECT_EQ(read->cert_pem(), material->cert_pem()) << profile->name;
+        EXPECT_TRUE(Deployer::same(*read, *material)) << profile->name;
+        EXPECT_EQ(fs::status(profile->deploy_key).permissions() & fs::perms::all,
+                  fs::perms::owner_read | fs::perms::owner_write);
+        EXPECT_FALSE(fs::exists(pending(profile->deploy_key)));
+        EXPECT_FALSE(fs::exists(pending(profile->deploy_cert)));
+    }
+}
+
 }  // namespace
 }  // namespace brokertls

@@ -91,6 +91,25 @@ class Node {
     const fs::path& file_;
 };
 
+// The file a path names (fs::weakly_canonical), for comparing deploy paths. Ten thousand
+// profiles deploy into a few directories: each directory is resolved once.
+class CanonicalPaths {
+  public:
+    fs::path of(const fs::path& path) {
+        std::error_code ec;
+        fs::path name = path.filename();
+        if (name.empty() || name == "." || name == ".." || fs::is_symlink(path, ec))
+            return fs::weakly_canonical(path);
+        auto [it, added] =
+            directories_.try_emplace(path.has_parent_path() ? path.parent_path() : fs::path("."));
+        if (added) it->second = fs::weakly_canonical(it->first);
+        return it->second / name;
+    }
+
+  private:
+    std::map<fs::path, fs::path> directories_;
+};
+
 SecurityProfile parse_security_profile(const std::string& name, const Node& node) {
     node.only_keys({"require_client_certificate", "trust_anchors", "intermediates", "crls",
                     "required_eku", "max_chain_depth", "allow_fingerprints", "deny_fingerprints",
@@ -372,9 +391,6 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
     if (!deploy.has("cert") || !deploy.has("key")) deploy.error("needs \"cert\" and \"key\"");
     c.deploy_cert = deploy.field("cert").path_value(false);
     c.deploy_key = deploy.field("key").path_value(false);
-    if (fs::weakly_canonical(c.deploy_cert) == fs::weakly_canonical(c.deploy_key))
-        deploy.error("\"cert\" and \"key\" name the same file (" + c.deploy_cert.string() +
-                     "): the key would be overwritten by the certificate");
     return c;
 }
 
@@ -560,13 +576,21 @@ Config parse_config(const std::string& text, const fs::path& file) {
     // Each deploy path once, canonical (a symlinked or ../ spelling is the same file): a map
     // lookup per path, so ten thousand profiles cost ten thousand lookups, not all the pairs.
     std::map<fs::path, std::string> deployed_by;
+    CanonicalPaths canonical;
     if (top.has("certificate_profiles"))
         for (const auto& [name, node] : top.field("certificate_profiles").members()) {
             auto profile = parse_certificate_profile(name, node);
-            for (const auto& path : {profile.deploy_cert, profile.deploy_key}) {
-                auto [it, added] = deployed_by.try_emplace(fs::weakly_canonical(path), name);
+            fs::path cert = canonical.of(profile.deploy_cert);
+            fs::path key = canonical.of(profile.deploy_key);
+            if (cert == key)
+                node.field("deploy").error("\"cert\" and \"key\" name the same file (" +
+                                           profile.deploy_cert.string() +
+                                           "): the key would be overwritten by the certificate");
+            for (const auto& [path, target] :
+                 {std::pair{&profile.deploy_cert, &cert}, std::pair{&profile.deploy_key, &key}}) {
+                auto [it, added] = deployed_by.try_emplace(*target, name);
                 if (!added)
-                    node.field("deploy").error(path.string() +
+                    node.field("deploy").error(path->string() +
                                                " is also deployed by certificate profile '" +
                                                it->second + "'");
             }

@@ -16,6 +16,16 @@
 
 namespace brokertls {
 
+// An unencrypted PKCS#8 key's DER: a secret, cleared when freed.
+struct Pkcs8Der {
+    unsigned char* bytes = nullptr;
+    int size = 0;
+    Pkcs8Der() = default;
+    Pkcs8Der(const Pkcs8Der&) = delete;
+    Pkcs8Der& operator=(const Pkcs8Der&) = delete;
+    ~Pkcs8Der() { OPENSSL_clear_free(bytes, size > 0 ? static_cast<size_t>(size) : 0); }
+};
+
 namespace {
 
 struct KeyTypeName {
@@ -111,12 +121,51 @@ PrivateKey PrivateKey::generate(KeyType type) {
 
 namespace {
 
+// The algorithms decode_pkcs8_pem() decodes by their own decoder.
+constexpr std::array<const char*, 3> kPkcs8Types{"EC", "RSA", "ED25519"};
+
+// OpenSSL 3.0 builds a decoder context by asking every provider for its decoders, which costs
+// four times the decoding itself (467 against 91 microseconds for a P-256 key here): a context
+// per thread and key type is kept and reused. A context writes each key it decodes to the
+// address it was made with: the slots never move.
+class KeyDecoders {
+  public:
+    KeyDecoders() = default;
+    KeyDecoders(const KeyDecoders&) = delete;
+    KeyDecoders& operator=(const KeyDecoders&) = delete;
+    ~KeyDecoders() {
+        for (auto& slot : slots_) OSSL_DECODER_CTX_free(slot.ctx);
+    }
+
+    // `type`: an index into kPkcs8Types.
+    PkeyPtr decode(size_t type, const Pkcs8Der& der) {
+        Slot& slot = slots_.at(type);
+        if (!slot.ctx)
+            slot.ctx =
+                OSSL_DECODER_CTX_new_for_pkey(&slot.out, "DER", "PrivateKeyInfo", kPkcs8Types[type],
+                                              EVP_PKEY_KEYPAIR, nullptr, nullptr);
+        if (!slot.ctx) return nullptr;
+        const unsigned char* in = der.bytes;
+        size_t in_len = static_cast<size_t>(der.size);
+        bool ok = OSSL_DECODER_from_data(slot.ctx, &in, &in_len);
+        PkeyPtr key(slot.out);
+        slot.out = nullptr;
+        return ok ? std::move(key) : nullptr;
+    }
+
+  private:
+    struct Slot {
+        EVP_PKEY* out = nullptr;
+        OSSL_DECODER_CTX* ctx = nullptr;
+    };
+    std::array<Slot, kPkcs8Types.size()> slots_;
+};
+
 // An unencrypted PKCS#8 PEM key (what brokertls writes, and what most tools do) decoded by the
-// one decoder of its algorithm. OpenSSL 3.0's generic decoding tries every decoder it has and
-// costs about 4 times as much (375 against 95 microseconds for a P-256 key here), which is most of
-// checking a certificate profile. Null when the text is not such a key: the caller then takes
-// the generic path, which also gives the error.
-PkeyPtr decode_pkcs8_pem(std::string_view data) {
+// one decoder of its algorithm (OpenSSL 3.0's generic decoding tries every decoder it has).
+// Null when the text is not such a key: the caller then takes the generic path, which also gives
+// the error. `der` gets the key's PKCS#8 DER, which is what writing it out again gives.
+PkeyPtr decode_pkcs8_pem(std::string_view data, Pkcs8Der& der) {
     if (data.find("-----BEGIN PRIVATE KEY-----") == std::string_view::npos) return nullptr;
     BioPtr bio = memory_bio(data);
     std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)> info(
@@ -125,39 +174,24 @@ PkeyPtr decode_pkcs8_pem(std::string_view data) {
     if (!info) return nullptr;
     const ASN1_OBJECT* algorithm = nullptr;
     if (!PKCS8_pkey_get0(&algorithm, nullptr, nullptr, nullptr, info.get())) return nullptr;
-    const char* type = nullptr;
+    size_t type;
     switch (OBJ_obj2nid(algorithm)) {
         case NID_X9_62_id_ecPublicKey:
-            type = "EC";
+            type = 0;
             break;
         case NID_rsaEncryption:
-            type = "RSA";
+            type = 1;
             break;
         case NID_ED25519:
-            type = "ED25519";
+            type = 2;
             break;
         default:
             return nullptr;
     }
-    struct Der {  // the key's secret bytes: cleared when freed
-        unsigned char* bytes = nullptr;
-        int size = 0;
-        ~Der() { OPENSSL_clear_free(bytes, size > 0 ? static_cast<size_t>(size) : 0); }
-    } der;
     der.size = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &der.bytes);
     if (der.size <= 0) return nullptr;
-    EVP_PKEY* key = nullptr;
-    std::unique_ptr<OSSL_DECODER_CTX, decltype(&OSSL_DECODER_CTX_free)> decoder(
-        OSSL_DECODER_CTX_new_for_pkey(&key, "DER", "PrivateKeyInfo", type, EVP_PKEY_KEYPAIR,
-                                      nullptr, nullptr),
-        OSSL_DECODER_CTX_free);
-    const unsigned char* in = der.bytes;
-    size_t in_len = static_cast<size_t>(der.size);
-    if (!decoder || !OSSL_DECODER_from_data(decoder.get(), &in, &in_len)) {
-        EVP_PKEY_free(key);
-        return nullptr;
-    }
-    return PkeyPtr(key);
+    thread_local KeyDecoders decoders;
+    return decoders.decode(type, der);
 }
 
 }  // namespace
@@ -166,8 +200,11 @@ PrivateKey PrivateKey::parse(std::string_view data, std::string_view source,
                              const Passphrase& passphrase) {
     ERR_clear_error();
     PkeyPtr key;
-    if (PkeyPtr fast = decode_pkcs8_pem(data)) {
+    std::shared_ptr<const Pkcs8Der> result_der;
+    auto der = std::make_shared<Pkcs8Der>();
+    if (PkeyPtr fast = decode_pkcs8_pem(data, *der)) {
         key = std::move(fast);
+        result_der = std::move(der);
     } else if (looks_like_pem(data)) {
         bool encrypted = data.find("ENCRYPTED") != std::string_view::npos;
         if (encrypted && !passphrase)
@@ -185,6 +222,7 @@ PrivateKey PrivateKey::parse(std::string_view data, std::string_view source,
     }
     ERR_clear_error();
     PrivateKey result(std::move(key));
+    result.pkcs8_ = std::move(result_der);
     result.type();  // rejects key kinds we do not support
     return result;
 }
@@ -215,6 +253,9 @@ std::string PrivateKey::to_pem(const Passphrase& passphrase) const {
             if (sig) pbe.release();  // owned by sig now
         }
         ok = sig && PEM_write_bio_PKCS8(bio.get(), sig.get());
+    } else if (pkcs8_) {
+        // Read from PKCS#8: those bytes again (encoding the key anew costs what decoding it did).
+        ok = PEM_write_bio(bio.get(), "PRIVATE KEY", "", pkcs8_->bytes, pkcs8_->size);
     } else {
         ok = PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr,
                                            nullptr);
@@ -224,6 +265,9 @@ std::string PrivateKey::to_pem(const Passphrase& passphrase) const {
 }
 
 std::string PrivateKey::to_der() const {
+    if (pkcs8_)
+        return std::string(reinterpret_cast<const char*>(pkcs8_->bytes),
+                           static_cast<size_t>(pkcs8_->size));
     BioPtr bio = memory_bio();
     if (!i2d_PKCS8PrivateKey_bio(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr, nullptr))
         throw Error(ErrorKind::Io, "cannot encode private key: " + openssl_reason());

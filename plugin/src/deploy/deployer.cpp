@@ -169,18 +169,25 @@ Deployer::NewSet Deployer::prepare(const CertificateProfileConfig& profile,
 void Deployer::deploy_new(const std::vector<NewSet>& sets) {
     AtomicBatch files;
     std::set<fs::path> dirs;
+    std::vector<const CertificateProfileConfig*> by_pending;
     for (const auto& set : sets) {
         const auto& p = *set.profile;
         for (const fs::path& target : {p.deploy_cert, p.deploy_key})
             if (dirs.insert(target.parent_path()).second) ensure_directory(target.parent_path());
-        files.stage(pending(p.deploy_key), set.key_pem, kPrivateMode);
-        files.stage(pending(p.deploy_cert), set.cert_pem);
+        // Neither file there (a first start): straight to their names, key first; a start
+        // interrupted between the two leaves a key alone, and the next start deploys the set
+        // again. One of them there: by the pending names, which recover() completes.
+        std::error_code ec;
+        bool direct = !fs::exists(p.deploy_key, ec) && !fs::exists(p.deploy_cert, ec);
+        files.stage(direct ? p.deploy_key : pending(p.deploy_key), set.key_pem, kPrivateMode);
+        files.stage(direct ? p.deploy_cert : pending(p.deploy_cert), set.cert_pem);
+        if (!direct) by_pending.push_back(&p);
     }
-    // One sync for every file, then the pending names, then into place key first.
+    // One sync for every file, then the names, then the pending ones into place key first.
     files.commit();
-    for (const auto& set : sets) {
-        rename_into_place(pending(set.profile->deploy_key), set.profile->deploy_key);
-        rename_into_place(pending(set.profile->deploy_cert), set.profile->deploy_cert);
+    for (const auto* p : by_pending) {
+        rename_into_place(pending(p->deploy_key), p->deploy_key);
+        rename_into_place(pending(p->deploy_cert), p->deploy_cert);
     }
     for (const auto& dir : dirs) sync_directory(dir);
 }

@@ -1,7 +1,9 @@
 #include "pipeline/pipeline.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "brokertls/acme/problem.hpp"
 #include "brokertls/crypto/signing.hpp"
@@ -9,6 +11,7 @@
 #include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/renewal/event_sinks.hpp"
 #include "brokertls/renewal/policy.hpp"
+#include "schedule/signals.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -27,6 +30,23 @@ const char* source_name(CertificateSource source) {
             return "acme";
     }
     return "?";
+}
+
+// Calls f(0) .. f(count - 1) on every core; f must not throw.
+template <class F>
+void for_each_parallel(size_t count, F f) {
+    unsigned workers = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < count;) f(i);
+    };
+    std::vector<std::jthread> threads;
+    for (unsigned w = 1; w < workers && w < count; ++w)
+        threads.emplace_back([&] {
+            block_signals();
+            work();
+        });
+    work();
 }
 
 bool both_exist(const CertificateProfileConfig& p) {
@@ -178,7 +198,8 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
     // Nothing deployed: material now, so the broker has something to serve when it starts.
     Configured result;
     std::vector<Deployer::NewSet> issued;
-    std::map<std::string, TimePoint> ready;  // deployed here: name -> next check
+    std::map<std::string, TimePoint> ready;                 // deployed here: name -> next check
+    std::vector<const CertificateProfileConfig*> to_issue;  // nothing deployed yet
     for (const auto* p : fresh) {
         Job& job = *jobs.at(p->name);
         if (old.count(p->name) == 0) {
@@ -209,15 +230,25 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
             continue;
         }
         if (both_exist(*p)) continue;  // checked by its job, off the broker's start
+        to_issue.push_back(p);
+    }
+    // Issued and checked at once: from their files, in parallel (reading and checking ten
+    // thousand profiles' files is most of a first start); a local CA one at a time (it issues
+    // under its directory's lock). Each task changes only its own job.
+    std::vector<std::optional<Deployer::NewSet>> sets(to_issue.size());
+    std::vector<std::string> refused(to_issue.size());
+    auto issue_one = [&](size_t i) {
+        const CertificateProfileConfig& p = *to_issue[i];
+        Job& job = *jobs.at(p.name);
         try {
-            IssueContext ctx(*p, config.state_dir);
+            IssueContext ctx(p, config.state_dir);
             ctx.now = now;
-            ctx.event = [this, name = p->name](const std::string& type, const std::string& m) {
+            ctx.event = [this, name = p.name](const std::string& type, const std::string& m) {
                 emit(name, type, m);
             };
             ctx.log = hooks_.log;
             ServerMaterial material = job.issuer->issue(ctx);
-            issued.push_back(Deployer::prepare(*p, material, job.issuer->origin(*p), now));
+            sets[i] = Deployer::prepare(p, material, job.issuer->origin(p), now);
             // Checked: its status now, and no check at once; next when it is due (files: when
             // its source changes).
             Status& st = job.status;
@@ -226,12 +257,27 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
             st.job.last_success = now;
             const Certificate& leaf = material.leaf();
             if (!job.issuer->mirrors_source())
-                st.renew_at = renewal_time(leaf.not_before(), leaf.not_after(), p->renew_before);
-            ready[p->name] = job.issuer->mirrors_source() ? TimePoint::max() : st.renew_at;
+                st.renew_at = renewal_time(leaf.not_before(), leaf.not_after(), p.renew_before);
         } catch (const std::exception& e) {
-            result.errors.push_back("certificate profile " + p->name +
-                                    ": new certificate refused, nothing is deployed: " + e.what());
+            refused[i] = "certificate profile " + p.name +
+                         ": new certificate refused, nothing is deployed: " + e.what();
         }
+    };
+    std::vector<size_t> from_files, one_by_one;
+    for (size_t i = 0; i < to_issue.size(); ++i)
+        (jobs.at(to_issue[i]->name)->issuer->mirrors_source() ? from_files : one_by_one)
+            .push_back(i);
+    for_each_parallel(from_files.size(), [&](size_t k) { issue_one(from_files[k]); });
+    for (size_t i : one_by_one) issue_one(i);
+    for (size_t i = 0; i < to_issue.size(); ++i) {
+        const CertificateProfileConfig& p = *to_issue[i];
+        if (!sets[i]) {
+            result.errors.push_back(std::move(refused[i]));
+            continue;
+        }
+        issued.push_back(std::move(*sets[i]));
+        const Job& job = *jobs.at(p.name);
+        ready[p.name] = job.issuer->mirrors_source() ? TimePoint::max() : job.status.renew_at;
     }
     if (!issued.empty()) {
         Deployer::deploy_new(issued);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,8 @@ using Passphrase = std::optional<std::string>;
 // Why brokertls will not certify `key`, naming what it is ("RSA key of 1024 bits: ..."); nullopt
 // for RSA of at least 2048 bits, EC on P-256 or P-384, and Ed25519.
 Problem public_key_problem(const EVP_PKEY* key);
+
+struct Pkcs8Der;
 
 class PrivateKey {
   public:
@@ -49,6 +52,7 @@ class PrivateKey {
   private:
     explicit PrivateKey(PkeyPtr key) : key_(std::move(key)) {}
     PkeyPtr key_;
+    std::shared_ptr<const Pkcs8Der> pkcs8_;  // as read, when it was unencrypted PKCS#8
 };
 
 }  // namespace brokertls
