@@ -12,7 +12,7 @@
 
 #include "brokertls/acme/jws.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 #include "wire.hpp"
 
 namespace brokertls {

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/process/subprocess.hpp"
-#include "brokertls/trust/identity.hpp"
 #include "dns_record_name.hpp"
 #include "solvers.hpp"
 

@@ -6,8 +6,8 @@
 
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/issuers/acme_issuer.hpp"
-#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/trust/capath.hpp"
-#include "brokertls/trust/identity.hpp"
 #include "brokertls/trust/kept_crls.hpp"
 #include "pipeline/pipeline.hpp"
 #include "schedule/signals.hpp"

@@ -9,6 +9,7 @@
 #include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/renewal/event_sinks.hpp"
 #include "brokertls/renewal/policy.hpp"
+#include "brokertls/store/files.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;

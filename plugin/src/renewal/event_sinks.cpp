@@ -4,8 +4,8 @@
 
 #include <memory>
 
+#include "brokertls/identity.hpp"
 #include "brokertls/process/subprocess.hpp"
-#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 namespace {

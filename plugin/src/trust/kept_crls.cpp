@@ -9,7 +9,6 @@
 
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"  // ensure_private_directory()
 #include "brokertls/store/fd.hpp"
 #include "brokertls/store/files.hpp"
 

@@ -6,7 +6,7 @@
 
 #include "brokertls/crypto/crl.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
