@@ -22,6 +22,7 @@ extern "C" {
 #include <memory>
 #include <string>
 
+#include "brokertls/crypto/handles.hpp"
 #include "brokertls/identity.hpp"
 #include "brokertls/module/security_module.hpp"
 

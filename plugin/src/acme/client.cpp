@@ -1,6 +1,6 @@
 // AcmeClient: the directory, nonces, signed requests and the account.
 
-#include "brokertls/acme/client.hpp"
+#include "acme/client.hpp"
 
 #include <curl/curl.h>
 
@@ -10,7 +10,7 @@
 #include <optional>
 #include <utility>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/identity.hpp"
 #include "wire.hpp"

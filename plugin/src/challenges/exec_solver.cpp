@@ -9,8 +9,8 @@
 
 #include "brokertls/error.hpp"
 #include "brokertls/identity.hpp"
-#include "brokertls/process/subprocess.hpp"
 #include "dns_record_name.hpp"
+#include "process/subprocess.hpp"
 #include "solvers.hpp"
 
 namespace brokertls {

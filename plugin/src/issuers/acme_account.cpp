@@ -7,11 +7,11 @@
 #include <mutex>
 #include <optional>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/store/files.hpp"
+#include "issuers/acme_issuer.hpp"
 
 namespace brokertls {
 

@@ -7,7 +7,7 @@
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/identity.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
+#include "issuers/acme_issuer.hpp"
 
 namespace brokertls {
 

@@ -1,4 +1,4 @@
-#include "brokertls/trust/capath.hpp"
+#include "trust/capath.hpp"
 
 #include <cstdio>
 #include <map>

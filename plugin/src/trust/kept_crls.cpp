@@ -1,4 +1,4 @@
-#include "brokertls/trust/kept_crls.hpp"
+#include "trust/kept_crls.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

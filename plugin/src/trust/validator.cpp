@@ -1,4 +1,4 @@
-#include "brokertls/trust/validator.hpp"
+#include "trust/validator.hpp"
 
 #include <algorithm>
 #include <array>

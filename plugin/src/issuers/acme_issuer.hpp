@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/challenges/solver.hpp"
-#include "brokertls/config/config.hpp"
+#include "acme/client.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/key.hpp"
+#include "challenges/solver.hpp"
+#include "config/config.hpp"
 
 namespace brokertls {
 
