@@ -22,16 +22,17 @@ extern "C" {
 #include <memory>
 #include <string>
 
+#include "brokertls/crypto/handles.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/module/security_module.hpp"
-#include "brokertls/trust/identity.hpp"
 
 #define BROKERTLS_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 
-using brokertls::SystemClock;
 using brokertls::printable;
 using brokertls::SecurityModule;
+using brokertls::SystemClock;
 
 // One SecurityModule per configuration file, shared by the plugin instances of every listener
 // (Mosquitto loads the plugin once per listener with per_listener_settings true).

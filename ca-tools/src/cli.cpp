@@ -17,7 +17,7 @@
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/crypto/pkcs12.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 #include "help.hpp"
 
 namespace brokertls::cli {

@@ -20,8 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "brokertls/config/config.hpp"
 #include "brokertls/store/files.hpp"
+#include "config/config.hpp"
 #include "pipeline/pipeline.hpp"
 
 using namespace brokertls;

@@ -12,15 +12,15 @@
 #include <string>
 #include <thread>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/http.hpp"
-#include "brokertls/challenges/solver.hpp"
-#include "brokertls/config/config.hpp"
+#include "acme/client.hpp"
+#include "acme/http.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/names.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/store/files.hpp"
+#include "challenges/solver.hpp"
+#include "config/config.hpp"
+#include "issuers/acme_issuer.hpp"
 
 using namespace brokertls;
 

@@ -34,8 +34,8 @@
 
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/kept_crls.hpp"
-#include "brokertls/trust/validator.hpp"
+#include "trust/kept_crls.hpp"
+#include "trust/validator.hpp"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/watch/file_watcher.hpp"
+#include "watch/file_watcher.hpp"
 
 using namespace brokertls;
 namespace fs = std::filesystem;

@@ -1,8 +1,8 @@
 // ACME JSON from a CA: directory, account (newAccount answer), order, authorization, problem and
 // renewalInfo (RFC 9773) documents, through AcmeClient with a transport that answers with the fuzz
 // input. The first byte picks the document, the rest is an HTTP answer (fuzz_support.hpp).
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/problem.hpp"
+#include "acme/client.hpp"
+#include "acme/problem.hpp"
 #include "brokertls/error.hpp"
 #include "fuzz_support.hpp"
 

@@ -2,7 +2,7 @@
 // brokertls-ca use on a parsed certificate.
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,6 +1,6 @@
 // brokertls.json: parse_config must refuse any text with brokertls::Error and nothing else.
-#include "brokertls/config/config.hpp"
 #include "brokertls/error.hpp"
+#include "config/config.hpp"
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

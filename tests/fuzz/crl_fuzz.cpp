@@ -3,8 +3,8 @@
 // CRL both accept: same issuer, number and revoked serials.
 #include "brokertls/crypto/crl.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/revocation_index.hpp"
 #include "fuzz_support.hpp"
+#include "trust/revocation_index.hpp"
 
 #include <cstdlib>
 #include <optional>

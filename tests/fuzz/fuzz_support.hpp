@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "brokertls/acme/http.hpp"
+#include "acme/http.hpp"
 
 namespace brokertls::fuzz {
 

@@ -1,7 +1,7 @@
 // An HTTP answer from an ACME CA: header lookup, Link (rel) targets, Retry-After, and the
 // problem document an error answer carries.
-#include "brokertls/acme/http.hpp"
-#include "brokertls/acme/problem.hpp"
+#include "acme/http.hpp"
+#include "acme/problem.hpp"
 #include "brokertls/error.hpp"
 #include "fuzz_support.hpp"
 

@@ -2,8 +2,8 @@
 #include <optional>
 
 #include "brokertls/error.hpp"
-#include "brokertls/renewal/job_state.hpp"
 #include "fuzz_support.hpp"
+#include "renewal/job_state.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace brokertls;

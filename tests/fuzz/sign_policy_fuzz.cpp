@@ -11,7 +11,7 @@
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/names.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 #include "fuzz_support.hpp"
 
 namespace {

@@ -12,11 +12,11 @@
 
 #include <thread>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/jws.hpp"
+#include "acme/client.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/crypto/signing.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
 #include "expect_error.hpp"
+#include "issuers/acme_issuer.hpp"
 #include "pebble_fixture.hpp"
 #include "support.hpp"
 
@@ -352,8 +352,8 @@ TEST(AcmePebbleRestart, RegistersAgainWhenPebbleForgotTheAccount) {
     ChalltestsrvHttp01 solver(pebble);
     auto key = PrivateKey::generate(KeyType::EcP256);
     auto chain = obtain_certificate(
-        again, solver, key, {"web", names({"restart.example"}), "", "", "", SystemClock::now() + 60s},
-        record);
+        again, solver, key,
+        {"web", names({"restart.example"}), "", "", "", SystemClock::now() + 60s}, record);
     EXPECT_TRUE(verifies(chain, pebble.roots_pem(0)));
 }
 
@@ -451,13 +451,14 @@ TEST(AcmePebbleAlternates, PicksThePreferredChain) {
     auto key = PrivateKey::generate(KeyType::EcP256);
 
     auto preferred = obtain_certificate(
-        client, solver, key, {"web", names({"alt.example"}), root1_cn, "", "", SystemClock::now() + 60s},
-        log);
+        client, solver, key,
+        {"web", names({"alt.example"}), root1_cn, "", "", SystemClock::now() + 60s}, log);
     EXPECT_TRUE(verifies(preferred, root1));
     EXPECT_FALSE(verifies(preferred, root0));
 
     auto by_default = obtain_certificate(
-        client, solver, key, {"web", names({"alt.example"}), "", "", "", SystemClock::now() + 60s}, log);
+        client, solver, key, {"web", names({"alt.example"}), "", "", "", SystemClock::now() + 60s},
+        log);
     EXPECT_TRUE(verifies(by_default, root0));
     EXPECT_FALSE(verifies(by_default, root1));
 }

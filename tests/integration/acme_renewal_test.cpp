@@ -18,7 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/crypto/handles.hpp"
 #include "brokertls/store/files.hpp"
 #include "named_fixture.hpp"

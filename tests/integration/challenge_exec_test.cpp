@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "brokertls/challenges/solver.hpp"
 #include "brokertls/store/files.hpp"
+#include "challenges/solver.hpp"
 #include "expect_error.hpp"
 #include "support.hpp"
 

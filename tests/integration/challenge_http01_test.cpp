@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "brokertls/challenges/solver.hpp"
+#include "challenges/solver.hpp"
 #include "expect_error.hpp"
 #include "support.hpp"
 

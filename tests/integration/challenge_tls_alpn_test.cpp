@@ -5,8 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "brokertls/challenges/solver.hpp"
 #include "brokertls/crypto/certificate.hpp"
+#include "challenges/solver.hpp"
 #include "support.hpp"
 
 namespace brokertls {

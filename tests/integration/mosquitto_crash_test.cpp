@@ -14,8 +14,8 @@
 #include <random>
 
 #include "brokertls/ca/authority.hpp"
-#include "brokertls/deploy/server_material.hpp"
 #include "deploy/deployer.hpp"
+#include "deploy/server_material.hpp"
 #include "mosquitto_fixture.hpp"
 #include "support.hpp"
 

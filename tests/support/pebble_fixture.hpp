@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "brokertls/acme/http.hpp"
+#include "acme/http.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "support.hpp"
 

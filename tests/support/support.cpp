@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "brokertls/error.hpp"
-#include "brokertls/process/subprocess.hpp"
+#include "process/subprocess.hpp"
 
 namespace brokertls::test {
 namespace fs = std::filesystem;

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "acme/client.hpp"
 #include "acme_fake_ca.hpp"
-#include "brokertls/acme/client.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "expect_error.hpp"
 

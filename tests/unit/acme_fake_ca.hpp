@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/http.hpp"
-#include "brokertls/acme/jws.hpp"
+#include "acme/client.hpp"
+#include "acme/http.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
 

@@ -11,9 +11,9 @@
 #include "acme_fake_ca.hpp"
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/signing.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/store/files.hpp"
 #include "expect_error.hpp"
+#include "issuers/acme_issuer.hpp"
 #include "support.hpp"
 
 namespace brokertls {

@@ -2,8 +2,8 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 
+#include "acme/jws.hpp"
 #include "acme_fake_ca.hpp"
-#include "brokertls/acme/jws.hpp"
 #include "expect_error.hpp"
 
 namespace brokertls {

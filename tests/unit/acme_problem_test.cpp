@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "acme/problem.hpp"
 #include "acme_fake_ca.hpp"
-#include "brokertls/acme/problem.hpp"
 
 namespace brokertls {
 namespace {

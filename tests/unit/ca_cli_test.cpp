@@ -28,8 +28,8 @@
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/signing.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/identity.hpp"
 #include "cli.hpp"
 #include "support.hpp"
 

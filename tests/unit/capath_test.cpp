@@ -8,9 +8,9 @@
 
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/capath.hpp"
 #include "expect_error.hpp"
 #include "support.hpp"
+#include "trust/capath.hpp"
 
 namespace brokertls {
 namespace {

@@ -3,7 +3,7 @@
 #include <atomic>
 #include <thread>
 
-#include "brokertls/challenges/solver.hpp"
+#include "challenges/solver.hpp"
 #include "support.hpp"
 
 namespace brokertls {

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "brokertls/challenges/solver.hpp"
 #include "brokertls/store/files.hpp"
+#include "challenges/solver.hpp"
 #include "expect_error.hpp"
 #include "support.hpp"
 

@@ -2,9 +2,9 @@
 
 #include <fstream>
 
-#include "brokertls/config/config.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
+#include "config/config.hpp"
 #include "support.hpp"
 
 namespace brokertls {

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "brokertls/renewal/event_sinks.hpp"
 #include "brokertls/store/files.hpp"
+#include "renewal/event_sinks.hpp"
 #include "support.hpp"
 
 namespace brokertls {

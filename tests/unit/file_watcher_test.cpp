@@ -1,7 +1,7 @@
 // FileWatcher on real files, with inotify and with forced polling: a file is reported once its
 // new content is complete and stable, once per change, whichever way it was replaced.
 
-#include "brokertls/watch/file_watcher.hpp"
+#include "watch/file_watcher.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>

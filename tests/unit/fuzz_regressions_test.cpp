@@ -51,7 +51,7 @@ TEST(FuzzRegressions, IsoTimesBeyondWhatATimePointHoldsAreRefused) {
 }  // namespace
 }  // namespace brokertls
 
-#include "brokertls/acme/http.hpp"
+#include "acme/http.hpp"
 
 namespace brokertls {
 namespace {

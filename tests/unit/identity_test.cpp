@@ -1,4 +1,4 @@
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 
 #include <gtest/gtest.h>
 #include <mosquitto.h>

@@ -3,9 +3,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "brokertls/renewal/job_state.hpp"
 #include "brokertls/store/files.hpp"
 #include "expect_error.hpp"
+#include "renewal/job_state.hpp"
 #include "support.hpp"
 
 namespace brokertls {

@@ -6,8 +6,8 @@
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/kept_crls.hpp"
 #include "support.hpp"
+#include "trust/kept_crls.hpp"
 
 namespace brokertls {
 namespace {

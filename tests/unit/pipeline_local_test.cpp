@@ -7,9 +7,9 @@
 #include <mutex>
 
 #include "brokertls/ca/authority.hpp"
-#include "brokertls/renewal/policy.hpp"
 #include "brokertls/store/files.hpp"
 #include "pipeline/pipeline.hpp"
+#include "renewal/policy.hpp"
 #include "support.hpp"
 
 namespace brokertls {

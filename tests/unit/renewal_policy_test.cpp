@@ -3,7 +3,7 @@
 #include <climits>
 #include <set>
 
-#include "brokertls/renewal/policy.hpp"
+#include "renewal/policy.hpp"
 
 namespace brokertls {
 namespace {

@@ -10,8 +10,8 @@
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/revocation_index.hpp"
 #include "support.hpp"
+#include "trust/revocation_index.hpp"
 
 namespace brokertls {
 namespace {

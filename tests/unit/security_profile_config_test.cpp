@@ -6,8 +6,8 @@
 
 #include <fstream>
 
-#include "brokertls/config/config.hpp"
 #include "brokertls/error.hpp"
+#include "config/config.hpp"
 #include "support.hpp"
 
 namespace brokertls {

@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "brokertls/crypto/signing.hpp"
-#include "brokertls/deploy/server_material.hpp"
-#include "brokertls/renewal/policy.hpp"
 #include "deploy/deployer.hpp"
+#include "deploy/server_material.hpp"
+#include "renewal/policy.hpp"
 
 namespace brokertls {
 namespace {

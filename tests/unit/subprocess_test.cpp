@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "brokertls/process/subprocess.hpp"
+#include "process/subprocess.hpp"
 
 namespace brokertls {
 namespace {

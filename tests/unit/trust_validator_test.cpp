@@ -3,9 +3,9 @@
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/validator.hpp"
 #include "pki.hpp"
 #include "support.hpp"
+#include "trust/validator.hpp"
 
 namespace brokertls {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 
 namespace brokertls {

@@ -1,7 +1,7 @@
 // AcmeClient: certificate download with alternate chains, chain choice, revocation.
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/jws.hpp"
+#include "acme/client.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 #include "wire.hpp"
 

@@ -1,6 +1,6 @@
 // AcmeClient: the directory, nonces, signed requests and the account.
 
-#include "brokertls/acme/client.hpp"
+#include "acme/client.hpp"
 
 #include <curl/curl.h>
 
@@ -10,9 +10,9 @@
 #include <optional>
 #include <utility>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 #include "wire.hpp"
 
 namespace brokertls {

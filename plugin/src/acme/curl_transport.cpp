@@ -7,7 +7,7 @@
 #include <cctype>
 #include <mutex>
 
-#include "brokertls/acme/http.hpp"
+#include "acme/http.hpp"
 #include "brokertls/error.hpp"
 
 namespace brokertls {

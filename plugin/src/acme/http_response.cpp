@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "brokertls/acme/http.hpp"
+#include "acme/http.hpp"
 
 namespace brokertls {
 

@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 
 namespace brokertls {

@@ -1,4 +1,4 @@
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>

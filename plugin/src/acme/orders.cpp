@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/jws.hpp"
+#include "acme/client.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 #include "wire.hpp"
 

@@ -1,4 +1,4 @@
-#include "brokertls/acme/problem.hpp"
+#include "acme/problem.hpp"
 
 #include <cctype>
 

@@ -2,8 +2,8 @@
 
 #include <openssl/asn1.h>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/jws.hpp"
+#include "acme/client.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 #include "wire.hpp"
 

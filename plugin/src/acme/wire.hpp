@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/problem.hpp"
+#include "acme/client.hpp"
+#include "acme/problem.hpp"
 
 namespace brokertls::acme_wire {
 

@@ -13,8 +13,8 @@
 #include <unordered_map>
 
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/store/fd.hpp"
-#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 

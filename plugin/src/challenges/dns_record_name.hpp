@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "brokertls/challenges/solver.hpp"
-#include "brokertls/config/config.hpp"
+#include "challenges/solver.hpp"
+#include "config/config.hpp"
 
 namespace brokertls {
 

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "brokertls/error.hpp"
-#include "brokertls/process/subprocess.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 #include "dns_record_name.hpp"
+#include "process/subprocess.hpp"
 #include "solvers.hpp"
 
 namespace brokertls {

@@ -2,7 +2,7 @@
 #include <map>
 #include <mutex>
 
-#include "brokertls/challenges/solver.hpp"
+#include "challenges/solver.hpp"
 
 namespace brokertls {
 

@@ -1,6 +1,6 @@
 #include <openssl/evp.h>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/error.hpp"
 #include "solvers.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "brokertls/challenges/solver.hpp"
+#include "challenges/solver.hpp"
 
 namespace brokertls {
 

@@ -1,4 +1,4 @@
-#include "brokertls/config/config.hpp"
+#include "config/config.hpp"
 
 #include <algorithm>
 #include <charconv>

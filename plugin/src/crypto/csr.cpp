@@ -3,8 +3,8 @@
 #include <openssl/pem.h>
 
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 

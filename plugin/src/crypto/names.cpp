@@ -6,7 +6,7 @@
 #include <cctype>
 
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 
 namespace brokertls {
 

@@ -3,7 +3,7 @@
 #include <openssl/rand.h>
 
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"  // printable()
+#include "brokertls/identity.hpp"  // printable()
 
 namespace brokertls {
 

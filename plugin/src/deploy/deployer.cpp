@@ -5,7 +5,6 @@
 #include <set>
 
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"  // ensure_private_directory()
 #include "brokertls/store/files.hpp"
 
 namespace brokertls {

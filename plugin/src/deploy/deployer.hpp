@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/config/config.hpp"
-#include "brokertls/deploy/server_material.hpp"
+#include "config/config.hpp"
+#include "deploy/server_material.hpp"
 
 namespace brokertls {
 

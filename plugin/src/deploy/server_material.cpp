@@ -1,4 +1,4 @@
-#include "brokertls/deploy/server_material.hpp"
+#include "deploy/server_material.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -2,22 +2,16 @@
 // STATE_DIR/accounts/ISSUER/. Accounts of directories used before are kept under
 // previous/HASH/ so switching back (production -> staging -> production) finds them again.
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <optional>
 
-#include "brokertls/acme/jws.hpp"
+#include "acme/jws.hpp"
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
 #include "brokertls/store/files.hpp"
+#include "issuers/acme_issuer.hpp"
 
 namespace brokertls {
 
@@ -61,43 +55,6 @@ void move_account(const fs::path& from, const fs::path& to) {
 }
 
 }  // namespace
-
-void ensure_private_directory(const fs::path& state_dir, const fs::path& dir) {
-    auto relative = dir.lexically_relative(state_dir);
-    if (relative.empty() || *relative.begin() == "..")
-        fail(ErrorKind::Usage, dir.string(),
-             "not inside the state directory " + state_dir.string());
-    fs::path path = state_dir;
-    auto check = [](const fs::path& p) {
-        struct stat st {};
-        if (::stat(p.c_str(), &st) != 0)
-            fail(ErrorKind::Io, p.string(), std::string("cannot stat: ") + std::strerror(errno));
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        if (!S_ISDIR(st.st_mode)) fail(ErrorKind::Io, p.string(), "not a directory");
-        if (st.st_uid != ::geteuid() && st.st_uid != 0)
-            fail(ErrorKind::Io, p.string(),
-                 "owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
-                     std::to_string(::geteuid()) +
-                     ") or root: another user could replace keys "
-                     "and certificates in it");
-        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
-            fail(ErrorKind::Io, p.string(),
-                 std::string("mode ") + mode +
-                     " lets group or others write into it, and so replace keys and certificates "
-                     "in it (chmod go-w it)");
-    };
-    ensure_directory(path, 0700);
-    check(path);
-    for (const auto& part : relative) {
-        if (part == ".") continue;
-        path /= part;
-        if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-            fail(ErrorKind::Io, path.string(),
-                 std::string("cannot create directory: ") + std::strerror(errno));
-        check(path);
-    }
-}
 
 void ensure_account(AcmeClient& client, const IssuerConfig& issuer, const fs::path& state_dir,
                     const std::function<void(const std::string&)>& log) {

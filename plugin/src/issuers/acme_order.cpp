@@ -6,8 +6,8 @@
 
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
+#include "issuers/acme_issuer.hpp"
 
 namespace brokertls {
 

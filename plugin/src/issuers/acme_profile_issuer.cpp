@@ -1,6 +1,6 @@
 // The Issuer of `source: acme` profiles: an account, then one order per request.
 
-#include "brokertls/issuers/acme_issuer.hpp"
+#include "issuers/acme_issuer.hpp"
 #include "issuers/issuer.hpp"
 
 namespace brokertls {

@@ -11,12 +11,12 @@
 #include <stop_token>
 #include <string>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/acme/http.hpp"
-#include "brokertls/challenges/solver.hpp"
-#include "brokertls/config/config.hpp"
-#include "brokertls/deploy/server_material.hpp"
+#include "acme/client.hpp"
+#include "acme/http.hpp"
 #include "brokertls/time/clock.hpp"
+#include "challenges/solver.hpp"
+#include "config/config.hpp"
+#include "deploy/server_material.hpp"
 
 namespace brokertls {
 

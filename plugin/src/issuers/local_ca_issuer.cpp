@@ -1,7 +1,6 @@
 #include "issuers/issuer.hpp"
 
 #include "brokertls/ca/authority.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"  // ensure_private_directory()
 #include "brokertls/store/files.hpp"
 
 namespace brokertls {

@@ -1,15 +1,26 @@
 #include "brokertls/module/security_module.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 #include <utility>
 
+#include "brokertls/crypto/certificate.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/capath.hpp"
-#include "brokertls/trust/identity.hpp"
-#include "brokertls/trust/kept_crls.hpp"
+#include "brokertls/identity.hpp"
+#include "config/config.hpp"
 #include "pipeline/pipeline.hpp"
+#include "renewal/job_state.hpp"
 #include "schedule/signals.hpp"
+#include "trust/capath.hpp"
+#include "trust/kept_crls.hpp"
+#include "trust/validator.hpp"
+#include "watch/file_watcher.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -49,7 +60,107 @@ void check_local_ca_trust(
 
 }  // namespace
 
-SecurityModule::SecurityModule(fs::path config_file, Clock& clock)
+// Everything behind SecurityModule's public methods (which forward here), kept out of the
+// installed header.
+struct SecurityModule::Impl {
+    Impl(fs::path config_file, Clock& clock);
+    ~Impl();
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+
+    std::vector<std::string> take_startup_log();
+    void start_watching(std::function<bool()> reload_broker);
+    bool poll_files(TimePoint now, std::chrono::milliseconds wait);
+    bool has_security_profile(const std::string& name) const;
+    void use_security_profile(const std::string& name);
+    bool requires_client_certificate(const std::string& profile) const;
+    ValidationResult authenticate(const std::string& profile, X509* leaf,
+                                  std::string_view client_id, const void* connection,
+                                  TimePoint now);
+    void disconnected(std::string_view client_id, const void* connection);
+    Outcome reload(TimePoint now);
+    void broker_reloaded(TimePoint now);
+    Outcome tick(TimePoint now);
+    Outcome flush_messages();
+    std::string status_json(TimePoint now) const;
+    ControlResult control(std::string_view request, const ControlCaller& caller, TimePoint now);
+
+    struct State {
+        Config config;
+        std::map<std::string, std::shared_ptr<const TrustSnapshot>> trust;
+        std::vector<std::string> warnings;  // shown in getStatus while this state is in force
+        std::vector<std::string> changes;   // logged once (capath updates)
+    };
+    struct Connected {
+        std::string profile;
+        Certificate certificate;
+        const void* connection;
+        std::string identity;
+    };
+    const Connected* connected(std::string_view client_id, const void* connection) const;
+    bool control_allowed(const Connected& caller) const;
+    // Builds the state of `config` (every security profile's files read and checked).
+    static std::shared_ptr<const State> build_state(Config config, const State* previous,
+                                                    TimePoint now);
+    std::vector<std::filesystem::path> watched_files(const Config& config) const;
+    // Applies `changed` watched files: certificate sources go to the pipeline, anything else
+    // rebuilds the state.
+    // True when it rebuilt.
+    bool apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
+    // Builds and swaps in a new state and reconfigures the pipeline; records the result for
+    // the broker thread. Any thread.
+    void rebuild(TimePoint now);
+    // Raises the broker's reload (wake_) for new certificates, or for a trust change when the
+    // broker sends no TICK (`no_ticks`), once, until it is handled.
+    void signal_broker(bool no_ticks);
+    Outcome drain(TimePoint now);
+    std::vector<std::string> revalidate_connected(TimePoint now);
+    void watch_loop();
+    void on_event(const RenewalEvent& event);
+    void on_log(const std::string& line);
+    void on_deployed();
+
+    std::filesystem::path config_file_;
+    std::atomic<std::shared_ptr<const State>> state_;
+
+    // getStatus counters: typed atomics, so authenticate() takes no lock.
+    struct Counters {
+        std::array<std::atomic<unsigned long>, kRejectReasons> validations{};  // [None]: accepted
+        std::atomic<unsigned long> reload_ok{0}, reload_failed{0};
+        std::atomic<unsigned long> broker_reload_signals{0}, broker_reloads{0};
+    };
+    Counters counters_;
+
+    // Every certificate profile: its own threads, never holding a lock of ours while it works.
+    std::unique_ptr<CertificatePipeline> pipeline_;
+    std::atomic<bool> deployed_{false};           // new material on disk, the broker not yet told
+    std::atomic<bool> rebuild_requested_{false};  // an operator's reload, for the watcher
+
+    // Shared between the watcher and the broker thread; held only briefly.
+    mutable std::mutex mutex_;
+    std::vector<std::string> startup_log_;
+    Outcome pending_;
+    bool pending_revalidate_ = false;
+    bool pending_rebuilt_ = false;  // the watcher rebuilt the state; a reload only hands it over
+    bool wake_requested_ = false;   // a signal for pending work went out and was not yet drained
+    std::set<std::string> profiles_in_use_;
+    TimePoint last_reload_at_{};
+    bool last_reload_ok_ = true;
+    std::string last_reload_message_ = "initial load";
+    std::atomic<TimePoint::rep> last_tick_{0};
+
+    // Broker thread only.
+    std::map<std::string, Connected, std::less<>> connected_;
+
+    // The watched files (inotify; its own lock), and the watcher thread that waits on them.
+    FileWatcher files_;
+    std::mutex signal_mutex_;  // wake_ and one signal at a time
+    std::function<bool()> wake_;
+    std::stop_source stop_;
+    std::thread watcher_;
+};
+
+SecurityModule::Impl::Impl(fs::path config_file, Clock& clock)
     : config_file_(std::move(config_file)) {
     Config config = load_config(config_file_);
     // Watched before they are read: a change in between is reported, not missed.
@@ -77,17 +188,17 @@ SecurityModule::SecurityModule(fs::path config_file, Clock& clock)
     pending_ = Outcome{};
 }
 
-std::vector<std::string> SecurityModule::take_startup_log() {
+std::vector<std::string> SecurityModule::Impl::take_startup_log() {
     return std::exchange(startup_log_, {});
 }
 
-SecurityModule::~SecurityModule() {
+SecurityModule::Impl::~Impl() {
     pipeline_->stop();
     stop_.request_stop();  // wakes the watcher's wait
     if (watcher_.joinable()) watcher_.join();
 }
 
-void SecurityModule::start_watching(std::function<bool()> wake) {
+void SecurityModule::Impl::start_watching(std::function<bool()> wake) {
     if (watcher_.joinable()) return;
     {
         std::lock_guard lock(signal_mutex_);
@@ -100,17 +211,17 @@ void SecurityModule::start_watching(std::function<bool()> wake) {
     pipeline_->start();
 }
 
-void SecurityModule::on_deployed() {
+void SecurityModule::Impl::on_deployed() {
     deployed_ = true;
     signal_broker(false);
 }
 
-void SecurityModule::on_log(const std::string& line) {
+void SecurityModule::Impl::on_log(const std::string& line) {
     std::lock_guard lock(mutex_);
     pending_.log.push_back(line);
 }
 
-void SecurityModule::on_event(const RenewalEvent& event) {
+void SecurityModule::Impl::on_event(const RenewalEvent& event) {
     std::lock_guard lock(mutex_);
     pending_.log.push_back("certificate profile " + event.profile + ": " + event.type + ": " +
                            event.message);
@@ -120,7 +231,7 @@ void SecurityModule::on_event(const RenewalEvent& event) {
     if (!topic.empty()) pending_.publish.push_back({topic + "/" + event.profile, event.to_json()});
 }
 
-void SecurityModule::signal_broker(bool no_ticks) {
+void SecurityModule::Impl::signal_broker(bool no_ticks) {
     // A signal makes Mosquitto re-read its whole configuration: raised for new server
     // certificates, and for a trust change that may have to disconnect clients when the
     // broker sends no TICK (2.0 with per_listener_settings) - once, until it is handled.
@@ -142,7 +253,7 @@ void SecurityModule::signal_broker(bool no_ticks) {
     }
 }
 
-void SecurityModule::watch_loop() {
+void SecurityModule::Impl::watch_loop() {
     std::string watch_problem;
     std::stop_token stop = stop_.get_token();
     while (!stop.stop_requested()) {
@@ -169,7 +280,7 @@ void SecurityModule::watch_loop() {
     }
 }
 
-bool SecurityModule::poll_files(TimePoint now, std::chrono::milliseconds wait) {
+bool SecurityModule::Impl::poll_files(TimePoint now, std::chrono::milliseconds wait) {
     auto changed = files_.wait(wait);
     if (!changed.empty()) apply(changed, now);
     // Without the pipeline's workers (tests): its work runs here.
@@ -178,7 +289,7 @@ bool SecurityModule::poll_files(TimePoint now, std::chrono::milliseconds wait) {
     return !changed.empty() || (deployed_ && !deployed_before);
 }
 
-bool SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) {
+bool SecurityModule::Impl::apply(const std::vector<fs::path>& changed, TimePoint now) {
     // A new key or certificate in a `files` source is that profile's work; anything else
     // (brokertls.json, anchors, CRLs) rebuilds the configuration and re-checks connected
     // clients.
@@ -188,9 +299,8 @@ bool SecurityModule::apply(const std::vector<fs::path>& changed, TimePoint now) 
     return true;
 }
 
-std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config config,
-                                                                         const State* previous,
-                                                                         TimePoint now) {
+std::shared_ptr<const SecurityModule::Impl::State> SecurityModule::Impl::build_state(
+    Config config, const State* previous, TimePoint now) {
     auto state = std::make_shared<State>();
     state->config = std::move(config);
     const fs::path& file = state->config.file;
@@ -240,7 +350,7 @@ std::shared_ptr<const SecurityModule::State> SecurityModule::build_state(Config 
     return state;
 }
 
-std::vector<fs::path> SecurityModule::watched_files(const Config& config) const {
+std::vector<fs::path> SecurityModule::Impl::watched_files(const Config& config) const {
     std::vector<fs::path> files;
     for (const auto& [name, p] : config.certificate_profiles)
         for (auto& f : p.source_files()) files.push_back(std::move(f));
@@ -253,24 +363,24 @@ std::vector<fs::path> SecurityModule::watched_files(const Config& config) const 
     return files;
 }
 
-bool SecurityModule::has_security_profile(const std::string& name) const {
+bool SecurityModule::Impl::has_security_profile(const std::string& name) const {
     return state_.load()->trust.count(name) > 0;
 }
 
-void SecurityModule::use_security_profile(const std::string& name) {
+void SecurityModule::Impl::use_security_profile(const std::string& name) {
     std::lock_guard lock(mutex_);
     profiles_in_use_.insert(name);
 }
 
-bool SecurityModule::requires_client_certificate(const std::string& profile) const {
+bool SecurityModule::Impl::requires_client_certificate(const std::string& profile) const {
     auto state = state_.load();
     auto it = state->trust.find(profile);
     return it == state->trust.end() || it->second->profile().require_client_certificate;
 }
 
-ValidationResult SecurityModule::authenticate(const std::string& profile, X509* leaf,
-                                              std::string_view client_id, const void* connection,
-                                              TimePoint now) {
+ValidationResult SecurityModule::Impl::authenticate(const std::string& profile, X509* leaf,
+                                                    std::string_view client_id,
+                                                    const void* connection, TimePoint now) {
     auto state = state_.load();
     auto it = state->trust.find(profile);
     ValidationResult r;
@@ -290,18 +400,18 @@ ValidationResult SecurityModule::authenticate(const std::string& profile, X509* 
     return r;
 }
 
-const SecurityModule::Connected* SecurityModule::connected(std::string_view client_id,
-                                                           const void* connection) const {
+const SecurityModule::Impl::Connected* SecurityModule::Impl::connected(
+    std::string_view client_id, const void* connection) const {
     auto it = connected_.find(client_id);
     return it != connected_.end() && it->second.connection == connection ? &it->second : nullptr;
 }
 
-void SecurityModule::disconnected(std::string_view client_id, const void* connection) {
+void SecurityModule::Impl::disconnected(std::string_view client_id, const void* connection) {
     auto it = connected_.find(client_id);
     if (it != connected_.end() && it->second.connection == connection) connected_.erase(it);
 }
 
-std::vector<std::string> SecurityModule::revalidate_connected(TimePoint now) {
+std::vector<std::string> SecurityModule::Impl::revalidate_connected(TimePoint now) {
     auto state = state_.load();
     std::vector<std::string> kick;
     for (auto it = connected_.begin(); it != connected_.end();) {
@@ -318,7 +428,7 @@ std::vector<std::string> SecurityModule::revalidate_connected(TimePoint now) {
     return kick;
 }
 
-void SecurityModule::rebuild(TimePoint now) {
+void SecurityModule::Impl::rebuild(TimePoint now) {
     std::shared_ptr<const State> next;
     std::string error;
     CertificatePipeline::Configured certs;
@@ -372,7 +482,7 @@ void SecurityModule::rebuild(TimePoint now) {
     pending_revalidate_ = true;
 }
 
-SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
+SecurityModule::Outcome SecurityModule::Impl::drain(TimePoint now) {
     Outcome out;
     bool revalidate;
     {
@@ -389,7 +499,7 @@ SecurityModule::Outcome SecurityModule::drain(TimePoint now) {
     return out;
 }
 
-SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
+SecurityModule::Outcome SecurityModule::Impl::reload(TimePoint now) {
     bool ours, built;
     {
         std::lock_guard lock(mutex_);
@@ -409,7 +519,7 @@ SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
     return drain(now);
 }
 
-SecurityModule::Outcome SecurityModule::flush_messages() {
+SecurityModule::Outcome SecurityModule::Impl::flush_messages() {
     std::lock_guard lock(mutex_);
     Outcome out;
     // Lines and messages only: kicks wait for reload() or tick(), and pending_.ok stays for
@@ -420,12 +530,12 @@ SecurityModule::Outcome SecurityModule::flush_messages() {
     return out;
 }
 
-void SecurityModule::broker_reloaded(TimePoint now) {
+void SecurityModule::Impl::broker_reloaded(TimePoint now) {
     ++counters_.broker_reloads;
     pipeline_->mark_served(now);  // a short lock: the pipeline never holds it while working
 }
 
-SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
+SecurityModule::Outcome SecurityModule::Impl::tick(TimePoint now) {
     last_tick_.store(now.time_since_epoch().count());
     {
         std::lock_guard lock(mutex_);
@@ -434,7 +544,7 @@ SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
     return drain(now);
 }
 
-std::string SecurityModule::status_json(TimePoint now) const {
+std::string SecurityModule::Impl::status_json(TimePoint now) const {
     using nlohmann::json;
     auto state = state_.load();
     // A copy (no file is read); no lock of ours is held while the document is built (only to
@@ -521,7 +631,7 @@ std::string SecurityModule::status_json(TimePoint now) const {
 
 namespace brokertls {
 
-bool SecurityModule::control_allowed(const Connected& caller) const {
+bool SecurityModule::Impl::control_allowed(const Connected& caller) const {
     for (const auto& entry : state_.load()->config.control_allow)
         if (entry.identity == caller.identity &&
             (entry.security_profile.empty() || entry.security_profile == caller.profile))
@@ -529,8 +639,9 @@ bool SecurityModule::control_allowed(const Connected& caller) const {
     return false;
 }
 
-SecurityModule::ControlResult SecurityModule::control(std::string_view request,
-                                                      const ControlCaller& caller, TimePoint now) {
+SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view request,
+                                                            const ControlCaller& caller,
+                                                            TimePoint now) {
     using nlohmann::json;
     ControlResult result;
     const Connected* who = connected(caller.client_id, caller.connection);
@@ -634,6 +745,70 @@ SecurityModule::ControlResult SecurityModule::control(std::string_view request,
     }
     result.response = json{{"responses", responses}}.dump();
     return result;
+}
+
+SecurityModule::SecurityModule(std::filesystem::path config_file, Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(config_file), clock)) {}
+
+SecurityModule::~SecurityModule() = default;
+
+std::vector<std::string> SecurityModule::take_startup_log() {
+    return impl_->take_startup_log();
+}
+
+void SecurityModule::start_watching(std::function<bool()> reload_broker) {
+    impl_->start_watching(std::move(reload_broker));
+}
+
+bool SecurityModule::poll_files(TimePoint now, std::chrono::milliseconds wait) {
+    return impl_->poll_files(now, wait);
+}
+
+bool SecurityModule::has_security_profile(const std::string& name) const {
+    return impl_->has_security_profile(name);
+}
+
+void SecurityModule::use_security_profile(const std::string& name) {
+    impl_->use_security_profile(name);
+}
+
+bool SecurityModule::requires_client_certificate(const std::string& profile) const {
+    return impl_->requires_client_certificate(profile);
+}
+
+ValidationResult SecurityModule::authenticate(const std::string& profile, X509* leaf,
+                                              std::string_view client_id, const void* connection,
+                                              TimePoint now) {
+    return impl_->authenticate(profile, leaf, client_id, connection, now);
+}
+
+void SecurityModule::disconnected(std::string_view client_id, const void* connection) {
+    impl_->disconnected(client_id, connection);
+}
+
+SecurityModule::Outcome SecurityModule::reload(TimePoint now) {
+    return impl_->reload(now);
+}
+
+void SecurityModule::broker_reloaded(TimePoint now) {
+    impl_->broker_reloaded(now);
+}
+
+SecurityModule::Outcome SecurityModule::tick(TimePoint now) {
+    return impl_->tick(now);
+}
+
+SecurityModule::Outcome SecurityModule::flush_messages() {
+    return impl_->flush_messages();
+}
+
+std::string SecurityModule::status_json(TimePoint now) const {
+    return impl_->status_json(now);
+}
+
+SecurityModule::ControlResult SecurityModule::control(std::string_view request,
+                                                      const ControlCaller& caller, TimePoint now) {
+    return impl_->control(request, caller, now);
 }
 
 }  // namespace brokertls

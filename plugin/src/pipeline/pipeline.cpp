@@ -5,12 +5,13 @@
 #include <set>
 #include <thread>
 
-#include "brokertls/acme/problem.hpp"
+#include "acme/problem.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"
-#include "brokertls/renewal/event_sinks.hpp"
-#include "brokertls/renewal/policy.hpp"
+#include "brokertls/store/files.hpp"
+#include "issuers/acme_issuer.hpp"
+#include "renewal/event_sinks.hpp"
+#include "renewal/policy.hpp"
 #include "schedule/signals.hpp"
 
 namespace brokertls {

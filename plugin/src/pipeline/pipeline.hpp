@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/config/config.hpp"
-#include "brokertls/renewal/job_state.hpp"
 #include "brokertls/time/clock.hpp"
+#include "config/config.hpp"
 #include "deploy/deployer.hpp"
 #include "issuers/issuer.hpp"
+#include "renewal/job_state.hpp"
 #include "schedule/scheduler.hpp"
 
 namespace brokertls {

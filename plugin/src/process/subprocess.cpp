@@ -1,4 +1,4 @@
-#include "brokertls/process/subprocess.hpp"
+#include "process/subprocess.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

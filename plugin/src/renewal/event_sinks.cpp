@@ -1,11 +1,11 @@
-#include "brokertls/renewal/event_sinks.hpp"
+#include "renewal/event_sinks.hpp"
 
 #include <curl/curl.h>
 
 #include <memory>
 
-#include "brokertls/process/subprocess.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
+#include "process/subprocess.hpp"
 
 namespace brokertls {
 namespace {

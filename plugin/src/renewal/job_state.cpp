@@ -1,4 +1,4 @@
-#include "brokertls/renewal/job_state.hpp"
+#include "renewal/job_state.hpp"
 
 #include <limits>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "brokertls/renewal/policy.hpp"
+#include "renewal/policy.hpp"
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,8 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 
 // A uniformly random duration in [low, high] (in clock ticks, so no precision is lost).
-SystemClock::duration uniform_between(SystemClock::duration low, SystemClock::duration high, Random& random) {
+SystemClock::duration uniform_between(SystemClock::duration low, SystemClock::duration high,
+                                      Random& random) {
     if (high <= low) return low;
     std::uniform_int_distribution<SystemClock::rep> pick(low.count(), high.count());
     return SystemClock::duration(pick(random));
@@ -58,7 +59,8 @@ std::chrono::seconds failure_backoff(int failures, Random& random) {
     seconds base = failure_backoff_base(failures);
     // ±20%: [0.8 × base, 1.2 × base)
     auto low = std::chrono::duration_cast<SystemClock::duration>(base * 4 / 5);
-    auto high = std::chrono::duration_cast<SystemClock::duration>(base * 6 / 5) - SystemClock::duration(1);
+    auto high =
+        std::chrono::duration_cast<SystemClock::duration>(base * 6 / 5) - SystemClock::duration(1);
     auto jittered = std::chrono::duration_cast<seconds>(uniform_between(low, high, random));
     return std::min(jittered, max_failure_backoff);
 }

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <set>
@@ -248,6 +249,43 @@ void AtomicBatch::commit(Overwrite overwrite) {
         throw;
     }
     for (const auto& dir : dirs) sync_directory(dir);
+}
+
+void ensure_private_directory(const fs::path& state_dir, const fs::path& dir) {
+    auto relative = dir.lexically_relative(state_dir);
+    if (relative.empty() || *relative.begin() == "..")
+        fail(ErrorKind::Usage, dir.string(),
+             "not inside the state directory " + state_dir.string());
+    fs::path path = state_dir;
+    auto check = [](const fs::path& p) {
+        struct stat st {};
+        if (::stat(p.c_str(), &st) != 0)
+            fail(ErrorKind::Io, p.string(), std::string("cannot stat: ") + std::strerror(errno));
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        if (!S_ISDIR(st.st_mode)) fail(ErrorKind::Io, p.string(), "not a directory");
+        if (st.st_uid != ::geteuid() && st.st_uid != 0)
+            fail(ErrorKind::Io, p.string(),
+                 "owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+                     std::to_string(::geteuid()) +
+                     ") or root: another user could replace keys "
+                     "and certificates in it");
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+            fail(ErrorKind::Io, p.string(),
+                 std::string("mode ") + mode +
+                     " lets group or others write into it, and so replace keys and certificates "
+                     "in it (chmod go-w it)");
+    };
+    ensure_directory(path, 0700);
+    check(path);
+    for (const auto& part : relative) {
+        if (part == ".") continue;
+        path /= part;
+        if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+            fail(ErrorKind::Io, path.string(),
+                 std::string("cannot create directory: ") + std::strerror(errno));
+        check(path);
+    }
 }
 
 }  // namespace brokertls

@@ -1,4 +1,4 @@
-#include "brokertls/trust/capath.hpp"
+#include "trust/capath.hpp"
 
 #include <cstdio>
 #include <map>
@@ -7,8 +7,8 @@
 #include <set>
 
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "brokertls/trust/kept_crls.hpp"
+#include "trust/kept_crls.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,7 +9,6 @@
 
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/issuers/acme_issuer.hpp"  // ensure_private_directory()
 #include "brokertls/store/fd.hpp"
 #include "brokertls/store/files.hpp"
 

@@ -1,4 +1,4 @@
-#include "brokertls/trust/revocation_index.hpp"
+#include "trust/revocation_index.hpp"
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>

@@ -1,4 +1,4 @@
-#include "brokertls/trust/validator.hpp"
+#include "trust/validator.hpp"
 
 #include <algorithm>
 #include <array>
@@ -6,7 +6,7 @@
 
 #include "brokertls/crypto/crl.hpp"
 #include "brokertls/error.hpp"
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;

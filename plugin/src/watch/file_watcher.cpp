@@ -1,4 +1,4 @@
-#include "brokertls/watch/file_watcher.hpp"
+#include "watch/file_watcher.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -26,8 +26,8 @@
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
 #include "brokertls/store/files.hpp"
-#include "brokertls/trust/identity.hpp"
 
 namespace brokertls {
 

@@ -4,30 +4,21 @@
 // each connected client used so a CRL or pin change can disconnect it, and reloads when files
 // change. Broker adapters (Mosquitto) call it from their event callbacks.
 
-#include <array>
-#include <atomic>
-#include <condition_variable>
+#include <openssl/types.h>
+
+#include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
-#include "brokertls/config/config.hpp"
-#include "brokertls/crypto/certificate.hpp"
-#include "brokertls/renewal/job_state.hpp"
 #include "brokertls/time/clock.hpp"
-#include "brokertls/trust/validator.hpp"
-#include "brokertls/watch/file_watcher.hpp"
+#include "brokertls/trust/validation.hpp"
 
 namespace brokertls {
-
-class CertificatePipeline;
 
 class SecurityModule {
   public:
@@ -122,79 +113,10 @@ class SecurityModule {
     static constexpr size_t kMaxControlCommands = 32;
 
   private:
-    struct State {
-        Config config;
-        std::map<std::string, std::shared_ptr<const TrustSnapshot>> trust;
-        std::vector<std::string> warnings;  // shown in getStatus while this state is in force
-        std::vector<std::string> changes;   // logged once (capath updates)
-    };
-    struct Connected {
-        std::string profile;
-        Certificate certificate;
-        const void* connection;
-        std::string identity;
-    };
-    const Connected* connected(std::string_view client_id, const void* connection) const;
-    bool control_allowed(const Connected& caller) const;
-    // Builds the state of `config` (every security profile's files read and checked).
-    static std::shared_ptr<const State> build_state(Config config, const State* previous,
-                                                    TimePoint now);
-    std::vector<std::filesystem::path> watched_files(const Config& config) const;
-    // Applies `changed` watched files: certificate sources go to the pipeline, anything else
-    // rebuilds the state.
-    // True when it rebuilt.
-    bool apply(const std::vector<std::filesystem::path>& changed, TimePoint now);
-    // Builds and swaps in a new state and reconfigures the pipeline; records the result for
-    // the broker thread. Any thread.
-    void rebuild(TimePoint now);
-    // Raises the broker's reload (wake_) for new certificates, or for a trust change when the
-    // broker sends no TICK (`no_ticks`), once, until it is handled.
-    void signal_broker(bool no_ticks);
-    Outcome drain(TimePoint now);
-    std::vector<std::string> revalidate_connected(TimePoint now);
-    void watch_loop();
-    void on_event(const RenewalEvent& event);
-    void on_log(const std::string& line);
-    void on_deployed();
-
-    std::filesystem::path config_file_;
-    std::atomic<std::shared_ptr<const State>> state_;
-
-    // getStatus counters: typed atomics, so authenticate() takes no lock.
-    struct Counters {
-        std::array<std::atomic<unsigned long>, kRejectReasons> validations{};  // [None]: accepted
-        std::atomic<unsigned long> reload_ok{0}, reload_failed{0};
-        std::atomic<unsigned long> broker_reload_signals{0}, broker_reloads{0};
-    };
-    Counters counters_;
-
-    // Every certificate profile: its own threads, never holding a lock of ours while it works.
-    std::unique_ptr<CertificatePipeline> pipeline_;
-    std::atomic<bool> deployed_{false};           // new material on disk, the broker not yet told
-    std::atomic<bool> rebuild_requested_{false};  // an operator's reload, for the watcher
-
-    // Shared between the watcher and the broker thread; held only briefly.
-    mutable std::mutex mutex_;
-    std::vector<std::string> startup_log_;
-    Outcome pending_;
-    bool pending_revalidate_ = false;
-    bool pending_rebuilt_ = false;  // the watcher rebuilt the state; a reload only hands it over
-    bool wake_requested_ = false;   // a signal for pending work went out and was not yet drained
-    std::set<std::string> profiles_in_use_;
-    TimePoint last_reload_at_{};
-    bool last_reload_ok_ = true;
-    std::string last_reload_message_ = "initial load";
-    std::atomic<TimePoint::rep> last_tick_{0};
-
-    // Broker thread only.
-    std::map<std::string, Connected, std::less<>> connected_;
-
-    // The watched files (inotify; its own lock), and the watcher thread that waits on them.
-    FileWatcher files_;
-    std::mutex signal_mutex_;  // wake_ and one signal at a time
-    std::function<bool()> wake_;
-    std::stop_source stop_;
-    std::thread watcher_;
+    // The configuration, the trust snapshots, the certificate pipeline and the watcher thread:
+    // internal to the plugin, so adapters and tools build against this header alone.
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace brokertls

@@ -68,4 +68,13 @@ void sync_directory(const std::filesystem::path& dir);
 // Creates the directory (and parents) if missing, with `mode` for the ones it creates.
 void ensure_directory(const std::filesystem::path& dir, mode_t mode = 0755);
 
+// Creates `dir` (state_dir itself or a directory under it) and the missing directories between
+// them with mode 0700, and checks state_dir and every directory below it down to `dir`: each
+// must be owned by this user (or root) and not writable by group or others unless sticky.
+// Account keys and staged certificates are written there, and whoever may write a directory
+// may swap what is in it. Throws Error(Io) "PATH: mode 0777 ..." naming the path and the
+// reason.
+void ensure_private_directory(const std::filesystem::path& state_dir,
+                              const std::filesystem::path& dir);
+
 }  // namespace brokertls

@@ -7,22 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/challenges/solver.hpp"
-#include "brokertls/config/config.hpp"
+#include "acme/client.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/key.hpp"
+#include "challenges/solver.hpp"
+#include "config/config.hpp"
 
 namespace brokertls {
-
-// Creates `dir` (state_dir itself or a directory under it) and the missing directories between
-// them with mode 0700, and checks state_dir and every directory below it down to `dir`: each
-// must be owned by this user (or root) and not writable by group or others unless sticky.
-// Account keys and staged certificates are written there, and whoever may write a directory
-// may swap what is in it. Throws Error(Io) "PATH: mode 0777 ..." naming the path and the
-// reason.
-void ensure_private_directory(const std::filesystem::path& state_dir,
-                              const std::filesystem::path& dir);
 
 // The account of an issuer at its current directory, kept under
 // STATE_DIR/accounts/ISSUER/: key.pem (0600) and account.json {directory, url}. When the

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/acme/http.hpp"
+#include "acme/http.hpp"
 #include "brokertls/crypto/time.hpp"
 #include "brokertls/error.hpp"
 

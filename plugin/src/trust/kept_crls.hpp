@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/trust/validator.hpp"
+#include "trust/validator.hpp"
 
 namespace brokertls {
 

@@ -16,7 +16,7 @@
 #include <optional>
 #include <random>
 
-#include "brokertls/acme/client.hpp"
+#include "acme/client.hpp"
 #include "brokertls/crypto/time.hpp"
 
 namespace brokertls {

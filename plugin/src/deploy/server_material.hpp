@@ -23,7 +23,7 @@ struct ServerMaterial {
 // certificate is signed by the next, the leaf's EKU (if any) allows serverAuth, and its SANs
 // cover every name in `names` (a DNS wildcard covers one label). Otherwise the reason.
 Problem server_material_problem(const ServerMaterial& material,
-                                  const std::vector<SubjectAltName>& names, TimePoint now);
+                                const std::vector<SubjectAltName>& names, TimePoint now);
 
 // Does a certificate SAN cover `wanted`? (exact match; "*.example.com" covers "a.example.com").
 bool san_covers(const SubjectAltName& san, const SubjectAltName& wanted);

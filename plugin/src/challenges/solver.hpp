@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/acme/client.hpp"
-#include "brokertls/config/config.hpp"
+#include "acme/client.hpp"
+#include "config/config.hpp"
 
 namespace brokertls {
 

@@ -1,4 +1,4 @@
-#include "brokertls/trust/identity.hpp"
+#include "brokertls/identity.hpp"
 
 #include <cstdio>
 

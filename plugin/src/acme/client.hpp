@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "brokertls/acme/http.hpp"
-#include "brokertls/acme/problem.hpp"
+#include "acme/http.hpp"
+#include "acme/problem.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/names.hpp"

@@ -12,7 +12,7 @@
 
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/names.hpp"
-#include "brokertls/trust/security_profile.hpp"
+#include "trust/security_profile.hpp"
 
 namespace brokertls {
 

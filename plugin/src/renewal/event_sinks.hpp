@@ -12,8 +12,8 @@
 #include <functional>
 #include <string>
 
-#include "brokertls/config/config.hpp"
-#include "brokertls/renewal/job_state.hpp"
+#include "config/config.hpp"
+#include "renewal/job_state.hpp"
 
 namespace brokertls {
 
