@@ -82,7 +82,7 @@ struct SecurityModule::Impl {
     void broker_reloaded(TimePoint now);
     Outcome tick(TimePoint now);
     Outcome flush_messages();
-    std::string status_json(TimePoint now) const;
+    nlohmann::json status(TimePoint now) const;
     ControlResult control(std::string_view request, const ControlCaller& caller, TimePoint now);
 
     struct State {
@@ -544,7 +544,7 @@ SecurityModule::Outcome SecurityModule::Impl::tick(TimePoint now) {
     return drain(now);
 }
 
-std::string SecurityModule::Impl::status_json(TimePoint now) const {
+nlohmann::json SecurityModule::Impl::status(TimePoint now) const {
     using nlohmann::json;
     auto state = state_.load();
     // A copy (no file is read); no lock of ours is held while the document is built (only to
@@ -569,7 +569,7 @@ std::string SecurityModule::Impl::status_json(TimePoint now) const {
         profiles[name] = {
             {"identity", identity_source_name(snap->profile().identity)},
             {"require_client_certificate", snap->profile().require_client_certificate},
-            {"trust_anchors", anchors},
+            {"trust_anchors", std::move(anchors)},
             {"crls", snap->profile().crls.size()}};
     }
     json certificates = json::object();
@@ -593,7 +593,7 @@ std::string SecurityModule::Impl::status_json(TimePoint now) const {
                       {"last_error", st.job.last_error},
                       {"consecutive_failures", st.job.consecutive_failures},
                       {"last_success", iso(st.job.last_success)},
-                      {"activity", activity},
+                      {"activity", std::move(activity)},
                       {"ok", st.job.consecutive_failures == 0},
                       {"served",
                        {{"fingerprint", st.served_fingerprint},
@@ -615,16 +615,15 @@ std::string SecurityModule::Impl::status_json(TimePoint now) const {
     counters["certificate_checks"] = pipeline_->checks();
     return json{{"now", to_iso8601(now)},
                 {"config_file", config_file_.string()},
-                {"security_profiles", profiles},
-                {"certificate_profiles", certificates},
+                {"security_profiles", std::move(profiles)},
+                {"certificate_profiles", std::move(certificates)},
                 {"connected_certificate_clients", connected_.size()},
-                {"counters", counters},
+                {"counters", std::move(counters)},
                 {"last_reload",
                  {{"at", to_iso8601(last_reload_at)},
                   {"ok", last_reload_ok},
                   {"message", last_reload_message}}},
-                {"warnings", state->warnings}}
-        .dump();
+                {"warnings", state->warnings}};
 }
 
 }  // namespace brokertls
@@ -683,26 +682,26 @@ SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view req
         json response{{"command", ""}};
         if (!cmd.is_object()) {
             response["error"] = "each command must be an object";
-            answer(response, "refused: malformed command");
+            answer(std::move(response), "refused: malformed command");
             continue;
         }
         if (cmd.contains("correlationData")) response["correlationData"] = cmd["correlationData"];
         if (!cmd.contains("command") || !cmd["command"].is_string()) {
             response["error"] = "\"command\" must be a string";
-            answer(response, "refused: malformed command");
+            answer(std::move(response), "refused: malformed command");
             continue;
         }
         std::string name = cmd["command"];
         response["command"] = name;
         if (!allowed) {
             response["error"] = "not authorised";
-            answer(response, who ? "refused: identity not in control.allow"
-                                 : "refused: not authenticated by a client certificate");
+            answer(std::move(response), who ? "refused: identity not in control.allow"
+                                            : "refused: not authenticated by a client certificate");
             continue;
         }
         if (name == "getStatus") {
-            response["data"] = json::parse(status_json(now));
-            answer(response, "ok");
+            response["data"] = status(now);
+            answer(std::move(response), "ok");
         } else if (name == "reload") {
             // Always re-read now: the answer must say what the files hold at this moment.
             rebuild(now);
@@ -714,11 +713,11 @@ SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view req
             result.outcome.publish.insert(result.outcome.publish.end(), o.publish.begin(),
                                           o.publish.end());
             result.outcome.ok = result.outcome.ok && o.ok;
-            answer(response, o.ok ? "ok" : "failed: reload refused");
+            answer(std::move(response), o.ok ? "ok" : "failed: reload refused");
         } else if (name == "resumeChallenge" || name == "renew") {
             if (!cmd.contains("profile") || !cmd["profile"].is_string()) {
                 response["error"] = "\"profile\" must be a string";
-                answer(response, "refused: malformed command");
+                answer(std::move(response), "refused: malformed command");
                 continue;
             }
             std::string profile = cmd["profile"];
@@ -732,18 +731,21 @@ SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view req
             }
             if (refusal.empty()) {
                 response["data"] = {{"profile", profile}};
-                answer(response, "ok (profile " + printable(profile) + ")");
+                answer(std::move(response), "ok (profile " + printable(profile) + ")");
             } else {
                 response["error"] = refusal;
-                answer(response, "refused: " + printable(refusal));
+                answer(std::move(response), "refused: " + printable(refusal));
             }
         } else {
             response["error"] =
                 "unknown command '" + name + "' (known: getStatus, reload, renew, resumeChallenge)";
-            answer(response, "refused: unknown command");
+            answer(std::move(response), "refused: unknown command");
         }
     }
-    result.response = json{{"responses", responses}}.dump();
+    // getStatus data holds bytes from files, hooks and CAs: invalid UTF-8 replaced, not thrown.
+    json document;
+    document["responses"] = std::move(responses);  // not copied: it may hold a whole getStatus
+    result.response = document.dump(-1, ' ', false, json::error_handler_t::replace);
     return result;
 }
 
@@ -803,7 +805,8 @@ SecurityModule::Outcome SecurityModule::flush_messages() {
 }
 
 std::string SecurityModule::status_json(TimePoint now) const {
-    return impl_->status_json(now);
+    // Names and messages may hold bytes from files, hooks and CAs: replaced, never thrown.
+    return impl_->status(now).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 SecurityModule::ControlResult SecurityModule::control(std::string_view request,
