@@ -438,9 +438,9 @@ void SecurityModule::Impl::rebuild(TimePoint now) {
         // force until it is replaced (a refused one leaves that in force, and the watch keeps
         // its files, which include the config, so a fix is noticed).
         auto files = watched_files(config);
-        auto in_force = watched_files(state_.load()->config);
-        files.insert(files.end(), in_force.begin(), in_force.end());
-        files_.set_files(files);
+        auto both = watched_files(state_.load()->config);
+        both.insert(both.end(), files.begin(), files.end());
+        files_.set_files(both);
         next = build_state(std::move(config), state_.load().get(), now);
         std::set<std::string> in_use;
         {
@@ -454,7 +454,7 @@ void SecurityModule::Impl::rebuild(TimePoint now) {
                          "' is removed, but a listener uses it (plugin_opt_security_profile)");
         // New profiles with nothing deployed get material now; the rest is the pipeline's.
         certs = pipeline_->configure(next->config, now);
-        files_.set_files(watched_files(next->config));
+        files_.set_files(files);
     } catch (const std::exception& e) {
         next.reset();
         error = e.what();
