@@ -50,7 +50,7 @@ void check_local_ca_trust(
 }  // namespace
 
 SecurityModule::SecurityModule(fs::path config_file, Clock& clock)
-    : config_file_(std::move(config_file)) {
+    : config_file_(std::move(config_file)), clock_(clock) {
     Config config = load_config(config_file_);
     // Watched before they are read: a change in between is reported, not missed.
     files_.set_files(watched_files(config));
@@ -158,7 +158,7 @@ void SecurityModule::watch_loop() {
                 pending_.log.push_back("file watcher: " + problem);
             }
         }
-        TimePoint now = SystemClock::now();
+        TimePoint now = clock_.now();
         bool rebuilt = !changed.empty() && apply(changed, now);
         if (rebuild_requested_.exchange(false) && !rebuilt) rebuild(now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();

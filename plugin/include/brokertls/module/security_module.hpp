@@ -158,6 +158,7 @@ class SecurityModule {
     void on_deployed();
 
     std::filesystem::path config_file_;
+    Clock& clock_;  // the watcher's time
     std::atomic<std::shared_ptr<const State>> state_;
 
     // getStatus counters: typed atomics, so authenticate() takes no lock.
