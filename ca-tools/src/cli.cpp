@@ -76,8 +76,10 @@ struct Context {
     std::chrono::milliseconds lock_timeout;
     bool json;
 
+    // The command line is where the time comes from the system clock.
     CertificateAuthority open(bool load_key, DirectoryLock::Mode mode) const {
-        return CertificateAuthority(dir, passphrase, load_key, mode, lock_timeout);
+        return CertificateAuthority(dir, passphrase, load_key, mode, SystemClock::now(),
+                                    lock_timeout);
     }
     // The CA's warnings (a readable key, work finished for an interrupted command) on stderr.
     void warn(const CertificateAuthority& ca) const {
@@ -171,9 +173,9 @@ int cmd_init(const Context& ctx) {
                        .value_or(intermediate ? kDefaultIntermediateDays : kDefaultRootDays);
     options.passphrase = ctx.passphrase;
     if (intermediate) {
-        CertificateAuthority::add_intermediate(ctx.dir, options);
+        CertificateAuthority::add_intermediate(ctx.dir, options, SystemClock::now());
     } else {
-        CertificateAuthority::init_root(ctx.dir, options);
+        CertificateAuthority::init_root(ctx.dir, options, SystemClock::now());
     }
     fs::path cert = ctx.dir / (intermediate ? "intermediate.crt" : "root.crt");
     Certificate c = Certificate::load(cert);

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
         CurlOptions options;
         options.ca_bundle = issuer.ca_bundle;
         auto transport = make_curl_transport(options);
-        AcmeClient client(*transport, issuer.directory, sleep);
+        AcmeClient client(*transport, issuer.directory, Clock::system(), sleep);
         ensure_account(client, issuer, state_dir, log);
 
         SolverContext context;

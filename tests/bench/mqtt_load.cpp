@@ -149,7 +149,7 @@ std::vector<brokertls::IssuedFiles> issue_servers(const char* ca_dir,
                                                   const std::filesystem::path& out,
                                                   const std::string& prefix, int first, int count) {
     using namespace brokertls;
-    CertificateAuthority ca(ca_dir, {}, true, DirectoryLock::Mode::Exclusive);
+    CertificateAuthority ca(ca_dir, {}, true, DirectoryLock::Mode::Exclusive, SystemClock::now());
     std::vector<LeafRequest> requests;
     for (int i = first; i < first + count; ++i)
         requests.push_back({CertificateProfile::Server,

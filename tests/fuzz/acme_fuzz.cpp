@@ -58,7 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     HttpResponse answer = fuzz::http_response(input);
     int kind = data[0] % 6;
     FuzzTransport transport(answer, kind == 0);
-    AcmeClient client(transport, "https://ca/dir", [](std::chrono::milliseconds) { return true; });
+    static FakeClock clock{from_iso8601("2030-01-01T00:00:00Z")};
+    AcmeClient client(transport, "https://ca/dir", clock,
+                      [](std::chrono::milliseconds) { return true; });
     try {
         switch (kind) {
             case 0:
@@ -76,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 (void)client.get_authorization("https://ca/authz/1");
                 break;
             case 4:
-                (void)parse_problem(answer).to_string();
+                (void)parse_problem(answer, TimePoint{}).to_string();
                 break;
             default: {
                 static const Certificate certificate = Certificate::parse(kCertificate, "ari");

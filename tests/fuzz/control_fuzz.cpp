@@ -37,10 +37,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     if (!::mkdtemp(templ.data())) std::abort();
     directory = templ;
     std::atexit(remove_directory);
-    CertificateAuthority::init_root(directory / "ca", {});
+    CertificateAuthority::init_root(directory / "ca", {}, SystemClock::now());
     std::vector<IssuedFiles> admin;
     {
-        CertificateAuthority ca(directory / "ca", {}, true, DirectoryLock::Mode::Exclusive);
+        CertificateAuthority ca(directory / "ca", {}, true, DirectoryLock::Mode::Exclusive,
+                                SystemClock::now());
         ca.write_crl(30);
         admin = ca.issue({{CertificateProfile::Client, "admin", "", {}, 30, KeyType::EcP256}},
                          directory / "certs", Overwrite::Refuse);
@@ -52,7 +53,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     // Requests come from a connection the module authenticated as "admin", so the commands run
     // (an unauthorised caller only ever gets "not authorised").
     Certificate cert = Certificate::load(admin[0].cert);
-    if (!module->authenticate("devices", cert.get(), "admin", &admin_connection, SystemClock::now()).ok())
+    if (!module->authenticate("devices", cert.get(), "admin", &admin_connection, SystemClock::now())
+             .ok())
         std::abort();
     return 0;
 }

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& value : response.header_values("retry-after"))
         (void)parse_retry_after(value, TimePoint{});
     try {
-        (void)parse_problem(response).to_string();
+        (void)parse_problem(response, TimePoint{}).to_string();
     } catch (const Error&) {
     }
     return 0;

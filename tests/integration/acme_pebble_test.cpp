@@ -123,7 +123,7 @@ class AcmePebbleTest : public ::testing::Test {
     AcmePebbleTest()
         : pebble(*pebble_),
           transport(make_curl_transport(curl_options())),
-          client(*transport, this->pebble.directory_url(), real_sleep) {
+          client(*transport, this->pebble.directory_url(), Clock::system(), real_sleep) {
         issuer.name = "pebble";
         issuer.directory = this->pebble.directory_url();
         issuer.email = "ops@example.com";
@@ -221,7 +221,7 @@ TEST_F(AcmePebbleTest, BadNoncesAreRetriedUnderPebblesDefaultRejection) {
     // Pebble rejects 5% of good nonces: 150 signed requests meet a badNonce with near
     // certainty (1 - 0.95^150), and every one of them must still succeed.
     CountingTransport counting(*transport);
-    AcmeClient counted(counting, pebble.directory_url(), real_sleep);
+    AcmeClient counted(counting, pebble.directory_url(), Clock::system(), real_sleep);
     ensure(counted);
     AcmeOrder order = counted.new_order({{{"dns", "nonces.example"}}, "", ""});
     for (int i = 0; i < 150; ++i) EXPECT_EQ(counted.get_order(order.url).status, "pending");
@@ -249,7 +249,7 @@ TEST_F(AcmePebbleTest, ReusesTheStoredAccount) {
     std::string first = client.account_url();
     ASSERT_FALSE(first.empty());
 
-    AcmeClient again(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient again(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     ensure(again);
     EXPECT_EQ(again.account_url(), first);
     EXPECT_EQ(log.size(), 1u);  // one "account ..." line: no second account
@@ -341,11 +341,11 @@ TEST(AcmePebbleRestart, RegistersAgainWhenPebbleForgotTheAccount) {
     CurlOptions options;
     options.ca_bundle = pebble.ca_bundle();
     auto transport = make_curl_transport(options);
-    AcmeClient client(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient client(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     ensure_account(client, issuer, state.path(), record);
 
     pebble.restart();  // Pebble keeps nothing: the stored account is unknown now
-    AcmeClient again(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient again(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     ensure_account(again, issuer, state.path(), record);
     ASSERT_EQ(log.size(), 3u);
     EXPECT_NE(log[1].find("the CA no longer knows account"), std::string::npos) << log[1];
@@ -369,7 +369,8 @@ TEST(AcmePebbleDirectory, ANewDirectoryGetsANewAccount) {
     CurlOptions staging_options;
     staging_options.ca_bundle = staging.ca_bundle();
     auto staging_transport = make_curl_transport(staging_options);
-    AcmeClient staging_client(*staging_transport, staging.directory_url(), real_sleep);
+    AcmeClient staging_client(*staging_transport, staging.directory_url(), Clock::system(),
+                              real_sleep);
     ensure_account(staging_client, issuer, state.path(), record);
     EXPECT_EQ(staging_client.account_url().rfind("https://127.0.0.1:", 0), 0u);
 
@@ -377,7 +378,8 @@ TEST(AcmePebbleDirectory, ANewDirectoryGetsANewAccount) {
     CurlOptions production_options;
     production_options.ca_bundle = production.ca_bundle();
     auto production_transport = make_curl_transport(production_options);
-    AcmeClient production_client(*production_transport, production.directory_url(), real_sleep);
+    AcmeClient production_client(*production_transport, production.directory_url(), Clock::system(),
+                                 real_sleep);
     ensure_account(production_client, issuer, state.path(), record);
     // The production account lives on the production server.
     std::string origin =
@@ -400,7 +402,7 @@ TEST(AcmePebbleEab, RequiredBindingRefusesAWrongKeyAndAcceptsTheRightOne) {
     auto transport = make_curl_transport(curl);
     auto key = PrivateKey::generate(KeyType::EcP256);
 
-    AcmeClient without(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient without(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     EXPECT_TRUE(without.directory().external_account_required);
     EXPECT_NE(test::error_of([&] { without.account(key, {}); }, ErrorKind::Usage)
                   .find("the CA requires External Account Binding"),
@@ -408,7 +410,7 @@ TEST(AcmePebbleEab, RequiredBindingRefusesAWrongKeyAndAcceptsTheRightOne) {
 
     AccountRequest wrong;
     wrong.eab = ExternalAccountBinding{"kid-1", base64url("another key, not the one pebble has")};
-    AcmeClient refused(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient refused(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     try {
         refused.account(key, wrong);
         FAIL() << "a wrong EAB key was accepted";
@@ -425,7 +427,7 @@ TEST(AcmePebbleEab, RequiredBindingRefusesAWrongKeyAndAcceptsTheRightOne) {
 
     AccountRequest right;
     right.eab = ExternalAccountBinding{"kid-1", mac};
-    AcmeClient accepted(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient accepted(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     EXPECT_FALSE(accepted.account(key, right).empty());
 }
 
@@ -444,7 +446,7 @@ TEST(AcmePebbleAlternates, PicksThePreferredChain) {
     CurlOptions curl;
     curl.ca_bundle = pebble.ca_bundle();
     auto transport = make_curl_transport(curl);
-    AcmeClient client(*transport, pebble.directory_url(), real_sleep);
+    AcmeClient client(*transport, pebble.directory_url(), Clock::system(), real_sleep);
     auto log = [](const std::string&) {};
     ensure_account(client, issuer, state.path(), log);
     ChalltestsrvHttp01 solver(pebble);

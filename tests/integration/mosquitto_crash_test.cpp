@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 
 TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
     TempDir tmp;
-    CertificateAuthority::init_root(tmp / "server-ca", {});
+    CertificateAuthority::init_root(tmp / "server-ca", {}, SystemClock::now());
     std::ofstream(tmp / "brokertls.json") << R"({"certificate_profiles": {"broker": {
         "source": "local-ca", "local_ca": {"dir": "server-ca", "lifetime": "120s"},
         "renew_before": "118s", "names": ["localhost", "127.0.0.1"],
@@ -65,7 +65,8 @@ TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
             ASSERT_TRUE(deployed->leaf().matches_key(deployed->key)) << "kill " << i;
         }
         // ... and the CA's bookkeeping is whole: every certificate issued is in the index once.
-        CertificateAuthority ca(tmp / "server-ca", {}, false, DirectoryLock::Mode::Shared);
+        CertificateAuthority ca(tmp / "server-ca", {}, false, DirectoryLock::Mode::Shared,
+                                SystemClock::now());
         std::map<std::string, int> indexed;
         for (const auto& entry : ca.list()) ++indexed[entry.serial];
         std::error_code none;  // no certs/ yet when killed before the first issue

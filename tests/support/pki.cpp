@@ -7,7 +7,7 @@ TestPki::TestPki(const fs::path& dir, const std::string& ca_name)
     : dir_(dir / "ca"), certs_(dir / "certs") {
     CaInitOptions options;
     options.name = ca_name;
-    CertificateAuthority::init_root(dir_, options);
+    CertificateAuthority::init_root(dir_, options, SystemClock::now());
     auto ca = open();
     ca.issue({{CertificateProfile::Server,
                "localhost",
@@ -20,7 +20,7 @@ TestPki::TestPki(const fs::path& dir, const std::string& ca_name)
 }
 
 CertificateAuthority TestPki::open() {
-    return CertificateAuthority(dir_, {}, true, DirectoryLock::Mode::Exclusive);
+    return CertificateAuthority(dir_, {}, true, DirectoryLock::Mode::Exclusive, SystemClock::now());
 }
 
 ClientCert TestPki::client(const std::string& name, int days) {

@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
-#include <thread>
 
 #include <cerrno>
 #include <cstring>
@@ -34,11 +33,11 @@ const std::string kKid = "https://ca.test/acct/1";
 // Records what the order flow asks of it.
 class FakeSolver : public ChallengeSolver {
   public:
-    explicit FakeSolver(std::string type) : type_(std::move(type)) {}
+    FakeSolver(std::string type, FakeClock& clock) : type_(std::move(type)), clock_(clock) {}
     std::string type() const override { return type_; }
     void present(const std::vector<ChallengeTask>& tasks) override {
         presented = tasks;
-        std::this_thread::sleep_for(present_takes);  // an operator, DNS propagation
+        clock_.advance(present_takes);  // an operator, DNS propagation
         if (fail_present) throw Error(ErrorKind::Io, "responder: cannot listen");
     }
     void cleanup(const std::vector<ChallengeTask>& tasks) noexcept override {
@@ -48,10 +47,11 @@ class FakeSolver : public ChallengeSolver {
     std::vector<ChallengeTask> presented, cleaned;
     int cleanups = 0;
     bool fail_present = false;
-    std::chrono::milliseconds present_takes{0};
+    std::chrono::milliseconds present_takes{0};  // on the clock
 
   private:
     std::string type_;
+    FakeClock& clock_;
 };
 
 json challenge(const std::string& type, int n, const std::string& status = "pending") {
@@ -125,13 +125,14 @@ class AcmeObtainTest : public ::testing::Test {
 
     test::ScriptedTransport http;
     test::RecordingSleeper sleeps;
-    AcmeClient client{http, kDirectoryUrl, sleeps.sleeper()};
+    FakeClock clock{from_iso8601("2030-01-01T00:00:00Z")};
+    AcmeClient client{http, kDirectoryUrl, clock, sleeps.sleeper()};
     PrivateKey account_key = PrivateKey::generate(KeyType::EcP256);
     PrivateKey key = PrivateKey::generate(KeyType::EcP256);
     PrivateKey ca_key = PrivateKey::generate(KeyType::EcP256);
     Certificate ca = test::fake_ca_certificate(ca_key);
     std::string leaf_pem;
-    FakeSolver solver{"dns-01"};
+    FakeSolver solver{"dns-01", clock};
     std::vector<std::string> log;
 };
 
@@ -165,7 +166,7 @@ TEST_F(AcmeObtainTest, AnswersEveryPendingAuthorizationAndReturnsTheChain) {
     std::vector<SubjectAltName> names{classify_name("a.example"), classify_name("*.b.example")};
     expect_finalize_and_download(names, "a.example");
 
-    auto chain = obtain({"web", names, "", "", "", SystemClock::now() + 1h});
+    auto chain = obtain({"web", names, "", "", "", clock.now() + 1h});
     ASSERT_EQ(chain.size(), 2u);
     EXPECT_TRUE(chain.front().matches_key(key));
     EXPECT_EQ(chain.back().common_name(), "Fake ACME CA");
@@ -205,8 +206,8 @@ TEST_F(AcmeObtainTest, TimeSpentPresentingDoesNotCountAgainstTheDeadline) {
     });
     std::vector<SubjectAltName> names{classify_name("a.example")};
     expect_finalize_and_download(names, "a.example");
-    solver.present_takes = 300ms;
-    auto chain = obtain({"web", names, "", "", "", SystemClock::now() + 100ms});
+    solver.present_takes = 3h;
+    auto chain = obtain({"web", names, "", "", "", clock.now() + 100ms});
     EXPECT_EQ(chain.size(), 2u);
     EXPECT_EQ(http.remaining(), 0u);
 }
@@ -227,8 +228,8 @@ TEST_F(AcmeObtainTest, RetriesOnceWithoutReplacesWhenTheCaRefusesIt) {
     std::vector<SubjectAltName> names{classify_name("a.example")};
     expect_finalize_and_download(names, "a.example");
 
-    auto chain = obtain(
-        {"web", names, "", "", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", SystemClock::now() + 1h});
+    auto chain =
+        obtain({"web", names, "", "", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", clock.now() + 1h});
     EXPECT_TRUE(chain.front().matches_key(key));
     EXPECT_TRUE(logged("profile web: the CA refused replaces=aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"));
     EXPECT_TRUE(logged("alreadyReplaced: certificate already replaced (HTTP 409)"));
@@ -243,7 +244,7 @@ TEST_F(AcmeObtainTest, WithoutReplacesAnOrderErrorIsNotRetried) {
     });
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
+            obtain({"web", {classify_name("a.example")}, "", "", "", clock.now() + 1h});
         },
         ErrorKind::State);
     EXPECT_EQ(message, "acme newOrder https://ca.test/order: rejectedIdentifier: no (HTTP 400)");
@@ -253,7 +254,7 @@ TEST_F(AcmeObtainTest, WithoutReplacesAnOrderErrorIsNotRetried) {
 TEST_F(AcmeObtainTest, AProfileTheDirectoryDoesNotOfferIsRefusedBeforeOrdering) {
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("a.example")}, "", "tiny", "", SystemClock::now() + 1h});
+            obtain({"web", {classify_name("a.example")}, "", "tiny", "", clock.now() + 1h});
         },
         ErrorKind::Input);
     EXPECT_EQ(message,
@@ -284,7 +285,7 @@ class AcmeAuthorizationMismatchTest : public AcmeObtainTest {
                         "",
                         "",
                         "",
-                        SystemClock::now() + 1h});
+                        clock.now() + 1h});
             },
             ErrorKind::Input);
         EXPECT_EQ(http.remaining(), 0u);
@@ -348,7 +349,7 @@ TEST_F(AcmeObtainTest, CleansUpWhenValidationFails) {
     });
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
+            obtain({"web", {classify_name("a.example")}, "", "", "", clock.now() + 1h});
         },
         ErrorKind::State);
     EXPECT_NE(message.find("Incorrect TXT record \"x\" found at _acme-challenge.a.example"),
@@ -366,13 +367,12 @@ TEST_F(AcmeObtainTest, CleansUpWhenPresentFails) {
     http.expect_post("https://ca.test/authz/1", [](const DecodedJws&) {
         return answer(200, authz("a.example", "pending", {challenge("dns-01", 1)}), "n");
     });
-    EXPECT_EQ(
-        test::error_of(
-            [&] {
-                obtain({"web", {classify_name("a.example")}, "", "", "", SystemClock::now() + 1h});
-            },
-            ErrorKind::Io),
-        "responder: cannot listen");
+    EXPECT_EQ(test::error_of(
+                  [&] {
+                      obtain({"web", {classify_name("a.example")}, "", "", "", clock.now() + 1h});
+                  },
+                  ErrorKind::Io),
+              "responder: cannot listen");
     EXPECT_EQ(solver.cleanups, 1);
 }
 
@@ -388,7 +388,7 @@ TEST_F(AcmeObtainTest, AnAuthorizationWithoutTheSolversTypeIsNamed) {
     });
     auto message = test::error_of(
         [&] {
-            obtain({"web", {classify_name("*.a.example")}, "", "", "", SystemClock::now() + 1h});
+            obtain({"web", {classify_name("*.a.example")}, "", "", "", clock.now() + 1h});
         },
         ErrorKind::State);
     EXPECT_EQ(message,
@@ -420,13 +420,14 @@ class AcmeAccountStoreTest : public ::testing::Test {
     IssuerConfig issuer;
     test::ScriptedTransport http;
     test::RecordingSleeper sleeps;
+    FakeClock clock{from_iso8601("2030-01-01T00:00:00Z")};
     std::vector<std::string> log;
 };
 
 TEST_F(AcmeAccountStoreTest, CreatesStoresAndReusesTheAccount) {
     std::string jwk;
     {
-        AcmeClient client(http, kDirectoryUrl, sleeps.sleeper());
+        AcmeClient client(http, kDirectoryUrl, clock, sleeps.sleeper());
         expect_directory();
         http.expect_post(kAccountUrl, [&](const DecodedJws& jws) {
             EXPECT_EQ(json::parse(jws.payload), json({{"contact", {"mailto:ops@example.com"}},
@@ -447,7 +448,7 @@ TEST_F(AcmeAccountStoreTest, CreatesStoresAndReusesTheAccount) {
     EXPECT_EQ(log[0], "issuer le: account " + kKid + " at " + kDirectoryUrl);
 
     // A second start finds the same account with the stored key.
-    AcmeClient again(http, kDirectoryUrl, sleeps.sleeper());
+    AcmeClient again(http, kDirectoryUrl, clock, sleeps.sleeper());
     expect_directory();
     http.expect_post(kAccountUrl, [&](const DecodedJws& jws) {
         EXPECT_EQ(json::parse(jws.payload), json({{"onlyReturnExisting", true}}));
@@ -467,7 +468,7 @@ TEST_F(AcmeAccountStoreTest, RegistersAgainWhenTheCaForgotTheAccount) {
     write_file_atomic(
         dir() / "account.json",
         json({{"directory", kDirectoryUrl}, {"url", "https://ca.test/acct/old"}}).dump());
-    AcmeClient client(http, kDirectoryUrl, sleeps.sleeper());
+    AcmeClient client(http, kDirectoryUrl, clock, sleeps.sleeper());
     expect_directory();
     http.expect_post(kAccountUrl, [](const DecodedJws&) {
         return test::problem(400, "accountDoesNotExist", "unable to find existing account", "n1");
@@ -490,7 +491,7 @@ TEST_F(AcmeAccountStoreTest, ANewDirectoryGetsANewAccountAndTheOldOneIsKept) {
     const std::string old_dir = "https://staging.test/dir";
     issuer.directory = old_dir;
     {
-        AcmeClient client(http, old_dir, sleeps.sleeper());
+        AcmeClient client(http, old_dir, clock, sleeps.sleeper());
         expect_directory(old_dir);
         http.expect_post(kAccountUrl, [](const DecodedJws&) {
             return answer(201, {{"status", "valid"}}, "n1",
@@ -501,7 +502,7 @@ TEST_F(AcmeAccountStoreTest, ANewDirectoryGetsANewAccountAndTheOldOneIsKept) {
     std::string old_key = read_file(dir() / "key.pem");
 
     issuer.directory = kDirectoryUrl;
-    AcmeClient client(http, kDirectoryUrl, sleeps.sleeper());
+    AcmeClient client(http, kDirectoryUrl, clock, sleeps.sleeper());
     expect_directory();
     http.expect_post(kAccountUrl, [&](const DecodedJws& jws) {
         EXPECT_NE(jws.header["jwk"], json::parse(jwk_json(PrivateKey::parse(old_key, "old"))));
@@ -525,7 +526,7 @@ TEST_F(AcmeAccountStoreTest, ANewDirectoryGetsANewAccountAndTheOldOneIsKept) {
     }
     EXPECT_EQ(kept, 1);
     issuer.directory = old_dir;
-    AcmeClient back(http, old_dir, sleeps.sleeper());
+    AcmeClient back(http, old_dir, clock, sleeps.sleeper());
     expect_directory(old_dir);
     http.expect_post(kAccountUrl, [](const DecodedJws& jws) {
         EXPECT_TRUE(json::parse(jws.payload).contains("onlyReturnExisting"));
@@ -540,7 +541,7 @@ TEST_F(AcmeAccountStoreTest, ANewDirectoryGetsANewAccountAndTheOldOneIsKept) {
 
 TEST_F(AcmeAccountStoreTest, RefusesAnAccountKeyTypeAcmeCannotUse) {
     issuer.account_key_type = KeyType::Ed25519;
-    AcmeClient client(http, kDirectoryUrl, sleeps.sleeper());
+    AcmeClient client(http, kDirectoryUrl, clock, sleeps.sleeper());
     auto message = test::error_of([&] { ensure(client); }, ErrorKind::Usage);
     EXPECT_NE(message.find("issuer le: account_key_type ed25519"), std::string::npos) << message;
     EXPECT_TRUE(http.requests.empty());
@@ -550,7 +551,7 @@ TEST_F(AcmeAccountStoreTest, RefusesAnAccountKeyTypeAcmeCannotUse) {
 // into is refused, naming it and its mode, before anything is written or requested.
 TEST_F(AcmeAccountStoreTest, AStateDirectoryOthersMayWriteIsRefused) {
     ASSERT_EQ(::chmod(state.path().c_str(), 0777), 0);
-    AcmeClient client(http, kDirectoryUrl, sleeps.sleeper());
+    AcmeClient client(http, kDirectoryUrl, clock, sleeps.sleeper());
     EXPECT_EQ(test::error_of([&] { ensure(client); }, ErrorKind::Io),
               state.path().string() +
                   ": mode 0777 lets group or others write into it, and so replace keys and "

@@ -1167,7 +1167,8 @@ TEST_F(CaCliTest, VerifyResultHasAProblemUnlessValidIndexedAndNotRevoked) {
     ASSERT_EQ(ca({"revoke", out("gone.crt").string()}).code, cli::kExitOk);
     Certificate stranger = sign_directly("stranger", SystemClock::now() - std::chrono::hours(1),
                                          SystemClock::now() + std::chrono::hours(24));
-    CertificateAuthority authority(dir_, {}, false, DirectoryLock::Mode::Shared);
+    CertificateAuthority authority(dir_, {}, false, DirectoryLock::Mode::Shared,
+                                   SystemClock::now());
 
     VerifyResult good = authority.verify({cert("good")});
     EXPECT_TRUE(good.ok());
@@ -1184,6 +1185,78 @@ TEST_F(CaCliTest, VerifyResultHasAProblemUnlessValidIndexedAndNotRevoked) {
     EXPECT_EQ(authority.verify({stranger}).problem, "chains to this CA but is not in its index");
     EXPECT_EQ(authority.verify({}).problem, "no certificate");
     EXPECT_FALSE(VerifyResult{}.ok());  // fail closed
+}
+
+// Every date the CA writes comes from the `now` it is given, never from the system clock: run
+// in 2030, it dates the root, the intermediate, leaves, signed requests, revocations and CRLs
+// then (backdated a minute where they start), and judges chains then.
+TEST(CertificateAuthorityTime, EveryDateComesFromTheCallersNow) {
+    using namespace std::chrono_literals;
+    test::TempDir tmp;
+    const fs::path dir = tmp / "ca";
+    const TimePoint t0 = from_iso8601("2030-01-01T00:00:00Z");
+    auto open = [&](TimePoint now) {
+        return CertificateAuthority(dir, {}, true, DirectoryLock::Mode::Exclusive, now);
+    };
+
+    CertificateAuthority::init_root(dir, {}, t0);
+    Certificate root = Certificate::load(dir / "root.crt");
+    EXPECT_EQ(root.not_before(), t0 - 1min);
+    EXPECT_EQ(root.not_after(), t0 + Days(kDefaultRootDays));
+    CaInitOptions intermediate;
+    intermediate.name = "Intermediate";
+    intermediate.days = 400;
+    CertificateAuthority::add_intermediate(dir, intermediate, t0 + 1h);
+    Certificate issuing = Certificate::load(dir / "intermediate.crt");
+    EXPECT_EQ(issuing.not_before(), t0 + 1h - 1min);
+    EXPECT_EQ(issuing.not_after(), t0 + 1h + Days(400));
+
+    const TimePoint t_issue = t0 + Days(1);
+    auto issued =
+        open(t_issue).issue({{CertificateProfile::Client, "dev-1", "", {}, 30, KeyType::EcP256}},
+                            tmp / "out", Overwrite::Refuse);
+    Certificate leaf = Certificate::load(issued[0].cert);
+    EXPECT_EQ(leaf.not_before(), t_issue - 1min);
+    EXPECT_EQ(leaf.not_after(), t_issue + Days(30));
+    EXPECT_EQ(issued[0].entry.not_after, t_issue + Days(30));
+    // So is the end: 400 days from t_issue outlive the intermediate (400 days from t0 + 1h).
+    EXPECT_THROW(
+        open(t_issue).issue({{CertificateProfile::Client, "dev-9", "", {}, 400, KeyType::EcP256}},
+                            tmp / "out", Overwrite::Refuse),
+        Error);
+
+    const TimePoint t_sign = t0 + Days(2);
+    PrivateKey requester = PrivateKey::generate(KeyType::EcP256);
+    auto csr = CertificateRequest::create(requester, "dev-2", {});
+    open(t_sign).sign(csr, "dev-2.csr", CertificateProfile::Client, 10, {"dev-*"},
+                      tmp / "out" / "dev-2.crt", Overwrite::Refuse);
+    Certificate signed_leaf = Certificate::load(tmp / "out" / "dev-2.crt");
+    EXPECT_EQ(signed_leaf.not_before(), t_sign - 1min);
+    EXPECT_EQ(signed_leaf.not_after(), t_sign + Days(10));
+
+    auto verify_at = [&](TimePoint now) {
+        return CertificateAuthority(dir, {}, false, DirectoryLock::Mode::Shared, now)
+            .verify({leaf});
+    };
+    EXPECT_EQ(verify_at(t_issue).problem, std::nullopt);
+    EXPECT_EQ(verify_at(t_issue - 1h).problem, "certificate is not yet valid");
+    EXPECT_EQ(verify_at(t_issue + Days(31)).problem, "certificate has expired");
+
+    const TimePoint t_revoke = t0 + Days(3);
+    IndexEntry revoked =
+        open(t_revoke).revoke(leaf.serial_hex(), RevocationReason::KeyCompromise, 7);
+    EXPECT_EQ(revoked.revoked_at, t_revoke);
+    Crl crl = Crl::load(dir / "crl.pem");
+    EXPECT_EQ(crl.this_update(), t_revoke - 1min);
+    EXPECT_EQ(crl.next_update(), t_revoke + Days(7));
+    ASSERT_EQ(crl.revoked().size(), 1u);
+    EXPECT_EQ(crl.revoked()[0].revoked_at, t_revoke);
+
+    const TimePoint t_crl = t0 + Days(4);
+    Crl next = open(t_crl).write_crl(30);
+    EXPECT_EQ(next.this_update(), t_crl - 1min);
+    EXPECT_EQ(next.next_update(), t_crl + Days(30));
+    EXPECT_EQ(next.revoked()[0].revoked_at, t_revoke);
 }
 
 TEST_F(CaCliTest, ListFiltersByStatus) {

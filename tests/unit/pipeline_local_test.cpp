@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 class PipelineLocalTest : public ::testing::Test {
   protected:
     PipelineLocalTest() {
-        CertificateAuthority::init_root(dir / "server-ca", {});
+        CertificateAuthority::init_root(dir / "server-ca", {}, SystemClock::now());
         config.file = dir / "brokertls.json";
         config.state_dir = dir / "state";
         CertificateProfileConfig& p = config.certificate_profiles["broker"];

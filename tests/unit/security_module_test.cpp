@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 class SecurityModuleTest : public ::testing::Test {
   protected:
     SecurityModuleTest() {
-        CertificateAuthority::init_root(tmp_ / "ca", {});
+        CertificateAuthority::init_root(tmp_ / "ca", {}, SystemClock::now());
         auto ca = open();
         ca.write_crl(30);
         auto issued = ca.issue({{CertificateProfile::Client, "dev-1", "", {}, 30, KeyType::EcP256},
@@ -33,7 +33,8 @@ class SecurityModuleTest : public ::testing::Test {
             R"({"security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"], "crls": ["ca/crl.pem"]}}})");
     }
     CertificateAuthority open() {
-        return CertificateAuthority(tmp_ / "ca", {}, true, DirectoryLock::Mode::Exclusive);
+        return CertificateAuthority(tmp_ / "ca", {}, true, DirectoryLock::Mode::Exclusive,
+                                    SystemClock::now());
     }
     void write_config(const std::string& text) { write_file_atomic(tmp_ / "brokertls.json", text); }
     // Waits (bounded) for the watcher to report a change, once the files are stable, and
@@ -151,6 +152,34 @@ TEST_F(SecurityModuleTest, WatcherThreadWakesTheBrokerWhenNoTicksArrive) {
     EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return woken; }));
 }
 
+// The watcher reads the module's clock: the broker ticked at that clock's time, two seconds pass
+// on it without a tick, so the CRL change wakes the broker, and the reload is dated then. The
+// clock runs an hour ahead of the system's: read from the system clock, the tick would lie in
+// the future and nothing would wake the broker.
+TEST_F(SecurityModuleTest, TheWatcherReadsTheModulesClock) {
+    const TimePoint start = std::chrono::floor<std::chrono::seconds>(SystemClock::now() + 1h);
+    FakeClock clock(start);
+    SecurityModule m(tmp_ / "brokertls.json", clock);
+    m.tick(start);
+    clock.advance(2s);
+    std::mutex mu;
+    std::condition_variable cv;
+    bool woken = false;
+    m.start_watching([&] {
+        std::lock_guard lock(mu);
+        woken = true;
+        cv.notify_all();
+        return true;
+    });
+    open().write_crl(30);
+    {
+        std::unique_lock lock(mu);
+        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return woken; }));
+    }
+    auto status = nlohmann::json::parse(m.status_json(start + 2s));
+    EXPECT_EQ(status["last_reload"]["at"], to_iso8601(start + 2s));
+}
+
 }  // namespace
 }  // namespace brokertls
 
@@ -253,7 +282,7 @@ TEST_F(SecurityModuleTest, ControlIsAuthorisedOnTheCertificateIdentityOfTheConne
 }
 
 TEST_F(SecurityModuleTest, ControlAllowCanBindAnIdentityToItsSecurityProfile) {
-    CertificateAuthority::init_root(tmp_ / "ops-ca", {});
+    CertificateAuthority::init_root(tmp_ / "ops-ca", {}, SystemClock::now());
     write_config(R"({"control": {"allow": [{"identity": "dev-1", "security_profile": "ops"}]},
         "security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]},
                               "ops": {"trust_anchors": ["ops-ca/root.crt"]}}})");
@@ -298,7 +327,7 @@ TEST_F(SecurityModuleTest, ControlRefusesOutsizedRequests) {
 TEST_F(SecurityModuleTest, ReloadThatDropsASecurityProfileInUseIsRefused) {
     SecurityModule m(tmp_ / "brokertls.json");
     m.use_security_profile("devices");
-    CertificateAuthority::init_root(tmp_ / "ops-ca", {});
+    CertificateAuthority::init_root(tmp_ / "ops-ca", {}, SystemClock::now());
     write_config(R"({"security_profiles": {"ops": {"trust_anchors": ["ops-ca/root.crt"]}}})");
     auto out = m.reload(SystemClock::now());
     EXPECT_FALSE(out.ok);
@@ -523,7 +552,7 @@ TEST_F(SecurityModuleTest, LocalCaStagesInAPrivateStateDirectoryNeverBesideTheDe
     // could be swapped by another user between issuance and deploy.
     fs::create_directories(tmp_ / "live");
     fs::permissions(tmp_ / "live", fs::perms::all);
-    CertificateAuthority::init_root(tmp_ / "server-ca", {});
+    CertificateAuthority::init_root(tmp_ / "server-ca", {}, SystemClock::now());
     auto config = [&](const std::string& state_dir) {
         write_config(R"({"state_dir": ")" + state_dir + R"(",
           "certificate_profiles": {"broker": {"source": "local-ca",
@@ -559,7 +588,7 @@ TEST_F(SecurityModuleTest, LocalCaStagesInAPrivateStateDirectoryNeverBesideTheDe
 // keys: the broker thread's calls (authentication, its log hand-over, getStatus) must not wait
 // for it.
 TEST_F(SecurityModuleTest, CertificateWorkNeverBlocksTheBrokerThread) {
-    CertificateAuthority::init_root(tmp_ / "server-ca", {});
+    CertificateAuthority::init_root(tmp_ / "server-ca", {}, SystemClock::now());
     write_config(R"({"certificate_profiles": {"broker": {"source": "local-ca",
         "local_ca": {"dir": "server-ca", "lifetime": "1d"}, "names": ["broker.test"],
         "deploy": {"cert": "live/broker.crt", "key": "live/broker.key"}}},

@@ -56,9 +56,11 @@ bool loopback_http(const std::optional<UrlParts>& url) {
 
 }  // namespace
 
-AcmeClient::AcmeClient(HttpTransport& transport, std::string directory_url, Sleeper sleeper)
+AcmeClient::AcmeClient(HttpTransport& transport, std::string directory_url, const Clock& clock,
+                       Sleeper sleeper)
     : transport_(transport),
       directory_url_(std::move(directory_url)),
+      clock_(clock),
       sleeper_(std::move(sleeper)) {}
 
 const AcmeDirectory& AcmeClient::directory() {
@@ -107,7 +109,7 @@ std::string AcmeClient::nonce() {
     remember_nonce(response);
     if (nonce_.empty()) {
         if (response.status >= 400)
-            throw AcmeError(context("newNonce", url), parse_problem(response));
+            throw AcmeError(context("newNonce", url), parse_problem(response, clock_.now()));
         fail(ErrorKind::Input, context("newNonce", url),
              "no Replay-Nonce header (HTTP " + std::to_string(response.status) + ")");
     }
@@ -125,7 +127,8 @@ HttpResponse AcmeClient::get(std::string_view what, const std::string& url) {
     require_https(what, url);
     HttpResponse response = transport_.send({"GET", url, {}, ""});
     remember_nonce(response);
-    if (response.status >= 400) throw AcmeError(context(what, url), parse_problem(response));
+    if (response.status >= 400)
+        throw AcmeError(context(what, url), parse_problem(response, clock_.now()));
     return response;
 }
 
@@ -143,7 +146,7 @@ HttpResponse AcmeClient::post(std::string_view what, const std::string& url,
         HttpResponse response = transport_.send(request);
         remember_nonce(response);
         if (response.status < 400) return response;
-        AcmeProblem problem = parse_problem(response);
+        AcmeProblem problem = parse_problem(response, clock_.now());
         // RFC 8555 §6.5: a badNonce answer carries a fresh nonce; sign again with it.
         if (problem.short_type() == "badNonce" && attempt < bad_nonce_retries) continue;
         throw AcmeError(context(what, url), std::move(problem));

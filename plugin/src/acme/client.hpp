@@ -3,7 +3,8 @@
 // accounts (find or create, contact, terms, External Account Binding), orders, authorizations,
 // challenges, finalize, certificate download with alternate chains, revocation, and ARI
 // (RFC 9773 renewalInfo). Blocking calls, one client per thread; waits go through `Sleeper`
-// so a stopping module can interrupt them and tests need not wait.
+// so a stopping module can interrupt them and tests need not wait, and the time (deadlines,
+// Retry-After) is read from the `Clock` it is given.
 
 #include <chrono>
 #include <functional>
@@ -17,6 +18,7 @@
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/names.hpp"
 #include "brokertls/crypto/time.hpp"
+#include "brokertls/time/clock.hpp"
 
 namespace brokertls {
 
@@ -93,7 +95,8 @@ using Sleeper = std::function<bool(std::chrono::milliseconds)>;
 
 class AcmeClient {
   public:
-    AcmeClient(HttpTransport& transport, std::string directory_url, Sleeper sleeper);
+    AcmeClient(HttpTransport& transport, std::string directory_url, const Clock& clock,
+               Sleeper sleeper);
 
     const AcmeDirectory& directory();  // fetched on first use
 
@@ -103,6 +106,7 @@ class AcmeClient {
     // Uses an account URL found earlier (stored beside the key) without a round trip.
     void use_account(const PrivateKey& key, std::string account_url);
     const std::string& account_url() const { return kid_; }
+    const Clock& clock() const { return clock_; }
 
     AcmeOrder new_order(const OrderRequest& request);
     AcmeOrder get_order(const std::string& url);
@@ -161,6 +165,7 @@ class AcmeClient {
 
     HttpTransport& transport_;
     std::string directory_url_;
+    const Clock& clock_;
     Sleeper sleeper_;
     std::optional<AcmeDirectory> directory_;
     std::optional<PrivateKey> key_;

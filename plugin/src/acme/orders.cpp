@@ -89,7 +89,7 @@ AcmeChallenge AcmeClient::respond(const AcmeChallenge& challenge) {
 
 void AcmeClient::pause(const HttpResponse& last, std::chrono::milliseconds& backoff,
                        TimePoint deadline, const std::string& what, const std::string& state) {
-    TimePoint now = SystemClock::now();
+    TimePoint now = clock_.now();
     if (now >= deadline) fail(ErrorKind::State, what, state + " at the deadline");
     std::chrono::milliseconds wait = backoff;
     std::optional<TimePoint> retry_after;

@@ -60,7 +60,7 @@ AcmeError::AcmeError(const std::string& context, AcmeProblem problem)
     : Error(kind_for(problem.status), context + ": " + problem.to_string()),
       problem_(std::move(problem)) {}
 
-AcmeProblem parse_problem(const HttpResponse& response) {
+AcmeProblem parse_problem(const HttpResponse& response, TimePoint now) {
     AcmeProblem problem;
     auto parsed = nlohmann::json::parse(response.body, nullptr, false);
     if (parsed.is_object() && (parsed.contains("type") || parsed.contains("detail"))) {
@@ -76,7 +76,7 @@ AcmeProblem parse_problem(const HttpResponse& response) {
     }
     problem.status = response.status;
     if (auto value = response.header("retry-after"))
-        problem.retry_after = parse_retry_after(*value, SystemClock::now());
+        problem.retry_after = parse_retry_after(*value, now);
     return problem;
 }
 

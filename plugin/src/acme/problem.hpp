@@ -30,8 +30,8 @@ struct AcmeProblem {
 
 // The problem an error answer carries: its problem document (RFC 7807) when the body is JSON,
 // otherwise a problem without type whose detail quotes a short excerpt of the body; the status
-// and Retry-After come from the answer.
-AcmeProblem parse_problem(const HttpResponse& response);
+// and Retry-After come from the answer (a delay counts from `now`).
+AcmeProblem parse_problem(const HttpResponse& response, TimePoint now);
 
 // What the ACME client throws when the server answers with a problem (or garbage). The message
 // is problem.to_string() prefixed by what was being done. Its kind is Io for a 5xx answer (the

@@ -51,7 +51,7 @@ std::optional<RenewalInfo> AcmeClient::renewal_info(const Certificate& certifica
         fail(ErrorKind::Input, what, "suggestedWindow ends before it starts");
     info.explanation_url = acme_wire::string_member(object, "explanationURL", what);
     if (auto header = response.header("retry-after"))
-        info.retry_after = parse_retry_after(*header, SystemClock::now());
+        info.retry_after = parse_retry_after(*header, clock_.now());
     return info;
 }
 

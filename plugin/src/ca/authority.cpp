@@ -205,7 +205,8 @@ std::optional<std::string> normalize_serial(std::string_view text) {
     return out;
 }
 
-void CertificateAuthority::init_root(const fs::path& dir, const CaInitOptions& options) {
+void CertificateAuthority::init_root(const fs::path& dir, const CaInitOptions& options,
+                                     TimePoint now) {
     check_days(options.days);
     ensure_directory(dir, 0700);
     CaFiles files(dir);
@@ -214,7 +215,6 @@ void CertificateAuthority::init_root(const fs::path& dir, const CaInitOptions& o
         fail(ErrorKind::State, dir.string(), "already holds a CA (root.crt); choose another --dir");
 
     PrivateKey key = PrivateKey::generate(options.key_type);
-    TimePoint now = SystemClock::now();
     CertificateSpec spec{CertificateProfile::RootCa,
                          options.name,
                          options.organization,
@@ -232,7 +232,8 @@ void CertificateAuthority::init_root(const fs::path& dir, const CaInitOptions& o
     batch.commit(Overwrite::Refuse);
 }
 
-void CertificateAuthority::add_intermediate(const fs::path& dir, const CaInitOptions& options) {
+void CertificateAuthority::add_intermediate(const fs::path& dir, const CaInitOptions& options,
+                                            TimePoint now) {
     check_days(options.days);
     CaFiles files(dir);
     if (!fs::exists(files.root_cert))
@@ -244,7 +245,6 @@ void CertificateAuthority::add_intermediate(const fs::path& dir, const CaInitOpt
     PrivateKey root_key =
         load_matching_key(files.root_key, root, files.root_cert, options.passphrase);
 
-    TimePoint now = SystemClock::now();
     TimePoint not_after = now + Days(options.days);
     if (not_after > root.not_after())
         fail(ErrorKind::Usage, "--days " + std::to_string(options.days),
@@ -267,9 +267,10 @@ void CertificateAuthority::add_intermediate(const fs::path& dir, const CaInitOpt
 }
 
 CertificateAuthority::CertificateAuthority(fs::path dir, const Passphrase& passphrase,
-                                           bool load_key, DirectoryLock::Mode mode,
+                                           bool load_key, DirectoryLock::Mode mode, TimePoint now,
                                            std::chrono::milliseconds lock_timeout)
     : dir_(std::move(dir)),
+      now_(now),
       lock_(
           [&] {
               CaFiles files(dir_);
@@ -502,7 +503,7 @@ std::vector<IndexEntry> CertificateAuthority::issue_batch(size_t count,
 
 std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafRequest>& requests,
                                                      const fs::path& out_dir, Overwrite overwrite,
-                                                     const BatchHooks& hooks, TimePoint now) {
+                                                     const BatchHooks& hooks) {
     if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
     // Check everything before changing anything: a bad request leaves the CA untouched.
     std::set<std::string> seen;
@@ -519,7 +520,7 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
                      std::to_string(kMaxCommonName) + ")");
         if (!seen.insert(stem_of(r)).second)
             fail(ErrorKind::Usage, r.name, "named twice in one command");
-        leaf_not_after(r.days, now, r.lifetime);
+        leaf_not_after(r.days, now_, r.lifetime);
         if (r.profile == CertificateProfile::Server && r.subject_alt_names.empty())
             fail(ErrorKind::Usage, r.name, "a server certificate needs at least one name");
         for (const char* ext : {".key", ".crt", ".chain.pem"})
@@ -538,8 +539,8 @@ std::vector<IssuedFiles> CertificateAuthority::issue(const std::vector<LeafReque
                              r.name,
                              "",
                              r.subject_alt_names,
-                             now - kBackdate,
-                             leaf_not_after(r.days, now, r.lifetime),
+                             now_ - kBackdate,
+                             leaf_not_after(r.days, now_, r.lifetime),
                              ""};
         Certificate cert = sign_certificate(spec, key.get(), *issuer_key_, &issuer());
         std::string stem = stem_of(r);
@@ -597,8 +598,7 @@ IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string
             if (fs::exists(p))
                 fail(ErrorKind::State, p.string(), "already exists (use --force to overwrite)");
 
-    TimePoint now = SystemClock::now();
-    CertificateSpec spec{profile, cn, "", sans, now - kBackdate, leaf_not_after(days, now), ""};
+    CertificateSpec spec{profile, cn, "", sans, now_ - kBackdate, leaf_not_after(days, now_), ""};
     auto make = [&](size_t) {
         Certificate cert = sign_certificate(spec, csr.public_key(), *issuer_key_, &issuer());
         std::string cert_pem = cert.to_pem();
@@ -647,10 +647,9 @@ IndexEntry CertificateAuthority::revoke(const std::string& serial_or_file, Revoc
     std::uintmax_t index_size = index_.prepare_append();
     Pending pending{"revoke", "committing", index_size, {}, crl_days};
     write_pending(files, pending);
-    TimePoint now = SystemClock::now();
     try {
-        index_.append_revocation(serial, now, reason);
-        entry->revoked_at = now;
+        index_.append_revocation(serial, now_, reason);
+        entry->revoked_at = now_;
         entry->reason = reason;
         write_crl_from(entries, crl_days);
     } catch (...) {
@@ -675,8 +674,8 @@ Crl CertificateAuthority::write_crl_from(const std::vector<IndexEntry>& entries,
     for (const auto& e : entries)
         if (e.revoked_at) revoked.push_back({e.serial, *e.revoked_at, e.reason});
     long number = next_crl_number(files);
-    TimePoint now = SystemClock::now();
-    Crl crl = sign_crl(issuer(), *issuer_key_, revoked, now - kBackdate, now + Days(days), number);
+    Crl crl =
+        sign_crl(issuer(), *issuer_key_, revoked, now_ - kBackdate, now_ + Days(days), number);
     // Staged together, so an unwritable copy leaves crl.pem and crlnumber as they were. The
     // number is placed first: a crash between the renames skips a number, never reuses one.
     std::string pem = crl.to_pem();
@@ -704,6 +703,7 @@ VerifyResult CertificateAuthority::verify(const std::vector<Certificate>& chain)
     for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), chain[i].get());
     X509StoreCtxPtr ctx(X509_STORE_CTX_new());
     X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), untrusted.get());
+    X509_STORE_CTX_set_time(ctx.get(), 0, SystemClock::to_time_t(now_));
     std::vector<std::string> eku = leaf.extended_key_usage();
     if (std::find(eku.begin(), eku.end(), "clientAuth") != eku.end())
         X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);

@@ -163,9 +163,9 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
         CleanupGuard guard(solver, tasks);
         // Waiting in present() (an operator, DNS propagation) is not the CA's time: the
         // deadline moves by as much, or a manual order resumed after hours always fails.
-        auto presenting = SystemClock::now();
+        auto presenting = client.clock().now();
         solver.present(tasks);
-        deadline += SystemClock::now() - presenting;
+        deadline += client.clock().now() - presenting;
         log(prefix + std::to_string(tasks.size()) + " " + solver.type() + " challenge(s) ready");
         for (const auto& challenge : challenges) client.respond(challenge);
         for (const auto& url : pending) client.wait_authorization(url, deadline);

@@ -70,9 +70,9 @@ class AcmeIssuer final : public Issuer {
 
   private:
     AcmeClient make_client(HttpTransport& transport, std::stop_token stop) {
-        return AcmeClient(transport, issuer_.directory, [this, stop](std::chrono::milliseconds d) {
-            return clock_.sleep_for(d, stop);
-        });
+        return AcmeClient(
+            transport, issuer_.directory, clock_,
+            [this, stop](std::chrono::milliseconds d) { return clock_.sleep_for(d, stop); });
     }
 
     IssuerConfig issuer_;

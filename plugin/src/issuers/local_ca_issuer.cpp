@@ -27,13 +27,14 @@ class LocalCaIssuer final : public Issuer {
         // Left by a process killed while issuing: ours (only this profile writes it), stale.
         std::error_code ec;
         fs::remove_all(staging, ec);
-        CertificateAuthority ca(p.ca_dir, passphrase, true, DirectoryLock::Mode::Exclusive);
+        CertificateAuthority ca(p.ca_dir, passphrase, true, DirectoryLock::Mode::Exclusive,
+                                ctx.now);
         for (const auto& warning : ca.warnings())
             ctx.log("certificate profile " + p.name + ": " + warning);
         LeafRequest request{
             CertificateProfile::Server, p.names.front().value, p.name, p.names, 0, p.key_type};
         request.lifetime = p.lifetime;
-        auto issued = ca.issue({request}, staging, Overwrite::Allow, {}, ctx.now);
+        auto issued = ca.issue({request}, staging, Overwrite::Allow);
         ServerMaterial m{PrivateKey::load(issued[0].key), Certificate::load_chain(issued[0].chain)};
         fs::remove_all(staging, ec);
         return m;

@@ -121,6 +121,7 @@ struct SecurityModule::Impl {
     void on_deployed();
 
     std::filesystem::path config_file_;
+    Clock& clock_;  // the watcher's time
     std::atomic<std::shared_ptr<const State>> state_;
 
     // getStatus counters: typed atomics, so authenticate() takes no lock.
@@ -161,7 +162,7 @@ struct SecurityModule::Impl {
 };
 
 SecurityModule::Impl::Impl(fs::path config_file, Clock& clock)
-    : config_file_(std::move(config_file)) {
+    : config_file_(std::move(config_file)), clock_(clock) {
     Config config = load_config(config_file_);
     // Watched before they are read: a change in between is reported, not missed.
     files_.set_files(watched_files(config));
@@ -269,7 +270,7 @@ void SecurityModule::Impl::watch_loop() {
                 pending_.log.push_back("file watcher: " + problem);
             }
         }
-        TimePoint now = SystemClock::now();
+        TimePoint now = clock_.now();
         bool rebuilt = !changed.empty() && apply(changed, now);
         if (rebuild_requested_.exchange(false) && !rebuilt) rebuild(now);
         auto since_tick = now.time_since_epoch().count() - last_tick_.load();

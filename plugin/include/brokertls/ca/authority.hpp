@@ -82,26 +82,30 @@ struct VerifyResult {
     bool ok() const { return !problem; }
 };
 
+// The time is the caller's (only the brokertls-ca command line reads the system clock), so a
+// test can pin it: `now` is when a certificate's validity starts (backdated a minute), when a
+// revocation happened, when a CRL was issued, and when verify() judges a chain.
 class CertificateAuthority {
   public:
     // Creates root.key/root.crt in a new (or empty) directory.
-    static void init_root(const std::filesystem::path& dir, const CaInitOptions& options);
+    static void init_root(const std::filesystem::path& dir, const CaInitOptions& options,
+                          TimePoint now);
     // Creates intermediate.key/intermediate.crt signed by the root; leaves are then issued by it.
-    static void add_intermediate(const std::filesystem::path& dir, const CaInitOptions& options);
+    static void add_intermediate(const std::filesystem::path& dir, const CaInitOptions& options,
+                                 TimePoint now);
 
-    // Opens the CA under its lock. With `load_key` false, nothing needs the passphrase (list,
-    // show, verify).
+    // Opens the CA under its lock for one command run at `now` (also the time of the recovery
+    // of an interrupted command done here). With `load_key` false, nothing needs the passphrase
+    // (list, show, verify).
     CertificateAuthority(std::filesystem::path dir, const Passphrase& passphrase, bool load_key,
-                         DirectoryLock::Mode mode,
+                         DirectoryLock::Mode mode, TimePoint now,
                          std::chrono::milliseconds lock_timeout = kDefaultLockTimeout);
 
     // Issues keys and certificates for every request in one batch: one lock, one index append,
     // one filesystem sync. Either every file is written and indexed, or nothing changes.
-    // Validity starts from `now` (the caller's clock).
     std::vector<IssuedFiles> issue(const std::vector<LeafRequest>& requests,
                                    const std::filesystem::path& out_dir, Overwrite overwrite,
-                                   const BatchHooks& hooks = {},
-                                   TimePoint now = SystemClock::now());
+                                   const BatchHooks& hooks = {});
     // Signs a CSR after checking its signature, its key (RSA >= 2048 bits, EC P-256/P-384 or
     // Ed25519), that every name matches an `allow` glob and, for clients, that the CN is a
     // usable identity. Only the names come from the CSR; the profile decides every extension.
@@ -145,6 +149,7 @@ class CertificateAuthority {
                       std::string_view profile) const;
 
     std::filesystem::path dir_;
+    TimePoint now_;
     DirectoryLock lock_;
     Certificate root_;
     std::optional<Certificate> intermediate_;
