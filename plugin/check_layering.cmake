@@ -27,6 +27,8 @@ foreach(file IN LISTS files)
       set(used ${CMAKE_MATCH_2})
     elseif(EXISTS ${dir}/${header})
       set(used ${folder})  # beside the includer
+    elseif(EXISTS ${PLUGIN_DIR}/src/${header})
+      set(used base)  # at the root of src/
     else()
       message("${file}: includes ${header}, which is in no folder of the plugin")
       math(EXPR problems "${problems} + 1")

@@ -185,7 +185,13 @@ for n in "${sizes[@]}"; do
     done_runs=0
     for r in $(seq 1 "$runs"); do
         run_t0=$(now)
-        rm -rf live state && mkdir live
+        # Set aside, not deleted: this machine's root filesystem is ext4 without a journal, where
+        # allocating an inode skips, one inode-table read each, every inode freed in the last
+        # minutes; 20,000 files deleted right before a start doubled it (10,000 profiles: 9.6 s
+        # instead of 4.8, 6.7 s of system time). The work directory goes at the end.
+        mkdir -p retired
+        for d in live state; do [ ! -e "$d" ] || mv "$d" "retired/$d-$n-$r"; done
+        mkdir live
         if ! start_broker plugin "logs/$n-$r-first.log"; then
             keep_log "logs/$n-$r-first.log" "$n-$r-first.log"
             break

@@ -152,5 +152,56 @@ TEST_F(PipelineLocalTest, AReloadChecksOnlyWhatChanged) {
     EXPECT_EQ(pipeline.checks(), 1u);
 }
 
+// A first start with many files profiles: they are read and checked on every core at once;
+// each gets its own set deployed, and one whose files do not fit is refused alone.
+TEST_F(PipelineLocalTest, ManyFilesProfilesAreDeployedAtOnceEachWithItsOwnSet) {
+    constexpr int kProfiles = 24;
+    std::vector<LeafRequest> requests;
+    for (int i = 0; i < kProfiles; ++i)
+        requests.push_back({CertificateProfile::Server,
+                            "s" + std::to_string(i) + ".test",
+                            "",
+                            {classify_name("s" + std::to_string(i) + ".test")},
+                            30});
+    CertificateAuthority ca(dir / "server-ca", {}, true, DirectoryLock::Mode::Exclusive,
+                            clock.now());
+    auto issued = ca.issue(requests, dir / "src", Overwrite::Refuse);
+    config.certificate_profiles.clear();
+    for (int i = 0; i < kProfiles; ++i) {
+        std::string name = "p" + std::to_string(i);
+        CertificateProfileConfig& p = config.certificate_profiles[name];
+        p.name = name;
+        p.source = CertificateSource::Files;
+        p.key_file = issued[i].key;
+        p.cert_file = issued[i].chain;
+        // p7 names what its certificate does not cover: refused, nothing deployed for it.
+        p.names = {classify_name("s" + std::to_string(i == 7 ? 8 : i) + ".test")};
+        p.deploy_cert = dir / "live" / (name + ".crt");
+        p.deploy_key = dir / "live" / (name + ".key");
+    }
+    CertificatePipeline pipeline(hooks(), CertificatePipeline::Options{{}, &clock, 1});
+    auto configured = pipeline.configure(config, clock.now());
+    EXPECT_TRUE(configured.deployed);
+    ASSERT_EQ(configured.errors.size(), 1u);
+    EXPECT_NE(configured.errors[0].find("certificate profile p7: new certificate refused"),
+              std::string::npos)
+        << configured.errors[0];
+    for (int i = 0; i < kProfiles; ++i) {
+        const auto& p = config.certificate_profiles.at("p" + std::to_string(i));
+        if (i == 7) {
+            EXPECT_FALSE(fs::exists(p.deploy_cert));
+            EXPECT_FALSE(fs::exists(p.deploy_key));
+            continue;
+        }
+        EXPECT_EQ(Certificate::load(p.deploy_cert).fingerprint_sha256(),
+                  Certificate::load(p.cert_file).fingerprint_sha256())
+            << p.name;
+        EXPECT_TRUE(Certificate::load(p.deploy_cert).matches_key(PrivateKey::load(p.deploy_key)))
+            << p.name;
+        EXPECT_EQ(pipeline.status().at(p.name).fingerprint,
+                  Certificate::load(p.deploy_cert).fingerprint_sha256());
+    }
+}
+
 }  // namespace
 }  // namespace brokertls

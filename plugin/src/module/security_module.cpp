@@ -16,7 +16,7 @@
 #include "config/config.hpp"
 #include "pipeline/pipeline.hpp"
 #include "renewal/job_state.hpp"
-#include "schedule/signals.hpp"
+#include "threads.hpp"
 #include "trust/capath.hpp"
 #include "trust/kept_crls.hpp"
 #include "trust/validator.hpp"

@@ -1,9 +1,7 @@
 #include "pipeline/pipeline.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <set>
-#include <thread>
 
 #include "acme/problem.hpp"
 #include "brokertls/crypto/signing.hpp"
@@ -12,7 +10,7 @@
 #include "issuers/acme_issuer.hpp"
 #include "renewal/event_sinks.hpp"
 #include "renewal/policy.hpp"
-#include "schedule/signals.hpp"
+#include "threads.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -31,23 +29,6 @@ const char* source_name(CertificateSource source) {
             return "acme";
     }
     return "?";
-}
-
-// Calls f(0) .. f(count - 1) on every core; f must not throw.
-template <class F>
-void for_each_parallel(size_t count, F f) {
-    unsigned workers = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-        for (size_t i; (i = next.fetch_add(1)) < count;) f(i);
-    };
-    std::vector<std::jthread> threads;
-    for (unsigned w = 1; w < workers && w < count; ++w)
-        threads.emplace_back([&] {
-            block_signals();
-            work();
-        });
-    work();
 }
 
 bool both_exist(const CertificateProfileConfig& p) {

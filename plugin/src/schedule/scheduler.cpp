@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "schedule/signals.hpp"
+#include "threads.hpp"
 
 namespace brokertls {
 

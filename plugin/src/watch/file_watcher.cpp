@@ -21,6 +21,7 @@
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/store/fd.hpp"
 #include "path_resolver.hpp"
+#include "threads.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
@@ -118,11 +119,10 @@ struct FileWatcher::State {
     Clock::time_point next_poll;
     Clock::time_point next_rescan;
     std::uint64_t pass = 0;
-    std::uint64_t stat_calls = 0;
-    std::uint64_t content_reads = 0;
+    std::atomic<std::uint64_t> stat_calls{0};  // set_files() reads on several threads
+    std::atomic<std::uint64_t> content_reads{0};
     std::string watch_problem;
     bool waiting = false;
-    std::vector<char> buffer = std::vector<char>(64 * 1024);
 
     explicit State(FileWatcherOptions o)
         : options(o), wakeup(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -208,6 +208,7 @@ struct FileWatcher::State {
         // Up to the size fstat saw (no extra read for the end of a small file): a file still
         // growing reads differently next time, and is not stable yet.
         std::string digest;
+        thread_local std::vector<char> buffer(64 * 1024);
         std::int64_t left = st.st_size;
         do {
             ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
@@ -558,11 +559,14 @@ struct FileWatcher::State {
             remove_deps(*e, std::exchange(e->deps, {}));
         }
         entries = std::move(next);
-        // Read after the watches are in place: a change from now on is not missed.
-        for (Entry* e : fresh) {
-            e->content = e->reported = read(*e, true);
-            if (e->sig.type != S_IFREG) e->sig = stat_sig(e->abs);  // a directory, or missing
-        }
+        // Read after the watches are in place: a change from now on is not missed. Each entry
+        // on its own, spread over the cores (a broker with ten thousand certificate profiles
+        // starts with twenty thousand files to read).
+        for_each_parallel(fresh.size(), [&](std::size_t i) {
+            Entry& e = *fresh[i];
+            e.content = e.reported = read(e, true);
+            if (e.sig.type != S_IFREG) e.sig = stat_sig(e.abs);  // a directory, or missing
+        });
     }
 };
 
@@ -616,8 +620,8 @@ FileWatcher::Stats FileWatcher::stats() const {
         static_cast<std::size_t>(std::count_if(s.active.begin(), s.active.end(), [](const auto* e) {
             return e->settle_until.has_value();
         }));
-    out.stat_calls = s.stat_calls;
-    out.content_reads = s.content_reads;
+    out.stat_calls = s.stat_calls.load();
+    out.content_reads = s.content_reads.load();
     out.watch_problem = s.watch_problem;
     out.waiting = s.waiting;
     return out;

@@ -1,4 +1,6 @@
 #pragma once
+
+#include <atomic>
 // Follows the symlinks in a path as the kernel would, and remembers in which directories it met
 // them: a change in any of those can make the path name a different file (a certificate
 // symlink retargeted, Kubernetes swapping its ..data link).
@@ -20,7 +22,7 @@ struct Resolved {
 class PathResolver {
   public:
     // Counts each lstat in `stat_calls`.
-    explicit PathResolver(std::uint64_t& stat_calls) : stat_calls_(stat_calls) {}
+    explicit PathResolver(std::atomic<std::uint64_t>& stat_calls) : stat_calls_(stat_calls) {}
     // `path` must be absolute and lexically normal. Directories are resolved once per resolver,
     // so many files in one directory cost one lstat each.
     Resolved resolve(const std::filesystem::path& path);
@@ -30,7 +32,7 @@ class PathResolver {
   private:
     Resolved resolve(const std::filesystem::path& path, int depth);
     std::unordered_map<std::string, Resolved> dirs_;
-    std::uint64_t& stat_calls_;
+    std::atomic<std::uint64_t>& stat_calls_;
 };
 
 }  // namespace brokertls
