@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -17,6 +20,28 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+
+// The broker's side of start_watching(): records that the module woke it.
+class Waker {
+  public:
+    std::function<bool()> callback() {
+        return [this] {
+            std::lock_guard lock(mutex_);
+            woken_ = true;
+            cv_.notify_all();
+            return true;
+        };
+    }
+    bool wait(std::chrono::seconds timeout) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, timeout, [&] { return woken_; });
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool woken_ = false;
+};
 
 class SecurityModuleTest : public ::testing::Test {
   protected:
@@ -138,18 +163,10 @@ TEST_F(SecurityModuleTest, ExplicitReloadRereadsEverything) {
 
 TEST_F(SecurityModuleTest, WatcherThreadWakesTheBrokerWhenNoTicksArrive) {
     SecurityModule m(tmp_ / "brokertls.json");
-    std::mutex mu;
-    std::condition_variable cv;
-    bool woken = false;
-    m.start_watching([&] {
-        std::lock_guard lock(mu);
-        woken = true;
-        cv.notify_all();
-        return true;
-    });
+    Waker waker;
+    m.start_watching(waker.callback());
     open().write_crl(30);
-    std::unique_lock lock(mu);
-    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return woken; }));
+    EXPECT_TRUE(waker.wait(5s));
 }
 
 // The watcher reads the module's clock: the broker ticked at that clock's time, two seconds pass
@@ -162,20 +179,10 @@ TEST_F(SecurityModuleTest, TheWatcherReadsTheModulesClock) {
     SecurityModule m(tmp_ / "brokertls.json", clock);
     m.tick(start);
     clock.advance(2s);
-    std::mutex mu;
-    std::condition_variable cv;
-    bool woken = false;
-    m.start_watching([&] {
-        std::lock_guard lock(mu);
-        woken = true;
-        cv.notify_all();
-        return true;
-    });
+    Waker waker;
+    m.start_watching(waker.callback());
     open().write_crl(30);
-    {
-        std::unique_lock lock(mu);
-        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return woken; }));
-    }
+    ASSERT_TRUE(waker.wait(5s));
     auto status = nlohmann::json::parse(m.status_json(start + 2s));
     EXPECT_EQ(status["last_reload"]["at"], to_iso8601(start + 2s));
 }
