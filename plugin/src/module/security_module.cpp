@@ -14,6 +14,7 @@
 #include "brokertls/error.hpp"
 #include "brokertls/identity.hpp"
 #include "config/config.hpp"
+#include "json_text.hpp"
 #include "pipeline/pipeline.hpp"
 #include "renewal/job_state.hpp"
 #include "threads.hpp"
@@ -659,14 +660,19 @@ SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view req
                                outcome);
         responses.push_back(std::move(response));
     };
+    auto respond = [&] {
+        json document;
+        document["responses"] = std::move(responses);  // not copied: it may hold a whole getStatus
+        result.response = json_text(document);
+        return std::move(result);
+    };
     // Any client may publish here, authorised or not: no parse of an outsized payload, and at
     // most kMaxControlCommands answers (each may be a whole getStatus).
     if (request.size() > kMaxControlRequest) {
         answer({{"command", ""},
                 {"error", "request larger than " + std::to_string(kMaxControlRequest) + " bytes"}},
                "refused: request too large");
-        result.response = json{{"responses", responses}}.dump();
-        return result;
+        return respond();
     }
     json doc = json::parse(request, nullptr, /*allow_exceptions=*/false);
     if (doc.is_object() && doc.contains("commands") && doc["commands"].is_array() &&
@@ -676,8 +682,7 @@ SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view req
         !doc["commands"].is_array()) {
         answer({{"command", ""}, {"error", "payload must be {\"commands\": [...]}"}},
                "refused: malformed request");
-        result.response = json{{"responses", responses}}.dump();
-        return result;
+        return respond();
     }
     for (const auto& cmd : doc["commands"]) {
         json response{{"command", ""}};
@@ -743,11 +748,7 @@ SecurityModule::ControlResult SecurityModule::Impl::control(std::string_view req
             answer(std::move(response), "refused: unknown command");
         }
     }
-    // getStatus data holds bytes from files, hooks and CAs: invalid UTF-8 replaced, not thrown.
-    json document;
-    document["responses"] = std::move(responses);  // not copied: it may hold a whole getStatus
-    result.response = document.dump(-1, ' ', false, json::error_handler_t::replace);
-    return result;
+    return respond();
 }
 
 SecurityModule::SecurityModule(std::filesystem::path config_file, Clock& clock)
@@ -806,8 +807,7 @@ SecurityModule::Outcome SecurityModule::flush_messages() {
 }
 
 std::string SecurityModule::status_json(TimePoint now) const {
-    // Names and messages may hold bytes from files, hooks and CAs: replaced, never thrown.
-    return impl_->status(now).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return json_text(impl_->status(now));
 }
 
 SecurityModule::ControlResult SecurityModule::control(std::string_view request,

@@ -5,17 +5,13 @@
 
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
+#include "json_text.hpp"
 
 namespace brokertls {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// Bytes from a CA or a hook may not be UTF-8; replacing them beats losing the whole state.
-std::string dump(const json& value, int indent) {
-    return value.dump(indent, ' ', false, json::error_handler_t::replace);
-}
 
 json event_json(const RenewalEvent& event) {
     return {{"type", event.type},
@@ -90,7 +86,7 @@ RenewalEvent event_from(const json& value, const std::string& source, const std:
 }  // namespace
 
 std::string RenewalEvent::to_json() const {
-    return dump(event_json(*this), -1);
+    return json_text(event_json(*this));
 }
 
 void JobState::record(RenewalEvent event) {
@@ -110,7 +106,7 @@ std::string JobState::to_json() const {
                   {"ca_retry_at", time_json(ca_retry_at)},
                   {"directory", directory},
                   {"activity", std::move(events)}};
-    return dump(state, 2) + "\n";
+    return json_text(state, 2) + "\n";
 }
 
 JobState JobState::from_json(const std::string& text, const std::string& source) {
