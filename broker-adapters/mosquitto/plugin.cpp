@@ -1,18 +1,26 @@
-// brokertls_mosquitto.so: the Mosquitto 2.0 (plugin API v5) glue. Thin by design: broker events
+// brokertls_mosquitto.so: the Mosquitto plugin (API v5) glue. Thin by design: broker events
 // in, SecurityModule calls out. Everything runs on the broker thread, the only thread allowed to
-// call mosquitto_* functions.
+// call mosquitto_* functions. Built twice from this file, each against the headers of the broker
+// it is for: brokertls_mosquitto.so (2.0, Debian 12) and brokertls_mosquitto21.so (2.1), which
+// uses 2.1's functions (mosquitto_client_port, mosquitto_plugin_set_info) that 2.0 lacks.
 //
-// mosquitto.conf, per listener (with per_listener_settings true):
+// mosquitto.conf, per listener (2.0 and 2.1, with per_listener_settings true):
 //   plugin /usr/lib/brokertls_mosquitto.so
 //   plugin_opt_config_file /etc/mosquitto/brokertls.json
 //   plugin_opt_security_profile devices
+// or once (2.1), with brokertls.json's "listeners" mapping ports to security profiles:
+//   global_plugin /usr/lib/brokertls_mosquitto21.so
+//   plugin_opt_config_file /etc/mosquitto/brokertls.json
 
 extern "C" {
 #include <mosquitto.h>
+#if LIBMOSQUITTO_VERSION_NUMBER < 2001000
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#endif
 }
 
+#include <dlfcn.h>
 #include <openssl/x509.h>
 #include <signal.h>
 #include <unistd.h>
@@ -29,6 +37,18 @@ extern "C" {
 #define BROKERTLS_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
+
+#if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
+constexpr bool kMosquitto21 = true;
+// A listener brokertls does not decide for: as if the plugin were not loaded there.
+constexpr int kNotOurs = MOSQ_ERR_PLUGIN_IGNORE;
+// 2.1 calls TICK again no sooner than this, and wakes up for it: what the watcher thread leaves
+// for the broker thread (disconnecting clients, logging) is done within 100 ms, no signal needed.
+constexpr long kTickMs = 100;
+#else
+constexpr bool kMosquitto21 = false;
+constexpr int kNotOurs = MOSQ_ERR_PLUGIN_DEFER;
+#endif
 
 using brokertls::printable;
 using brokertls::SecurityModule;
@@ -49,8 +69,11 @@ struct Registration {
 struct Instance {
     mosquitto_plugin_id_t* id = nullptr;
     std::shared_ptr<SecurityModule> module;
-    std::string security_profile;  // empty: this listener only uses certificate profiles
+    // plugin_opt_security_profile. Empty: brokertls.json's "listeners" decides by port (2.1),
+    // or this listener only uses certificate profiles.
+    std::string security_profile;
     std::vector<Registration> registered;
+    bool control_registered = false;
 };
 
 // Every line goes through printable(): names from certificates and client ids are the
@@ -69,17 +92,33 @@ void apply(const SecurityModule::Outcome& outcome) {
                                       m.payload.data(), 0, m.retain, nullptr);
 }
 
+// The security profile for this client's listener: the plugin's own, else (2.1) the one
+// brokertls.json's "listeners" maps the client's port to; "" when brokertls does not decide.
+std::string security_profile_of(const Instance& inst, const mosquitto* client) {
+    if (!inst.security_profile.empty()) return inst.security_profile;
+#if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
+    return inst.module->security_profile_for_port(mosquitto_client_port(client));
+#else
+    (void)client;
+    return {};
+#endif
+}
+
 // Validates the client's certificate and sets the mapped identity as its username.
 int authenticate(Instance* inst, mosquitto_evt_basic_auth* ev) {
     const char* id = mosquitto_client_id(ev->client);
     std::string client_id = id ? id : "";
-    // The broker hands over a reference the caller owns.
-    brokertls::X509Ptr cert(static_cast<X509*>(mosquitto_client_certificate(ev->client)));
     try {
-        if (!cert && !inst->module->requires_client_certificate(inst->security_profile))
+        std::string profile = security_profile_of(*inst, ev->client);
+        if (profile.empty()) return kNotOurs;
+        // The broker hands over a reference the caller owns.
+        brokertls::X509Ptr cert(static_cast<X509*>(mosquitto_client_certificate(ev->client)));
+        // Not IGNORE: with every plugin ignoring, 2.1 lets a client in under the username it
+        // sent itself. Deferring, only a client without a username gets in as anonymous.
+        if (!cert && !inst->module->requires_client_certificate(profile))
             return MOSQ_ERR_PLUGIN_DEFER;
-        auto r = inst->module->authenticate(inst->security_profile, cert.get(), client_id,
-                                            ev->client, SystemClock::now());
+        auto r = inst->module->authenticate(profile, cert.get(), client_id, ev->client,
+                                            SystemClock::now());
         if (r.ok()) {
             // Mosquitto 2.0.16+ refuses usernames that are not valid MQTT UTF-8: the client
             // must then not go on under the username it sent itself.
@@ -125,15 +164,30 @@ int on_basic_auth(int, void* event_data, void* userdata) {
     return rc;
 }
 
+void forget(Instance* inst, const mosquitto* client) {
+    if (const char* id = mosquitto_client_id(client)) inst->module->disconnected(id, client);
+}
+
 int on_disconnect(int, void* event_data, void* userdata) {
-    auto* inst = static_cast<Instance*>(userdata);
-    auto* ev = static_cast<mosquitto_evt_disconnect*>(event_data);
-    const char* id = mosquitto_client_id(ev->client);
-    if (id) inst->module->disconnected(id, ev->client);
+    forget(static_cast<Instance*>(userdata), static_cast<mosquitto_evt_disconnect*>(event_data)->client);
     return MOSQ_ERR_SUCCESS;
 }
 
-int on_tick(int, void*, void* userdata) {
+#if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
+// 2.1 sends this instead of DISCONNECT when the client's session outlives its connection.
+int on_client_offline(int, void* event_data, void* userdata) {
+    forget(static_cast<Instance*>(userdata),
+           static_cast<mosquitto_evt_client_offline*>(event_data)->client);
+    return MOSQ_ERR_SUCCESS;
+}
+#endif
+
+int on_tick(int, void* event_data, void* userdata) {
+#if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
+    static_cast<mosquitto_evt_tick*>(event_data)->next_ms = kTickMs;
+#else
+    (void)event_data;
+#endif
     try {
         apply(static_cast<Instance*>(userdata)->module->tick(SystemClock::now()));
     } catch (const std::exception& e) {
@@ -150,9 +204,10 @@ int on_reload(int, void*, void* userdata) {
     } catch (const std::exception& e) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: %s", printable(e.what()).c_str());
     }
-    // Mosquitto stops calling RELOAD callbacks at the first that does not defer; let the
-    // plugins after us (dynamic-security) reload too.
-    return MOSQ_ERR_PLUGIN_DEFER;
+    // 2.0 stops calling RELOAD callbacks at the first that does not defer: deferring lets the
+    // plugins after us (dynamic-security) reload too. 2.1 calls them all, and stops the broker
+    // when one returns anything but success.
+    return kMosquitto21 ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
 }
 
 constexpr const char* kControlTopic = "$CONTROL/brokertls/v1";
@@ -189,6 +244,8 @@ void unregister_all(Instance& inst) {
     for (const auto& reg : inst.registered)
         mosquitto_callback_unregister(inst.id, reg.event, reg.callback, nullptr);
     inst.registered.clear();
+    if (!inst.control_registered) return;
+    inst.control_registered = false;
     if (int rc =
             mosquitto_callback_unregister(inst.id, MOSQ_EVT_CONTROL, on_control, kControlTopic);
         rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NOT_FOUND)
@@ -196,14 +253,21 @@ void unregister_all(Instance& inst) {
                              kControlTopic, rc);
 }
 
-// Which events this instance handles: client checks only where a listener names a security
-// profile (elsewhere they would only defer), and TICK/RELOAD once per module, by the instance
-// that created it (Mosquitto delivers RELOAD to every listener's plugins).
+// Which events this instance handles. Client checks: on 2.0 only where a listener names a
+// security profile (elsewhere they would only defer); on 2.1 everywhere, since the port
+// decides and IGNORE costs nothing. A client's end comes as DISCONNECT, or on 2.1 as
+// CLIENT_OFFLINE when its session outlives the connection: either ends what brokertls
+// remembers of it. TICK and RELOAD once per module, by the instance that created it (Mosquitto
+// delivers RELOAD to every listener's plugins); so is $CONTROL on 2.1, where one plugin owns a
+// topic for the whole broker (on 2.0 each listener's plugins have their own).
 std::vector<Registration> events_for(const Instance& inst, bool owns_module) {
     std::vector<Registration> events;
-    if (!inst.security_profile.empty()) {
+    if (!inst.security_profile.empty() || kMosquitto21) {
         events.push_back({MOSQ_EVT_BASIC_AUTH, on_basic_auth});
         events.push_back({MOSQ_EVT_DISCONNECT, on_disconnect});
+#if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
+        events.push_back({MOSQ_EVT_CLIENT_OFFLINE, on_client_offline});
+#endif
     }
     if (owns_module) {
         events.push_back({MOSQ_EVT_TICK, on_tick});
@@ -225,6 +289,18 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
                                            struct mosquitto_opt* options, int option_count) {
     auto inst = std::make_unique<Instance>();
     inst->id = identifier;
+#if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
+    mosquitto_plugin_set_info(identifier, "brokertls", BROKERTLS_VERSION);
+#else
+    // 2.0's build in a 2.1 broker would stop it at the first certificate reload (2.1 takes the
+    // deferred RELOAD that 2.0 needs for an error), and could not map ports.
+    if (::dlsym(RTLD_DEFAULT, "mosquitto_client_port")) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "brokertls: this brokertls_mosquitto.so is built for Mosquitto 2.0, "
+                             "and this broker is 2.1 or later: load brokertls_mosquitto21.so");
+        return MOSQ_ERR_INVAL;
+    }
+#endif
     std::string config_file;
     for (int i = 0; i < option_count; ++i) {
         std::string key = options[i].key ? options[i].key : "";
@@ -275,6 +351,15 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
                 return MOSQ_ERR_INVAL;
             }
             inst->module->use_security_profile(inst->security_profile);
+        } else if (!kMosquitto21 && inst->module->maps_listeners()) {
+            // Without a profile this listener's clients would not be authenticated at all.
+            mosquitto_log_printf(
+                MOSQ_LOG_ERR,
+                "brokertls: %s: \"listeners\" maps ports to security profiles, which needs "
+                "Mosquitto 2.1 (brokertls_mosquitto21.so); with Mosquitto 2.0 set "
+                "per_listener_settings true and plugin_opt_security_profile on each listener",
+                config_file.c_str());
+            return MOSQ_ERR_INVAL;
         }
     } catch (const std::exception& e) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot start: %s",
@@ -291,11 +376,19 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
         }
         inst->registered.push_back(reg);
     }
-    if (mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, kControlTopic,
-                                    inst.get()) != MOSQ_ERR_SUCCESS) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot register %s", kControlTopic);
-        unregister_all(*inst);
-        return MOSQ_ERR_UNKNOWN;
+    if (owns_module || !kMosquitto21) {
+        if (mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, on_control, kControlTopic,
+                                        inst.get()) != MOSQ_ERR_SUCCESS) {
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 kMosquitto21 ? "brokertls: cannot register %s: Mosquitto 2.1 "
+                                                "lets one plugin own it (one brokertls.json per "
+                                                "broker)"
+                                              : "brokertls: cannot register %s",
+                                 kControlTopic);
+            unregister_all(*inst);
+            return MOSQ_ERR_UNKNOWN;
+        }
+        inst->control_registered = true;
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "brokertls: loaded %s%s%s", config_file.c_str(),
                          inst->security_profile.empty() ? "" : ", security profile ",

@@ -27,7 +27,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr auto kLogTimeout = 10s;
-const char* const kDynsecPlugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
 
 std::string read_file(const fs::path& file) {
     std::ifstream in(file);
@@ -539,9 +538,9 @@ TEST_F(MosquittoReject, BrokenConfigAtReloadIsRefusedAndPreviousStaysInForce) {
 // Mosquitto's dynamic-security plugin loaded after brokertls on the same listener: brokertls
 // authenticates (and sets the username to the CN), dynamic-security authorises by that username.
 TEST_F(MosquittoReject, ComposesWithDynamicSecurityAcls) {
-    ASSERT_TRUE(fs::exists(kDynsecPlugin));
+    ASSERT_TRUE(fs::exists(broker_under_test().dynsec_plugin));
     fs::path dynsec = tmp_ / "dynamic-security.json";
-    auto init = run({"mosquitto_ctrl", "dynsec", "init", dynsec.string(), "admin"},
+    auto init = run({broker_under_test().ctrl, "dynsec", "init", dynsec.string(), "admin"},
                     "admin-password\nadmin-password\n", 20s);
     ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
     json ds = json::parse(read_file(dynsec));
@@ -561,7 +560,7 @@ TEST_F(MosquittoReject, ComposesWithDynamicSecurityAcls) {
     write_file(dynsec, ds.dump(2));
 
     auto broker = start(write_config({{"devices", default_profile()}}), {},
-                        std::string("plugin ") + kDynsecPlugin + "\nplugin_opt_config_file " +
+                        std::string("plugin ") + broker_under_test().dynsec_plugin + "\nplugin_opt_config_file " +
                             dynsec.string() + "\n");
 
     MqttClient monitor(broker->port(), "monitor", pki_->root(), pki_->client("monitor"));

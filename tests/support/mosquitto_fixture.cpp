@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -12,8 +13,31 @@
 namespace brokertls::test {
 namespace fs = std::filesystem;
 
+const BrokerUnderTest& broker_under_test() {
+    static const BrokerUnderTest broker = [] {
+        const char* wanted = std::getenv("BROKERTLS_TEST_MOSQUITTO");
+        std::string version = wanted && *wanted ? wanted : "2.0";
+        if (version == "2.0")
+            return BrokerUnderTest{"2.0", "mosquitto", BROKERTLS_MOSQUITTO_PLUGIN,
+                                   "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+                                   "mosquitto_ctrl"};
+#ifdef BROKERTLS_MOSQUITTO21_PREFIX
+        if (version == "2.1") {
+            std::string prefix = BROKERTLS_MOSQUITTO21_PREFIX;
+            return BrokerUnderTest{"2.1", prefix + "/sbin/mosquitto", BROKERTLS_MOSQUITTO21_PLUGIN,
+                                   prefix + "/lib/mosquitto_dynamic_security.so",
+                                   prefix + "/bin/mosquitto_ctrl"};
+        }
+#endif
+        throw std::runtime_error("BROKERTLS_TEST_MOSQUITTO=" + version +
+                                 ": no such broker in this build (2.0, or 2.1 when configured "
+                                 "with BROKERTLS_MOSQUITTO21)");
+    }();
+    return broker;
+}
+
 std::string plugin_path() {
-    return BROKERTLS_MOSQUITTO_PLUGIN;
+    return broker_under_test().plugin;
 }
 std::string ctl_binary() {
     return BROKERTLS_CTL_BINARY;
@@ -66,7 +90,7 @@ constexpr const char* kValgrindSuppressions = R"(
 
 std::vector<std::string> broker_command(const fs::path& dir, const fs::path& conf_file,
                                         Instrument instrument) {
-    std::vector<std::string> argv{"mosquitto", "-c", conf_file.string()};
+    std::vector<std::string> argv{broker_under_test().binary, "-c", conf_file.string()};
     if (instrument != Instrument::Valgrind) return argv;
     if (kSanitizerTree)
         throw std::runtime_error(
@@ -154,7 +178,9 @@ Mosquitto::Mosquitto(const fs::path& dir, const fs::path& brokertls_json,
     }
     process_ = start(dir, conf, instrument_);
     auto timeout = startup_timeout(instrument_);
-    if (!process_->wait_for_log("mosquitto version", timeout) ||
+    // The version line also proves which broker runs ("mosquitto version 2.1.2 starting").
+    if (!process_->wait_for_log("mosquitto version " + broker_under_test().version + ".",
+                                timeout) ||
         !process_->wait_for_log(" running", timeout) ||
         !wait_for_port(listeners_.front().port, timeout)) {
         stop();

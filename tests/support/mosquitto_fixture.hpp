@@ -21,7 +21,20 @@ namespace brokertls::test {
 // the sanitizer runtimes the instrumented plugin needs.
 std::map<std::string, std::string> broker_environment();
 
-// The built brokertls_mosquitto.so and brokertls-ctl.
+// The broker the tests run: Debian's mosquitto 2.0 by default; the vendored Mosquitto 2.1
+// (scripts/build-mosquitto) when BROKERTLS_TEST_MOSQUITTO=2.1, which CTest sets for the
+// integration.mosquitto-2.1.* copies of the broker tests. Each comes with the brokertls plugin
+// built for it and its own bundled plugins and tools.
+struct BrokerUnderTest {
+    std::string version;  // "2.0" or "2.1"
+    std::string binary, plugin, dynsec_plugin, ctrl;
+};
+const BrokerUnderTest& broker_under_test();
+inline bool mosquitto21() {
+    return broker_under_test().version == "2.1";
+}
+
+// The brokertls plugin built for the broker under test, and brokertls-ctl.
 std::string plugin_path();
 std::string ctl_binary();
 

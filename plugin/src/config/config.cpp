@@ -564,7 +564,7 @@ Config parse_config(const std::string& text, const fs::path& file) {
     json root = parse_json_strictly(text, file);
     Node top(root, "", file);
     top.only_keys({"security_profiles", "certificate_profiles", "issuers", "renewal", "events",
-                   "state_dir", "capath", "control", "comment"});
+                   "state_dir", "capath", "control", "listeners", "comment"});
     Config config;
     config.file = file;
     if (top.has("security_profiles"))
@@ -626,6 +626,18 @@ Config parse_config(const std::string& text, const fs::path& file) {
                 config.control_allow.push_back(std::move(entry));
             }
     }
+    if (top.has("listeners"))
+        for (const auto& [port, node] : top.field("listeners").members()) {
+            int number = 0;
+            auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+            if (ec != std::errc() || end != port.data() + port.size() || number < 1 ||
+                number > 65535 || port[0] == '0')
+                node.error("not a port number (1 to 65535)");
+            std::string profile = node.string();
+            if (!config.security_profiles.count(profile))
+                node.error("no security profile '" + profile + "'");
+            config.listeners.emplace(number, std::move(profile));
+        }
     if (config.security_profiles.empty() && config.certificate_profiles.empty())
         top.error("defines no security_profiles and no certificate_profiles");
     return config;

@@ -136,6 +136,10 @@ struct Config {
     std::optional<std::filesystem::path> capath;
     // Who may use $CONTROL/brokertls/v1; nobody by default.
     std::vector<ControlAllow> control_allow;
+    // Listener port -> security profile, for a plugin loaded once for every listener (Mosquitto
+    // 2.1's global_plugin, which asks the broker which port a client came in on). Clients of a
+    // port not listed are left to the broker's other authentication.
+    std::map<int, std::string> listeners;
 };
 
 // Throws Error(Input) naming the file, JSON path and reason. Checks that every file a profile

@@ -75,6 +75,8 @@ struct SecurityModule::Impl {
     bool has_security_profile(const std::string& name) const;
     void use_security_profile(const std::string& name);
     bool requires_client_certificate(const std::string& profile) const;
+    std::string security_profile_for_port(int port) const;
+    bool maps_listeners() const;
     ValidationResult authenticate(const std::string& profile, X509* leaf,
                                   std::string_view client_id, const void* connection,
                                   TimePoint now);
@@ -374,6 +376,16 @@ void SecurityModule::Impl::use_security_profile(const std::string& name) {
     profiles_in_use_.insert(name);
 }
 
+std::string SecurityModule::Impl::security_profile_for_port(int port) const {
+    auto state = state_.load();
+    auto it = state->config.listeners.find(port);
+    return it == state->config.listeners.end() ? std::string() : it->second;
+}
+
+bool SecurityModule::Impl::maps_listeners() const {
+    return !state_.load()->config.listeners.empty();
+}
+
 bool SecurityModule::Impl::requires_client_certificate(const std::string& profile) const {
     auto state = state_.load();
     auto it = state->trust.find(profile);
@@ -454,6 +466,13 @@ void SecurityModule::Impl::rebuild(TimePoint now) {
                 fail(ErrorKind::Input, config_file_.filename().string() + ": security_profiles",
                      "'" + name +
                          "' is removed, but a listener uses it (plugin_opt_security_profile)");
+        // A port that loses its mapping would be left to the broker's other authentication
+        // (anonymous, passwords): ports can be added or remapped by a reload, not dropped.
+        for (const auto& [port, profile] : state_.load()->config.listeners)
+            if (!next->config.listeners.count(port))
+                fail(ErrorKind::Input, config_file_.filename().string() + ": listeners",
+                     "port " + std::to_string(port) + " (security profile '" + profile +
+                         "') is removed; a restart of the broker can remove it");
         // New profiles with nothing deployed get material now; the rest is the pipeline's.
         certs = pipeline_->configure(next->config, now);
         files_.set_files(files);
@@ -778,6 +797,14 @@ void SecurityModule::use_security_profile(const std::string& name) {
 
 bool SecurityModule::requires_client_certificate(const std::string& profile) const {
     return impl_->requires_client_certificate(profile);
+}
+
+std::string SecurityModule::security_profile_for_port(int port) const {
+    return impl_->security_profile_for_port(port);
+}
+
+bool SecurityModule::maps_listeners() const {
+    return impl_->maps_listeners();
 }
 
 ValidationResult SecurityModule::authenticate(const std::string& profile, X509* leaf,

@@ -53,6 +53,11 @@ class SecurityModule {
     // refused to start with it, and every client of that listener would be locked out).
     void use_security_profile(const std::string& name);
     bool requires_client_certificate(const std::string& profile) const;
+    // The security profile brokertls.json's "listeners" maps this listener port to; "" when
+    // it maps none (the broker's other authentication decides for that listener). For a plugin
+    // loaded once for every listener (Mosquitto 2.1's global_plugin).
+    std::string security_profile_for_port(int port) const;
+    bool maps_listeners() const;
 
     // Validates a client's certificate against `profile` and, when accepted, remembers it for
     // `connection` (an opaque broker handle): when a client id is taken over by a new
