@@ -169,7 +169,8 @@ void forget(Instance* inst, const mosquitto* client) {
 }
 
 int on_disconnect(int, void* event_data, void* userdata) {
-    forget(static_cast<Instance*>(userdata), static_cast<mosquitto_evt_disconnect*>(event_data)->client);
+    forget(static_cast<Instance*>(userdata),
+           static_cast<mosquitto_evt_disconnect*>(event_data)->client);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -330,7 +331,8 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
             inst->module = std::make_shared<SecurityModule>(config_file);
             log_lines(MOSQ_LOG_NOTICE, inst->module->take_startup_log());
             // SIGHUP makes Mosquitto re-read its listeners' certificate files and brings a
-            // RELOAD event to the broker thread (it sends no TICK with per_listener_settings).
+            // RELOAD event to the broker thread. 2.0 sends no TICK with per_listener_settings,
+            // so it is also how other work reaches that thread there; on 2.1 TICK does.
             inst->module->start_watching([] {
                 // Mosquitto installs its SIGHUP handler after loading plugins: until then the
                 // default action would end the broker. Wait for the handler (checked each poll).
@@ -351,15 +353,15 @@ BROKERTLS_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, vo
                 return MOSQ_ERR_INVAL;
             }
             inst->module->use_security_profile(inst->security_profile);
-        } else if (!kMosquitto21 && inst->module->maps_listeners()) {
-            // Without a profile this listener's clients would not be authenticated at all.
+        } else if (!kMosquitto21 && owns_module && inst->module->maps_listeners()) {
+            // The same brokertls.json serves both versions; said once, as 2.0 cannot tell a
+            // plugin its listener's port.
             mosquitto_log_printf(
-                MOSQ_LOG_ERR,
-                "brokertls: %s: \"listeners\" maps ports to security profiles, which needs "
-                "Mosquitto 2.1 (brokertls_mosquitto21.so); with Mosquitto 2.0 set "
-                "per_listener_settings true and plugin_opt_security_profile on each listener",
+                MOSQ_LOG_NOTICE,
+                "brokertls: %s: \"listeners\" applies to Mosquitto 2.1 (global_plugin); with "
+                "2.0 a listener's clients are authenticated only where it names "
+                "plugin_opt_security_profile",
                 config_file.c_str());
-            return MOSQ_ERR_INVAL;
         }
     } catch (const std::exception& e) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "brokertls: cannot start: %s",

@@ -40,7 +40,8 @@ TEST(BrokerCrash, KilledDuringLocalCaDeploysLeavesAConsistentState) {
         << "keyfile " << (tmp / "live/broker.key").string() << "\n"
         << "plugin " << plugin_path() << "\nplugin_opt_config_file "
         << (tmp / "brokertls.json").string() << "\n";
-    std::vector<std::string> argv{broker_under_test().binary, "-c", (tmp / "mosquitto.conf").string()};
+    std::vector<std::string> argv{broker_under_test().binary, "-c",
+                                  (tmp / "mosquitto.conf").string()};
 
     unsigned seed = std::random_device{}();
     std::cout << "[ seed     ] " << seed << "\n";

@@ -401,11 +401,11 @@ TEST_F(MosquittoReject, LeafUnderARevokedIntermediateIsRevoked) {
     fs::path inter_file = tmp_ / "inter.pem";
     write_file(inter_file, inter.to_pem());
     fs::path root_crl = tmp_ / "root-crl.pem";
-    write_file(
-        root_crl,
-        sign_crl(root, rkey, {{inter.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
-                 SystemClock::now() - Days(1), SystemClock::now() + Days(7), 100)
-            .to_pem());
+    write_file(root_crl,
+               sign_crl(root, rkey,
+                        {{inter.serial_hex(), SystemClock::now(), RevocationReason::CaCompromise}},
+                        SystemClock::now() - Days(1), SystemClock::now() + Days(7), 100)
+                   .to_pem());
     json profile{{"trust_anchors", json::array({pki_->root().string()})},
                  {"intermediates", json::array({inter_file.string()})},
                  {"crls", json::array({root_crl.string()})}};
@@ -560,8 +560,8 @@ TEST_F(MosquittoReject, ComposesWithDynamicSecurityAcls) {
     write_file(dynsec, ds.dump(2));
 
     auto broker = start(write_config({{"devices", default_profile()}}), {},
-                        std::string("plugin ") + broker_under_test().dynsec_plugin + "\nplugin_opt_config_file " +
-                            dynsec.string() + "\n");
+                        std::string("plugin ") + broker_under_test().dynsec_plugin +
+                            "\nplugin_opt_config_file " + dynsec.string() + "\n");
 
     MqttClient monitor(broker->port(), "monitor", pki_->root(), pki_->client("monitor"));
     ASSERT_EQ(monitor.connect(), "") << broker->log();
