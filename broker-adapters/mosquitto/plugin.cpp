@@ -42,8 +42,8 @@ namespace {
 constexpr bool kMosquitto21 = true;
 // A listener brokertls does not decide for: as if the plugin were not loaded there.
 constexpr int kNotOurs = MOSQ_ERR_PLUGIN_IGNORE;
-// 2.1 calls TICK again no sooner than this, and wakes up for it: what the watcher thread leaves
-// for the broker thread (disconnecting clients, logging) is done within 100 ms, no signal needed.
+// What the watcher thread leaves for the broker thread (disconnecting clients, logging) is
+// done within this, on TICK, with no signal (see on_tick).
 constexpr long kTickMs = 100;
 #else
 constexpr bool kMosquitto21 = false;
@@ -185,7 +185,16 @@ int on_client_offline(int, void* event_data, void* userdata) {
 
 int on_tick(int, void* event_data, void* userdata) {
 #if LIBMOSQUITTO_VERSION_NUMBER >= 2001000
-    static_cast<mosquitto_evt_tick*>(event_data)->next_ms = kTickMs;
+    // 2.1 (src/plugin_tick.c) arms its poll timeout with next_s * 1000 + next_ms, but only on a
+    // loop iteration where this callback was due, i.e. past now + (next_s, next_ms), with the
+    // nanoseconds carried once. A plain next_ms of 100 is lost whenever a client's packet wakes
+    // the loop first: the broker then sleeps until the next packet (measured: the SIGHUP
+    // fallback below fired after 1 s). (-2 s, 2100 ms) arms 100 ms while leaving the callback
+    // due at every iteration. Should a later 2.1 treat negative values as 0, ticks come with
+    // traffic only and the module's fallback (a SIGHUP after 1 s without TICK) still applies.
+    auto* tick = static_cast<mosquitto_evt_tick*>(event_data);
+    tick->next_s = -2;
+    tick->next_ms = 2000 + kTickMs;
 #else
     (void)event_data;
 #endif

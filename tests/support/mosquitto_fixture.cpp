@@ -39,21 +39,30 @@ const BrokerUnderTest& broker_under_test() {
 std::string plugin_path() {
     return broker_under_test().plugin;
 }
+std::string plugin_path_2_0() {
+    return BROKERTLS_MOSQUITTO_PLUGIN;
+}
 std::string ctl_binary() {
     return BROKERTLS_CTL_BINARY;
 }
 
 namespace {
 
-std::string listener_block(const ListenerSpec& l, const fs::path& json) {
+std::string listener_block(const ListenerSpec& l, const fs::path& json,
+                           PluginForm form = PluginForm::PerListener,
+                           const std::string& plugin = plugin_path()) {
     std::ostringstream c;
     c << "listener " << l.port << " 127.0.0.1\n";
-    c << "plugin " << plugin_path() << "\n"
-      << "plugin_opt_config_file " << json.string() << "\n";
-    if (!l.security_profile.empty()) {
-        c << "plugin_opt_security_profile " << l.security_profile << "\n";
+    if (form == PluginForm::Global) {
+        if (l.security_profile.empty()) c << "listener_allow_anonymous true\n";
     } else {
-        c << "allow_anonymous true\n";
+        c << "plugin " << plugin << "\n"
+          << "plugin_opt_config_file " << json.string() << "\n";
+        if (!l.security_profile.empty()) {
+            c << "plugin_opt_security_profile " << l.security_profile << "\n";
+        } else {
+            c << "allow_anonymous true\n";
+        }
     }
     c << "certfile " << l.certfile.string() << "\n"
       << "keyfile " << l.keyfile.string() << "\n";
@@ -136,10 +145,12 @@ std::chrono::seconds startup_timeout(Instrument instrument) {
                                               : std::chrono::seconds(kSanitizerTree ? 30 : 10);
 }
 
-std::string header() {
+std::string header(PluginForm form = PluginForm::PerListener, const fs::path& json = {}) {
     // log_dest stderr: unbuffered, so tests see lines as they are written.
-    return "per_listener_settings true\nuser root\nlog_dest stderr\nlog_type all\nlog_timestamp "
-           "false\n";
+    std::string common = "user root\nlog_dest stderr\nlog_type all\nlog_timestamp false\n";
+    if (form == PluginForm::PerListener) return "per_listener_settings true\n" + common;
+    return common + "global_plugin " + plugin_path() + "\nplugin_opt_config_file " + json.string() +
+           "\n";
 }
 
 }  // namespace
@@ -169,12 +180,12 @@ std::map<std::string, std::string> broker_environment() {
 
 Mosquitto::Mosquitto(const fs::path& dir, const fs::path& brokertls_json,
                      std::vector<ListenerSpec> listeners, const std::string& global_extra,
-                     Instrument instrument)
+                     Instrument instrument, PluginForm form)
     : listeners_(std::move(listeners)), instrument_(instrument) {
-    std::string conf = header() + global_extra + "\n";
+    std::string conf = header(form, brokertls_json) + global_extra + "\n";
     for (auto& l : listeners_) {
-        l.port = free_port();
-        conf += listener_block(l, brokertls_json);
+        if (l.port == 0) l.port = free_port();
+        conf += listener_block(l, brokertls_json, form);
     }
     process_ = start(dir, conf, instrument_);
     auto timeout = startup_timeout(instrument_);
@@ -224,13 +235,15 @@ void Mosquitto::sighup() {
 }
 
 std::string mosquitto_start_failure(const fs::path& dir, const fs::path& brokertls_json,
-                                    const std::string& security_profile) {
+                                    const std::string& security_profile,
+                                    const std::string& plugin) {
     ListenerSpec l;
     l.port = free_port();
     l.security_profile = security_profile;
     l.certfile = dir / "none.crt";
     l.keyfile = dir / "none.key";
-    auto p = start(dir, header() + listener_block(l, brokertls_json));
+    auto p =
+        start(dir, header() + listener_block(l, brokertls_json, PluginForm::PerListener, plugin));
     // mosquitto exits on a plugin init error; bounded wait for that.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (p->running() && std::chrono::steady_clock::now() < deadline)
@@ -242,11 +255,12 @@ std::string mosquitto_start_failure(const fs::path& dir, const fs::path& brokert
 }
 
 MqttClient::MqttClient(int port, const std::string& client_id, const fs::path& ca,
-                       const ClientCert& cert)
+                       const ClientCert& cert, bool clean_session)
     : client_(std::make_unique<mqtt::async_client>("ssl://127.0.0.1:" + std::to_string(port),
                                                    client_id)),
       ca_(ca),
-      cert_(cert) {}
+      cert_(cert),
+      clean_session_(clean_session) {}
 
 MqttClient::~MqttClient() {
     try {
@@ -263,7 +277,7 @@ std::string MqttClient::connect(std::chrono::milliseconds timeout) {
     if (!cert_.cert.empty()) ssl.key_store(cert_.cert.string()).private_key(cert_.key.string());
     auto opts = mqtt::connect_options_builder()
                     .ssl(ssl.finalize())
-                    .clean_session(true)
+                    .clean_session(clean_session_)
                     .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout))
                     .automatic_reconnect(false)
                     .finalize();

@@ -48,8 +48,13 @@ struct ListenerSpec {
     std::filesystem::path crlfile;  // optional
     bool require_certificate = true;
     std::string extra;  // more lines for this listener
-    int port = 0;       // filled in by start()
+    int port = 0;  // a free port is chosen when 0 (brokertls.json's "listeners" needs it first)
 };
+
+// How brokertls is loaded: `plugin` on every listener (per_listener_settings true; 2.0 and 2.1),
+// or once with 2.1's `global_plugin`, brokertls.json's "listeners" mapping ports to profiles
+// (a listener without a security_profile then allows anonymous clients).
+enum class PluginForm { PerListener, Global };
 
 // How the broker process runs. In the sanitizer tree (the plugin built with ASan+UBSan) Debian's
 // uninstrumented mosquitto always starts with the sanitizer runtimes preloaded, so the plugin
@@ -65,7 +70,8 @@ class Mosquitto {
     // listener that names a security profile) and starts mosquitto; waits until it runs.
     Mosquitto(const std::filesystem::path& dir, const std::filesystem::path& brokertls_json,
               std::vector<ListenerSpec> listeners, const std::string& global_extra = "",
-              Instrument instrument = Instrument::Default);
+              Instrument instrument = Instrument::Default,
+              PluginForm form = PluginForm::PerListener);
     // Stops the broker; a sanitizer or valgrind finding in its log fails the current test.
     ~Mosquitto();
 
@@ -95,10 +101,14 @@ class Mosquitto {
     int exit_code_ = -1;
 };
 
-// Starts mosquitto expecting it to fail; returns its log.
+// Starts mosquitto expecting it to fail; returns its log. `plugin`: another build than
+// plugin_path().
 std::string mosquitto_start_failure(const std::filesystem::path& dir,
                                     const std::filesystem::path& brokertls_json,
-                                    const std::string& security_profile);
+                                    const std::string& security_profile,
+                                    const std::string& plugin = plugin_path());
+// The plugin built for Debian's mosquitto 2.0, whichever broker is under test.
+std::string plugin_path_2_0();
 
 struct ClientCert {
     std::filesystem::path cert, key;  // empty: no client certificate
@@ -107,8 +117,9 @@ struct ClientCert {
 // A Paho C++ client over TLS. Messages arrive in a queue (consumer API).
 class MqttClient {
   public:
+    // clean_session false: a persistent session, which outlives the connection.
     MqttClient(int port, const std::string& client_id, const std::filesystem::path& ca,
-               const ClientCert& cert);
+               const ClientCert& cert, bool clean_session = true);
     ~MqttClient();
 
     // Connects; returns "" on success, else Paho's error text (TLS errors included).
@@ -126,6 +137,7 @@ class MqttClient {
     std::unique_ptr<mqtt::async_client> client_;
     std::filesystem::path ca_;
     ClientCert cert_;
+    bool clean_session_;
 };
 
 }  // namespace brokertls::test

@@ -175,5 +175,23 @@ TEST_F(ConfigStrictTest, ControlAllowTakesIdentitiesBoundToSecurityProfiles) {
               "brokertls.json: control.allow[0]: an identity must not be empty");
 }
 
+// Mosquitto 2.1's global_plugin: listener ports mapped to security profiles.
+TEST_F(ConfigStrictTest, ListenersMapPortsToSecurityProfiles) {
+    const std::string profiles =
+        R"("security_profiles": {"devices": {"trust_anchors": ["root.pem"]}})";
+    Config c = parse("{" + profiles + R"(, "listeners": {"8884": "devices", "1": "devices"}})");
+    EXPECT_EQ(c.listeners, (std::map<int, std::string>{{1, "devices"}, {8884, "devices"}}));
+    EXPECT_TRUE(parse("{" + profiles + "}").listeners.empty());
+    for (const char* port : {"0", "65536", "08884", "88a4", "-1", " 8884", ""})
+        EXPECT_EQ(
+            error_of("{" + profiles + R"(, "listeners": {")" + port + R"(": "devices"}})"),
+            std::string("brokertls.json: listeners.") + port + ": not a port number (1 to 65535)")
+            << port;
+    EXPECT_EQ(error_of("{" + profiles + R"(, "listeners": {"8884": "nope"}})"),
+              "brokertls.json: listeners.8884: no security profile 'nope'");
+    EXPECT_NE(error_of("{" + profiles + R"(, "listeners": {"8884": 5}})").find("listeners.8884"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace brokertls

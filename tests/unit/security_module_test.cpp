@@ -346,6 +346,31 @@ TEST_F(SecurityModuleTest, ReloadThatDropsASecurityProfileInUseIsRefused) {
     EXPECT_TRUE(m.authenticate("devices", dev1_->get(), "dev-1", &conn1_, SystemClock::now()).ok());
 }
 
+// A port that lost its mapping would be left to the broker's other authentication.
+TEST_F(SecurityModuleTest, ReloadThatDropsAMappedPortIsRefusedAndOneThatAddsAPortIsTaken) {
+    const std::string profiles =
+        R"("security_profiles": {"devices": {"trust_anchors": ["ca/root.crt"]}})";
+    write_config("{" + profiles + R"(, "listeners": {"8884": "devices"}})");
+    SecurityModule m(tmp_ / "brokertls.json");
+    EXPECT_TRUE(m.maps_listeners());
+    EXPECT_EQ(m.security_profile_for_port(8884), "devices");
+    EXPECT_EQ(m.security_profile_for_port(8883), "");
+
+    write_config("{" + profiles + R"(, "listeners": {"8885": "devices"}})");
+    auto out = m.reload(SystemClock::now());
+    EXPECT_FALSE(out.ok);
+    ASSERT_FALSE(out.log.empty());
+    EXPECT_NE(out.log.back().find("listeners: port 8884 (security profile 'devices') is removed"),
+              std::string::npos)
+        << out.log.back();
+    EXPECT_EQ(m.security_profile_for_port(8884), "devices");
+    EXPECT_EQ(m.security_profile_for_port(8885), "");
+
+    write_config("{" + profiles + R"(, "listeners": {"8884": "devices", "8885": "devices"}})");
+    EXPECT_TRUE(m.reload(SystemClock::now()).ok);
+    EXPECT_EQ(m.security_profile_for_port(8885), "devices");
+}
+
 class FilesProfileTest : public SecurityModuleTest {
   protected:
     FilesProfileTest() {
