@@ -180,6 +180,86 @@ TEST_F(Mosquitto21, AclFilePluginPatternsActOnTheMappedIdentity) {
     EXPECT_EQ(monitor.next_message(5s).value_or("none"), "devices/dev-1/temp 21.5");
 }
 
+// The password-file plugin after brokertls on a listener whose profile does not require
+// certificates (Mosquitto asks for one only with require_certificate true, so none comes):
+// brokertls defers, the password file decides, and a deferral is no pass for anyone else.
+TEST_F(Mosquitto21, PasswordFilePluginDecidesForClientsWithoutACertificate) {
+    json config = {
+        {"security_profiles",
+         {{"devices",
+           {{"trust_anchors", {pki_->root().string()}}, {"require_client_certificate", false}}}}}};
+    write_file_atomic(tmp_ / "brokertls.json", config.dump());
+    fs::path passwords = tmp_ / "passwords";
+    auto made =
+        run({(fs::path(broker_under_test().ctrl).parent_path() / "mosquitto_passwd").string(), "-c",
+             "-b", passwords.string(), "sensor", "s3cret"},
+            "", 20s);
+    ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+    ListenerSpec l = mtls();
+    l.require_certificate = false;
+    l.extra =
+        "plugin " +
+        (fs::path(broker_under_test().dynsec_plugin).parent_path() / "mosquitto_password_file.so")
+            .string() +
+        "\nplugin_opt_password_file " + passwords.string() + "\n";
+    Mosquitto broker(tmp_.path(), tmp_ / "brokertls.json", {l});
+
+    MqttClient sensor(broker.port(), "sensor-1", pki_->root(), {});
+    sensor.credentials("sensor", "s3cret");
+    EXPECT_EQ(sensor.connect(), "") << broker.log();
+    MqttClient guesser(broker.port(), "sensor-2", pki_->root(), {});
+    guesser.credentials("sensor", "wrong");
+    // CONNACK 5: not authorised (a refusal, not a timeout).
+    EXPECT_NE(guesser.connect().find("(rc 5)"), std::string::npos);
+    // A username that is some device's identity gets nothing from brokertls without its
+    // certificate.
+    MqttClient impostor(broker.port(), "dev-2", pki_->root(), {});
+    impostor.credentials("dev-2", "anything");
+    EXPECT_NE(impostor.connect().find("(rc 5)"), std::string::npos);
+    MqttClient anonymous(broker.port(), "anon-1", pki_->root(), {});
+    EXPECT_NE(anonymous.connect().find("(rc 5)"), std::string::npos);
+}
+
+// 2.1's dynamic-security expands %u in ACL topics to the username: the identity brokertls mapped.
+// One role for every device, each confined to its own tree.
+TEST_F(Mosquitto21, DynamicSecurityUsernamePatternsActOnTheMappedIdentity) {
+    fs::path dynsec = tmp_ / "dynamic-security.json";
+    auto init = run({broker_under_test().ctrl, "dynsec", "init", dynsec.string(), "admin"},
+                    "admin-password\nadmin-password\n", 20s);
+    ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
+    json ds = json::parse(read_file(dynsec));
+    for (const char* device : {"dev-1", "dev-2"})
+        ds["clients"].push_back(
+            {{"username", device}, {"roles", json::array({json{{"rolename", "device"}}})}});
+    ds["clients"].push_back(
+        {{"username", "monitor"}, {"roles", json::array({json{{"rolename", "monitor"}}})}});
+    json acls = json::array();
+    for (const char* type : {"publishClientSend", "subscribePattern", "publishClientReceive"})
+        acls.push_back({{"acltype", type}, {"topic", "devices/%u/#"}, {"allow", true}});
+    ds["roles"].push_back({{"rolename", "device"}, {"acls", acls}});
+    ds["roles"].push_back({{"rolename", "monitor"},
+                           {"acls", json::array({json{{"acltype", "subscribePattern"},
+                                                      {"topic", "devices/#"},
+                                                      {"allow", true}}})}});
+    ds["defaultACLAccess"]["publishClientSend"] = false;
+    write_file_atomic(dynsec, ds.dump(2), 0600);
+    ListenerSpec l = mtls();
+    l.extra = "plugin " + broker_under_test().dynsec_plugin + "\nplugin_opt_config_file " +
+              dynsec.string() + "\n";
+    Mosquitto broker(tmp_.path(), write_config(), {l});
+
+    MqttClient monitor(broker.port(), "monitor", pki_->root(), pki_->client("monitor"));
+    ASSERT_EQ(monitor.connect(), "") << broker.log();
+    monitor.subscribe("devices/#");
+    MqttClient dev1(broker.port(), "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(dev1.connect(), "") << broker.log();
+    dev1.publish("devices/dev-2/x", "spoofed");  // another device's tree: denied
+    dev1.publish("devices/dev-1/x", "21.5");
+    // Messages of one client arrive in order, so the denied one would have come first.
+    EXPECT_EQ(monitor.next_message(5s).value_or("(none)"), "devices/dev-1/x 21.5");
+    EXPECT_TRUE(broker.wait_for_log("Denied PUBLISH from dev-1", kLogTimeout)) << broker.log();
+}
+
 // Debian's build in a 2.1 broker would stop it at the first certificate deploy: it refuses to
 // load, and says which build to use.
 TEST_F(Mosquitto21, TheBuildFor20RefusesToLoadAndNamesTheRightOne) {

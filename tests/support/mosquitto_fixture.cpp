@@ -281,6 +281,10 @@ std::string MqttClient::connect(std::chrono::milliseconds timeout) {
                     .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout))
                     .automatic_reconnect(false)
                     .finalize();
+    if (!username_.empty()) {
+        opts.set_user_name(username_);
+        opts.set_password(password_);
+    }
     client_->start_consuming();
     try {
         auto tok = client_->connect(opts);

@@ -124,6 +124,11 @@ class MqttClient {
 
     // Connects; returns "" on success, else Paho's error text (TLS errors included).
     std::string connect(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // Sends this username and password with the next connect().
+    void credentials(const std::string& username, const std::string& password) {
+        username_ = username;
+        password_ = password;
+    }
     bool connected() const;
     void subscribe(const std::string& topic);
     void publish(const std::string& topic, const std::string& payload);
@@ -138,6 +143,7 @@ class MqttClient {
     std::filesystem::path ca_;
     ClientCert cert_;
     bool clean_session_;
+    std::string username_, password_;
 };
 
 }  // namespace brokertls::test
