@@ -188,8 +188,8 @@ int on_tick(int, void* event_data, void* userdata) {
     // 2.1 (src/plugin_tick.c) arms its poll timeout with next_s * 1000 + next_ms, but only on a
     // loop iteration where this callback was due, i.e. past now + (next_s, next_ms), with the
     // nanoseconds carried once. A plain next_ms of 100 is lost whenever a client's packet wakes
-    // the loop first: the broker then sleeps until the next packet (measured: the SIGHUP
-    // fallback below fired after 1 s). (-2 s, 2100 ms) arms 100 ms while leaving the callback
+    // the loop first: the broker then sleeps until the next packet (seen: the module's SIGHUP
+    // fallback fired after 1 s). (-2 s, 2100 ms) arms 100 ms while leaving the callback
     // due at every iteration. Should a later 2.1 treat negative values as 0, ticks come with
     // traffic only and the module's fallback (a SIGHUP after 1 s without TICK) still applies.
     auto* tick = static_cast<mosquitto_evt_tick*>(event_data);
