@@ -112,6 +112,10 @@ TEST_P(ServerRotation, FilesSourceRotatesWithoutDroppingConnectedClients) {
     ASSERT_NE(first, second);
     EXPECT_TRUE(wait_served(broker->port(), client_, second, 5s)) << broker->log();
     EXPECT_TRUE(broker->wait_for_log("deployed CN=localhost (sha256 " + second));
+    // Plain files, written in place: Mosquitto 2.1 refuses to follow symlinks for the files it
+    // opens itself, and a deploy must not depend on which files those are.
+    for (const char* deployed : {"live/broker.crt", "live/broker.key"})
+        EXPECT_EQ(fs::symlink_status(tmp_ / deployed).type(), fs::file_type::regular) << deployed;
 
     // The client connected before the rotation is still there, both ways.
     EXPECT_TRUE(before.connected());
