@@ -515,7 +515,8 @@ TEST_F(MosquittoReject, BrokenConfigAtReloadIsRefusedAndPreviousStaysInForce) {
     broken["trust_anchors"] = json::array({(tmp_ / "missing.pem").string()});
     write_config({{"devices", broken}});  // the plugin's file watch notices and reloads
     // Mosquitto 2.0 with per_listener_settings sends no TICK: the refusal reaches the log at the
-    // broker's next event, a client connecting (never through a SIGHUP of its own).
+    // broker's next event, a client connecting (never through a SIGHUP of its own). 2.1 logs it
+    // on TICK; the probes only wait there.
     auto client = pki_->client("dev-3");
     EXPECT_TRUE(eventually(
         [&] {

@@ -77,7 +77,8 @@ class ServerRotation : public ::testing::TestWithParam<Shape> {
         return std::make_unique<Mosquitto>(tmp_.path(), config, std::vector<ListenerSpec>{l});
     }
     // Mosquitto 2.0 with per_listener_settings sends no TICK: brokertls's log lines from the
-    // watcher reach the log at the broker's next event, here a client connecting.
+    // watcher reach the log at the broker's next event, here a client connecting (2.1 logs them
+    // on TICK; the probes only wait there).
     bool wait_for_logged(Mosquitto& broker, const std::string& text) {
         return eventually(
             [&] {
