@@ -192,7 +192,9 @@ Mosquitto::Mosquitto(const fs::path& dir, const fs::path& brokertls_json,
     // The version line also proves which broker runs ("mosquitto version 2.1.2 starting").
     if (!process_->wait_for_log("mosquitto version " + broker_under_test().version + ".",
                                 timeout) ||
-        !process_->wait_for_log(" running", timeout) ||
+        // "mosquitto version 2.1.2 running" ends its line; 2.1 logs "Info: running mosquitto as
+        // user: root" earlier.
+        !process_->wait_for_log(" running\n", timeout) ||
         !wait_for_port(listeners_.front().port, timeout)) {
         stop();
         throw std::runtime_error("mosquitto did not start:\n" + process_->log());
