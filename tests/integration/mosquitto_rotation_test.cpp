@@ -181,7 +181,8 @@ TEST_P(ServerRotation, LocalCaProfileIsIssuedAtStartAndRenewedWhenDue) {
     ASSERT_EQ(before.connect(), "");
 
     size_t mark = broker->log_mark();
-    ASSERT_TRUE(broker->wait_for_log_after(mark, "certificate profile broker: obtained: deployed", 15s))
+    ASSERT_TRUE(
+        broker->wait_for_log_after(mark, "certificate profile broker: obtained: deployed", 15s))
         << broker->log();
     std::string renewed = served_fingerprint(broker->port(), client_);
     EXPECT_NE(renewed, first);
