@@ -611,6 +611,33 @@ IndexEntry CertificateAuthority::sign(const CertificateRequest& csr, std::string
     return issue_batch(1, make, {out_dir}, overwrite, {}).front();
 }
 
+std::vector<Certificate> CertificateAuthority::sign_checked(
+    const std::vector<CheckedCsr>& requests) {
+    if (!issuer_key_) throw Error(ErrorKind::State, "the CA was opened without its key");
+    std::vector<CertificateSpec> specs;
+    for (const auto& r : requests) {
+        r.csr->verify_signature("CSR " + r.common_name);
+        if (auto problem = public_key_problem(r.csr->public_key()))
+            fail(ErrorKind::Input, "CSR " + r.common_name, *problem);
+        specs.push_back(CertificateSpec{r.profile, r.common_name, "", r.subject_alt_names,
+                                        now_ - kBackdate, leaf_not_after(0, now_, r.lifetime),
+                                        ""});
+    }
+    std::vector<Certificate> signed_certificates;
+    auto make = [&](size_t i) {
+        Certificate cert =
+            sign_certificate(specs[i], requests[i].csr->public_key(), *issuer_key_, &issuer());
+        std::string pem = cert.to_pem();
+        std::string name = specs[i].common_name.empty()
+                               ? specs[i].subject_alt_names.front().value
+                               : specs[i].common_name;
+        signed_certificates.push_back(cert);
+        return Signed{record(cert, name, profile_name(requests[i].profile)), pem, {}};
+    };
+    issue_batch(requests.size(), make, {}, Overwrite::Refuse, {});
+    return signed_certificates;
+}
+
 std::optional<IndexEntry> CertificateAuthority::find(const std::string& serial) const {
     std::optional<std::string> wanted = normalize_serial(serial);
     if (!wanted) return std::nullopt;

@@ -21,7 +21,7 @@
 
 namespace brokertls {
 
-struct HttpRequest {
+struct ServerRequest {
     std::string method;  // "GET", "POST", ... as sent
     std::string target;  // path and query as sent ("/v1/certificates?x=1")
     // Header names in lower case, values as sent (without surrounding blanks), in order.
@@ -39,7 +39,7 @@ struct HttpRequest {
     std::string_view path() const;  // target without "?query"
 };
 
-struct HttpResponse {
+struct ServerResponse {
     int status = 200;
     std::vector<std::pair<std::string, std::string>> headers;  // Content-Length is added
     std::string body;
@@ -47,10 +47,10 @@ struct HttpResponse {
 
 // Called exactly once per request, from any thread; the connection waits for it (a request is
 // answered before the next one on the same connection is read).
-using Respond = std::function<void(HttpResponse)>;
+using Respond = std::function<void(ServerResponse)>;
 // Runs on a server thread: it must not block (hand slow work to another thread and call
 // `respond` from there). An exception becomes a 500 without the exception's text.
-using HttpHandler = std::function<void(HttpRequest, Respond)>;
+using HttpHandler = std::function<void(ServerRequest, Respond)>;
 
 struct HttpTlsConfig {
     std::filesystem::path cert;  // PEM chain, leaf first
@@ -65,11 +65,11 @@ struct HttpLimits {
     // From accept (or the end of the previous response) to the end of the request head,
     // including the TLS handshake: a slowloris client is dropped after this.
     std::chrono::milliseconds header_timeout{10'000};
-    std::chrono::milliseconds body_timeout{30'000};        // for the body after the head
-    std::chrono::milliseconds idle_timeout{120'000};       // keep-alive between requests
-    std::chrono::milliseconds response_timeout{120'000};   // handler + write; then 503 / drop
-    std::size_t max_connections = 20'000;                  // beyond: accepted and closed at once
-    std::size_t max_connections_per_address = 1'000;       // likewise, per peer address
+    std::chrono::milliseconds body_timeout{30'000};       // for the body after the head
+    std::chrono::milliseconds idle_timeout{120'000};      // keep-alive between requests
+    std::chrono::milliseconds response_timeout{120'000};  // handler + write; then 503 / drop
+    std::size_t max_connections = 20'000;                 // beyond: accepted and closed at once
+    std::size_t max_connections_per_address = 1'000;      // likewise, per peer address
 };
 
 struct HttpListenerConfig {

@@ -183,6 +183,10 @@ void write_file_atomic(const fs::path& path, std::string_view data, mode_t mode,
     sync_directory(directory_of(path));
 }
 
+void write_file_unsynced(const fs::path& path, std::string_view data, mode_t mode) {
+    rename_into_place(write_temp(path, data, mode, /*sync=*/false), path, Overwrite::Allow);
+}
+
 std::optional<std::string> temp_file_target(std::string_view file_name) {
     auto parsed = parse_temp_name(file_name);
     if (!parsed) return std::nullopt;

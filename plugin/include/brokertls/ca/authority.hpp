@@ -113,6 +113,18 @@ class CertificateAuthority {
                     CertificateProfile profile, int days, const std::vector<std::string>& allow,
                     const std::filesystem::path& out, Overwrite overwrite,
                     IdentityRules identity_rules = {});
+    // Signs CSRs whose names the caller has checked (brokertls-service checks them against its
+    // own rules): one lock, one index append and one sync for the whole batch. The
+    // certificates are returned (and copied to certs/ as always), not written anywhere else.
+    // The CSR's signature and key are checked here; the profile decides every extension.
+    struct CheckedCsr {
+        const CertificateRequest* csr;
+        CertificateProfile profile = CertificateProfile::Client;
+        std::string common_name;
+        std::vector<SubjectAltName> subject_alt_names;
+        std::chrono::seconds lifetime{0};
+    };
+    std::vector<Certificate> sign_checked(const std::vector<CheckedCsr>& requests);
     // Records the revocation and writes a fresh crl.pem valid for `crl_days`.
     IndexEntry revoke(const std::string& serial_or_file, RevocationReason reason,
                       int crl_days = kDefaultCrlDays);

@@ -24,6 +24,12 @@ std::string read_file(const std::filesystem::path& path);
 void write_file_atomic(const std::filesystem::path& path, std::string_view data,
                        mode_t mode = kPublicMode, Overwrite overwrite = Overwrite::Allow);
 
+// For data a crash may lose but nobody may see half-written (a cache): a temporary file renamed
+// over the target, without the fsyncs. A reader sees the old file, the new one, or after a
+// crash possibly an empty one, which a cache treats as absent.
+void write_file_unsynced(const std::filesystem::path& path, std::string_view data,
+                         mode_t mode = kPublicMode);
+
 // Several files written as one step: stage() writes each to a temporary file, commit() makes
 // them all durable with one filesystem sync, then renames each into place and syncs the
 // directories. This is what lets `brokertls-ca issue --count 1000` stay fast without giving up

@@ -1,0 +1,70 @@
+#include <algorithm>
+
+#include "brokertls/error.hpp"
+#include "brokertls/store/files.hpp"
+#include "service/store.hpp"
+
+namespace brokertls {
+namespace fs = std::filesystem;
+
+void check_store_key(const std::string& key) {
+    auto bad = [&](const std::string& why) { fail(ErrorKind::Usage, "store key", why); };
+    if (key.empty() || key.size() > 255) bad("must be 1 to 255 bytes");
+    std::size_t start = 0;
+    while (start <= key.size()) {
+        std::size_t end = std::min(key.find('/', start), key.size());
+        std::string_view segment(key.data() + start, end - start);
+        if (segment.empty() || segment == "." || segment == "..")
+            bad("has an empty, \".\" or \"..\" segment");
+        if (!std::all_of(segment.begin(), segment.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                       c == '-';
+            }))
+            bad("may hold only a-z, 0-9, '.', '_', '-' and '/'");
+        start = end + 1;
+    }
+}
+
+namespace {
+
+class FileStore final : public ServiceStore {
+  public:
+    explicit FileStore(fs::path dir) : dir_(std::move(dir)) {
+        ensure_private_directory(dir_, dir_);
+    }
+
+    std::optional<std::string> get(const std::string& key) const override {
+        check_store_key(key);
+        std::error_code ec;
+        if (!fs::is_regular_file(dir_ / key, ec)) return std::nullopt;
+        return read_file(dir_ / key);
+    }
+
+    void put(const std::string& key, std::string_view value, Durability durability) override {
+        check_store_key(key);
+        fs::path path = dir_ / key;
+        ensure_private_directory(dir_, path.parent_path());
+        if (durability == Durability::Durable)
+            write_file_atomic(path, value, kPrivateMode);
+        else
+            write_file_unsynced(path, value, kPrivateMode);
+    }
+
+    void remove(const std::string& key) override {
+        check_store_key(key);
+        std::error_code ec;
+        fs::remove(dir_ / key, ec);
+        if (ec) fail(ErrorKind::Io, (dir_ / key).string(), "cannot remove: " + ec.message());
+    }
+
+  private:
+    fs::path dir_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServiceStore> make_file_store(const fs::path& dir) {
+    return std::make_unique<FileStore>(dir);
+}
+
+}  // namespace brokertls

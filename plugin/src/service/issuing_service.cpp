@@ -1,0 +1,426 @@
+#include "service/issuing_service.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "brokertls/crypto/digest.hpp"
+#include "brokertls/error.hpp"
+#include "brokertls/identity.hpp"
+#include "service/audit.hpp"
+#include "service/auth.hpp"
+#include "service/store.hpp"
+
+namespace brokertls {
+
+namespace {
+
+using nlohmann::json;
+
+// A request answered with an error: thrown inside a handler, turned into the response.
+struct Refused {
+    int status;
+    std::string reason;  // for the client; the audit may get more
+    std::string detail = "";
+};
+
+// A CSR as read from a request, with the names it asks for.
+struct Asked {
+    std::shared_ptr<const CertificateRequest> csr;
+    std::string common_name;
+    std::vector<SubjectAltName> sans;
+    std::vector<std::string> names;  // CN and SAN values, each once, for globs and the audit
+    std::string der;
+};
+
+Asked read_csr(std::string_view text) {
+    Asked asked;
+    try {
+        auto csr = std::make_shared<CertificateRequest>(CertificateRequest::parse(text, "CSR"));
+        asked.common_name = csr->common_name();
+        asked.sans = csr->subject_alt_names();
+        asked.der = csr->to_der();
+        if (!csr->signature_valid()) throw Refused{415, "the CSR's signature does not verify"};
+        if (auto problem = public_key_problem(csr->public_key()))
+            throw Refused{415, "the CSR's key: " + *problem};
+        asked.csr = std::move(csr);
+    } catch (const Error& e) {
+        throw Refused{415, "the CSR cannot be parsed", e.what()};
+    }
+    if (!asked.common_name.empty()) asked.names.push_back(asked.common_name);
+    for (const auto& san : asked.sans)
+        if (std::find(asked.names.begin(), asked.names.end(), san.value) == asked.names.end())
+            asked.names.push_back(san.value);
+    if (asked.names.empty()) throw Refused{415, "the CSR names nothing (no CN, no subjectAltName)"};
+    return asked;
+}
+
+bool all_match(const std::vector<std::string>& names, const std::vector<std::string>& globs) {
+    return std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+        return std::any_of(globs.begin(), globs.end(),
+                           [&](const std::string& g) { return glob_match(g, n); });
+    });
+}
+
+std::string joined(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + printable(n);
+    return out;
+}
+
+// What the profile allows, and the SANs the certificate gets.
+SignJob job_for(const Asked& asked, const ServiceProfile& profile) {
+    if (!all_match(asked.names, profile.domains))
+        throw Refused{403, "profile " + profile.name + " does not allow " + joined(asked.names)};
+    SignJob job{asked.csr, asked.common_name, asked.sans, &profile, ""};
+    if (profile.kind == CertificateProfile::Server) {
+        for (const auto& san : asked.sans)
+            if (san.type != SubjectAltName::Type::Dns && san.type != SubjectAltName::Type::Ip)
+                throw Refused{403,
+                              "a server certificate names only DNS names and IP addresses, "
+                              "not " +
+                                  printable(san.to_string())};
+        // Clients match server names against SANs only (RFC 6125): the CN becomes one.
+        if (!asked.common_name.empty() &&
+            std::none_of(asked.sans.begin(), asked.sans.end(),
+                         [&](const SubjectAltName& s) { return s.value == asked.common_name; })) {
+            SubjectAltName cn{SubjectAltName::Type::Other, asked.common_name};
+            try {
+                cn = classify_name(asked.common_name);
+            } catch (const Error&) {
+            }
+            if (cn.type != SubjectAltName::Type::Dns && cn.type != SubjectAltName::Type::Ip)
+                throw Refused{403, "the CN " + printable(asked.common_name) +
+                                       " is not a DNS name or IP address"};
+            job.names.push_back(cn);
+        }
+    } else {
+        if (asked.common_name.empty())
+            throw Refused{403, "a client certificate needs a CN (it becomes the identity)"};
+        if (auto problem = identity_problem(asked.common_name))
+            throw Refused{403, "the CN " + printable(asked.common_name) +
+                                   " is not usable as an identity: " + *problem};
+    }
+    return job;
+}
+
+ServerResponse pem_response(const std::vector<Certificate>& chain) {
+    ServerResponse r;
+    r.headers.emplace_back("Content-Type", "application/pem-certificate-chain");
+    for (const auto& c : chain) r.body += c.to_pem();
+    return r;
+}
+
+ServerResponse json_response(int status, const json& body) {
+    ServerResponse r;
+    r.status = status;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    return r;
+}
+
+}  // namespace
+
+struct IssuingService::Impl {
+    Impl(const ServiceConfig& c, Clock& clk, LogLine l)
+        : config(c),
+          clock(clk),
+          log(std::move(l)),
+          store(make_file_store(config.state_dir)),
+          audit(config.audit_file),
+          replay(config.replay_window) {
+        for (const auto& [name, issuer] : config.issuers) {
+            if (issuer.type != ServiceIssuer::Type::LocalCa)
+                fail(ErrorKind::Input, config.file.filename().string() + ": issuers." + name,
+                     "acme issuers are not supported by this build yet");
+            signers.emplace(name, make_local_ca_signer(issuer, clock, log));
+        }
+    }
+
+    // Who asked, for the audit and the response.
+    struct Caller {
+        std::string client;
+        std::string endpoint;
+        std::string address;
+    };
+
+    void refuse(const Caller& caller, const std::string& profile,
+                const std::vector<std::string>& names, const Refused& r) {
+        audit_write({clock.now(), "refused", caller.client, caller.address, caller.endpoint,
+                     profile, names, "", "", r.status,
+                     r.reason + (r.detail.empty() ? "" : " (" + r.detail + ")")});
+    }
+
+    void audit_write(const AuditRecord& record) {
+        try {
+            audit.write(record);
+        } catch (const Error& e) {
+            log(std::string("audit: ") + e.what());
+        }
+    }
+
+    static std::string cache_key(const Asked& asked, const ServiceProfile& profile) {
+        std::string h = sha256_hex(profile.name + '\n' + asked.der);
+        return "cache/" + h.substr(0, 2) + "/" + h + ".pem";
+    }
+
+    // A certificate issued for this very CSR that is not yet due for renewal (ACMEMS: machines
+    // sharing a key and CSR all get the same certificate).
+    std::optional<std::vector<Certificate>> cached(const std::string& key,
+                                                   const ServiceProfile& profile) {
+        try {
+            auto pem = store->get(key);
+            if (!pem || pem->empty()) return std::nullopt;
+            auto chain = Certificate::parse_chain(*pem, key);
+            if (chain.front().not_after() - clock.now() <= profile.renew_within)
+                return std::nullopt;
+            return chain;
+        } catch (const Error&) {
+            return std::nullopt;  // a damaged entry is a miss; the next issuance replaces it
+        }
+    }
+
+    // Issues (or finds in the cache) and answers through `answer`, on whatever thread.
+    void issue(SignJob job, const Asked& asked, const Caller& caller,
+               std::function<void(const SignOutcome&, bool cached)> answer) {
+        const ServiceProfile& profile = *job.profile;
+        std::string key = cache_key(asked, profile);
+        if (auto chain = cached(key, profile)) {
+            audit_write({clock.now(), "cached", caller.client, caller.address, caller.endpoint,
+                         profile.name, asked.names, chain->front().serial_hex(), profile.issuer,
+                         200, ""});
+            answer(SignOutcome{*chain, 200, "", std::nullopt}, true);
+            return;
+        }
+        auto names = asked.names;
+        signers.at(profile.issuer)
+            ->submit(std::move(job), [this, key, caller, names, &profile,
+                                      answer = std::move(answer)](SignOutcome outcome) {
+                if (outcome.status == 200) {
+                    std::string pem;
+                    for (const auto& c : outcome.chain) pem += c.to_pem();
+                    try {
+                        store->put(key, pem, Durability::Cache);
+                    } catch (const Error& e) {
+                        log(std::string("cache: ") + e.what());
+                    }
+                    audit_write({clock.now(), "issued", caller.client, caller.address,
+                                 caller.endpoint, profile.name, names,
+                                 outcome.chain.front().serial_hex(), profile.issuer, 200, ""});
+                } else {
+                    refuse(caller, profile.name, names, Refused{outcome.status, outcome.reason});
+                }
+                answer(outcome, false);
+            });
+    }
+
+    // POST /sign (ACMEMS): a PEM CSR; the first auth block the request passes decides.
+    void sign(const ServerRequest& req, Respond respond) {
+        Caller caller{"", "sign", req.peer_address};
+        std::vector<std::string> names;
+        auto text_error = [&](const Refused& r) {
+            refuse(caller, "", names, r);
+            ServerResponse response{r.status, {{"Content-Type", "text/plain"}}, r.reason + "\n"};
+            if (r.status == 405) response.headers.emplace_back("Allow", "POST");
+            respond(std::move(response));
+        };
+        try {
+            if (req.method != "POST") throw Refused{405, "only POST /sign is supported"};
+            Asked asked = read_csr(req.body);
+            names = asked.names;
+            std::optional<AcmemsHmac> hmac;
+            if (auto header = req.header("authentication")) {
+                hmac = parse_acmems_authentication(*header);
+                if (!hmac)
+                    throw Refused{
+                        403, "the Authentication header is not \"hmac name=sha256, hash=HEX\""};
+            }
+            std::string why;
+            const AuthBlock* chosen = nullptr;
+            for (const auto& block : config.auth) {
+                std::string no = "block " + block.name + ": ";
+                if (!block.ip.empty() &&
+                    std::none_of(block.ip.begin(), block.ip.end(), [&](const AddressRange& r) {
+                        return r.contains(req.peer_address);
+                    })) {
+                    why += no + "address not allowed; ";
+                    continue;
+                }
+                if (block.hmac) {
+                    if (!hmac) {
+                        why += no + "no HMAC; ";
+                        continue;
+                    }
+                    if (!constant_time_equal(hmac_hex(hmac->digest, block.hmac->key, req.body),
+                                             hmac->hash)) {
+                        why += no + "HMAC does not match; ";
+                        continue;
+                    }
+                }
+                if (!all_match(asked.names, block.domains)) {
+                    why += no + "names not allowed; ";
+                    continue;
+                }
+                chosen = &block;
+                break;
+            }
+            if (!chosen)
+                throw Refused{
+                    403, "no auth block allows this request",
+                    why.empty() ? "no auth blocks configured" : why.substr(0, why.size() - 2)};
+            caller.client = chosen->name;
+            const ServiceProfile& profile = config.profiles.at(chosen->profile);
+            SignJob job = job_for(asked, profile);
+            issue(std::move(job), asked, caller, [respond](const SignOutcome& outcome, bool) {
+                if (outcome.status == 200) return respond(pem_response(outcome.chain));
+                ServerResponse r{
+                    outcome.status, {{"Content-Type", "text/plain"}}, outcome.reason + "\n"};
+                if (outcome.retry_after)
+                    r.headers.emplace_back("Retry-After",
+                                           std::to_string(outcome.retry_after->count()));
+                respond(std::move(r));
+            });
+        } catch (const Refused& r) {
+            text_error(r);
+        }
+    }
+
+    // POST /v1/certificates: {"csr": PEM, "profile": NAME}; the request HMAC of a configured
+    // client, or the client certificate being renewed.
+    void v1_certificates(const ServerRequest& req, Respond respond) {
+        Caller caller{"", "v1", req.peer_address};
+        std::vector<std::string> names;
+        std::string profile_name;
+        try {
+            if (req.method != "POST") throw Refused{405, "use POST"};
+            auto type = req.header("content-type");
+            if (!type || !type->starts_with("application/json"))
+                throw Refused{415, "the body must be application/json"};
+            json body = json::parse(req.body, nullptr, false);
+            if (body.is_discarded() || !body.is_object())
+                throw Refused{400, "the body is not a JSON object"};
+            for (const auto& item : body.items())
+                if (item.key() != "csr" && item.key() != "profile")
+                    throw Refused{400, "unknown field " + printable(item.key())};
+            if (!body.contains("csr") || !body["csr"].is_string() || !body.contains("profile") ||
+                !body["profile"].is_string())
+                throw Refused{400, "needs \"csr\" (PEM) and \"profile\" (a name), both strings"};
+            profile_name = body["profile"].get<std::string>();
+            Asked asked = read_csr(body["csr"].get<std::string>());
+            names = asked.names;
+            auto profile = config.profiles.find(profile_name);
+            if (profile == config.profiles.end())
+                throw Refused{404, "no profile " + printable(profile_name)};
+            authorize_v1(req, asked, profile->second, caller);
+            SignJob job = job_for(asked, profile->second);
+            issue(std::move(job), asked, caller,
+                  [respond, name = profile_name](const SignOutcome& outcome, bool from_cache) {
+                      if (outcome.status != 200) {
+                          ServerResponse r = json_response(
+                              outcome.status,
+                              {{"error", outcome.reason}, {"status", outcome.status}});
+                          if (outcome.retry_after)
+                              r.headers.emplace_back("Retry-After",
+                                                     std::to_string(outcome.retry_after->count()));
+                          return respond(std::move(r));
+                      }
+                      const Certificate& leaf = outcome.chain.front();
+                      std::string pem;
+                      for (const auto& c : outcome.chain) pem += c.to_pem();
+                      // When to come back: a third of the lifetime before the end (as certmagic).
+                      TimePoint renew_at =
+                          leaf.not_after() - (leaf.not_after() - leaf.not_before()) / 3;
+                      respond(json_response(200, {{"certificate", pem},
+                                                  {"serial", leaf.serial_hex()},
+                                                  {"not_after", to_iso8601(leaf.not_after())},
+                                                  {"renew_at", to_iso8601(renew_at)},
+                                                  {"profile", name},
+                                                  {"cached", from_cache}}));
+                  });
+        } catch (const Refused& r) {
+            refuse(caller, profile_name, names, r);
+            ServerResponse response =
+                json_response(r.status, {{"error", r.reason}, {"status", r.status}});
+            if (r.status == 401)
+                response.headers.emplace_back("WWW-Authenticate", std::string(kRequestHmacScheme));
+            respond(std::move(response));
+        }
+    }
+
+    // Throws Refused unless the request's HMAC client, or the client certificate it presented,
+    // may ask for these names from this profile.
+    void authorize_v1(const ServerRequest& req, const Asked& asked, const ServiceProfile& profile,
+                      Caller& caller) {
+        if (auto header = req.header("authorization")) {
+            auto auth = parse_request_hmac(*header);
+            if (!auth) throw Refused{401, "the Authorization header is malformed"};
+            auto client = config.clients.find(auth->key_id);
+            if (client == config.clients.end() ||
+                !request_hmac_valid(*auth, client->second.key.key, req.method, req.target,
+                                    req.body))
+                throw Refused{401, "unknown key id or wrong signature", printable(auth->key_id)};
+            caller.client = client->first;
+            if (auto problem = replay.admit(*auth, clock.now())) throw Refused{401, *problem};
+            const auto& allowed = client->second.profiles;
+            if (std::find(allowed.begin(), allowed.end(), profile.name) == allowed.end())
+                throw Refused{403,
+                              "client " + client->first + " may not use profile " + profile.name};
+            if (!client->second.domains.empty() && !all_match(asked.names, client->second.domains))
+                throw Refused{
+                    403, "client " + client->first + " may not ask for " + joined(asked.names)};
+            return;
+        }
+        if (!req.peer_chain.empty()) {
+            // Renewal with the current certificate (like `step ca renew`): exactly its names.
+            const Certificate& leaf = req.peer_chain.front();
+            std::set<std::string> have;
+            std::string cn = leaf.common_name();
+            if (!cn.empty()) have.insert(cn);
+            for (const auto& san : leaf.subject_alt_names()) have.insert(san.value);
+            caller.client = "certificate " + printable(cn) + " serial " + leaf.serial_hex();
+            std::set<std::string> asked_for(asked.names.begin(), asked.names.end());
+            if (asked.common_name != cn || asked_for != have)
+                throw Refused{403,
+                              "a renewal with a client certificate must ask for exactly its "
+                              "names (CN " +
+                                  printable(cn) + ")"};
+            if (leaf.not_after() < clock.now())
+                throw Refused{401, "the client certificate has expired"};
+            return;
+        }
+        throw Refused{401, "authenticate with " + std::string(kRequestHmacScheme) +
+                               " or a client certificate"};
+    }
+
+    void handle(const ServiceListener& listener, ServerRequest req, Respond respond) {
+        std::string_view path = req.path();
+        if (path == "/sign" && listener.serve.count(Endpoint::Sign))
+            return sign(req, std::move(respond));
+        if (path == "/v1/certificates" && listener.serve.count(Endpoint::V1))
+            return v1_certificates(req, std::move(respond));
+        respond(ServerResponse{404, {{"Content-Type", "text/plain"}}, "not found\n"});
+    }
+
+    ServiceConfig config;
+    Clock& clock;
+    LogLine log;
+    std::unique_ptr<ServiceStore> store;
+    AuditLog audit;
+    ReplayGuard replay;
+    // Last: destroyed first, answering what they still hold while the rest is alive.
+    std::map<std::string, std::unique_ptr<Signer>> signers;
+};
+
+IssuingService::IssuingService(const ServiceConfig& config, Clock& clock, LogLine log)
+    : impl_(std::make_unique<Impl>(config, clock, std::move(log))) {}
+
+IssuingService::~IssuingService() = default;
+
+HttpHandler IssuingService::handler(const ServiceListener& listener) {
+    Impl* impl = impl_.get();
+    return [impl, listener](ServerRequest req, Respond respond) {
+        impl->handle(listener, std::move(req), std::move(respond));
+    };
+}
+
+}  // namespace brokertls

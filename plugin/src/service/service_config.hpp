@@ -1,0 +1,97 @@
+#pragma once
+// brokertls-service.json: the issuing service's configuration, in the style of brokertls.json
+// (strict keys, errors "FILE: JSON.PATH: reason", paths relative to the file).
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "brokertls/crypto/signing.hpp"
+#include "config/config.hpp"
+#include "service/auth.hpp"
+#include "service/http_server.hpp"
+
+namespace brokertls {
+
+// What a listener answers.
+enum class Endpoint {
+    Sign,           // ACMEMS POST /sign
+    V1,             // JSON API /v1/...
+    AcmeChallenge,  // GET /.well-known/acme-challenge/TOKEN (forwarded http-01)
+};
+
+struct ServiceListener {
+    std::string name;
+    std::string listen;
+    std::optional<HttpTlsConfig> tls;
+    std::set<Endpoint> serve;
+};
+
+// Who signs: an ACME CA (the issuer config of brokertls.json) or a brokertls-ca directory.
+struct ServiceIssuer {
+    enum class Type { Acme, LocalCa };
+    std::string name;
+    Type type = Type::LocalCa;
+    IssuerConfig acme;  // type acme
+    std::filesystem::path ca_dir;
+    std::optional<std::filesystem::path> ca_passphrase_file;
+};
+
+// What a request may get: which issuer signs, server or client certificates, how long they
+// last (local-ca), which names, and how long a cached certificate is handed out again.
+struct ServiceProfile {
+    std::string name;
+    std::string issuer;
+    CertificateProfile kind = CertificateProfile::Server;
+    std::chrono::seconds lifetime{90 * 86400};  // local-ca only; an ACME CA decides its own
+    std::vector<std::string> domains;           // globs every name must match ("*" = any)
+    std::chrono::seconds renew_within{14 * 86400};
+};
+
+// An HMAC key from a file of its own (mode 0600; the first line is the key, as the ACMEMS
+// `openssl dgst -hmac KEY` client uses it).
+struct HmacKey {
+    std::filesystem::path file;
+    std::string key;
+};
+
+// An ACMEMS auth block: a /sign request must pass every method the block names and ask only
+// for names its domain globs allow.
+struct AuthBlock {
+    std::string name;
+    std::vector<AddressRange> ip;  // empty: any address
+    std::optional<HmacKey> hmac;
+    std::vector<std::string> domains;
+    std::string profile;
+};
+
+// A /v1 client authenticated by the request HMAC under its key id (the client's name).
+struct ServiceClient {
+    std::string name;
+    HmacKey key;
+    std::vector<std::string> profiles;  // which profiles it may ask for
+    std::vector<std::string> domains;   // globs; empty: each profile's own
+};
+
+struct ServiceConfig {
+    std::filesystem::path file;
+    std::filesystem::path state_dir;
+    int threads = 2;
+    std::vector<ServiceListener> listeners;
+    HttpLimits limits;
+    std::chrono::seconds replay_window{300};
+    std::map<std::string, ServiceIssuer> issuers;
+    std::map<std::string, ServiceProfile> profiles;
+    std::vector<AuthBlock> auth;  // in the file's order (an array): the first one passed wins
+    std::map<std::string, ServiceClient> clients;
+    std::filesystem::path audit_file;  // default STATE_DIR/audit.jsonl
+};
+
+ServiceConfig load_service_config(const std::filesystem::path& file);
+ServiceConfig parse_service_config(const std::string& text, const std::filesystem::path& file);
+
+}  // namespace brokertls

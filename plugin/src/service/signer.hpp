@@ -1,0 +1,51 @@
+#pragma once
+// Who turns a checked CSR into a certificate chain for the service: a brokertls-ca directory
+// (local-ca, batched) or an ACME CA. The service checks who asks and for which names; a signer
+// only signs. submit() returns at once and `done` runs later on the signer's own thread, so
+// the HTTP threads never wait for a CA.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/csr.hpp"
+#include "brokertls/time/clock.hpp"
+#include "service/service_config.hpp"
+
+namespace brokertls {
+
+struct SignJob {
+    std::shared_ptr<const CertificateRequest> csr;  // signature and key already checked
+    std::string common_name;                        // "" when the CSR has none
+    std::vector<SubjectAltName> names;              // the CSR's SANs (the CN added for servers)
+    const ServiceProfile* profile = nullptr;
+    std::string replaces;  // ACME ARI: the certificate being renewed ("" = new issuance)
+};
+
+// A chain (leaf first), or why not with the HTTP status that says it: 421 the CA could not
+// validate the names, 429 rate limited (retry_after), 503 the CA is unavailable, 500 a fault.
+struct SignOutcome {
+    std::vector<Certificate> chain;
+    int status = 200;
+    std::string reason;
+    std::optional<std::chrono::seconds> retry_after;
+};
+
+class Signer {
+  public:
+    virtual ~Signer() = default;
+    virtual void submit(SignJob job, std::function<void(SignOutcome)> done) = 0;
+};
+
+using LogLine = std::function<void(const std::string&)>;
+
+// A brokertls-ca directory: jobs arriving together are signed as one batch (one lock, one
+// index append, one sync), which is what makes a thousand certificates a second possible.
+std::unique_ptr<Signer> make_local_ca_signer(const ServiceIssuer& issuer, Clock& clock,
+                                             LogLine log);
+
+}  // namespace brokertls

@@ -1,0 +1,274 @@
+// brokertls-service's request handling in-process, with a real brokertls-ca directory behind
+// it: ACMEMS auth blocks, the /v1 API, the cache and the audit log. The HTTP layer is tested on
+// its own (integration.ServiceHttp) and end to end (integration.Service).
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "brokertls/ca/authority.hpp"
+#include "brokertls/crypto/csr.hpp"
+#include "brokertls/crypto/digest.hpp"
+#include "brokertls/store/files.hpp"
+#include "service/auth.hpp"
+#include "service/issuing_service.hpp"
+#include "support.hpp"
+
+namespace brokertls {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr const char* kBlockKey = "A1YP67armNf3cBrecyJHdb035";
+constexpr const char* kClientKey = "fleet-key-0123456789abcdef";
+
+std::string csr_pem(const PrivateKey& key, const std::string& cn,
+                    const std::vector<std::string>& sans = {}) {
+    std::vector<SubjectAltName> names;
+    for (const auto& s : sans) names.push_back(classify_name(s));
+    return CertificateRequest::create(key, cn, names).to_pem();
+}
+
+class IssuingServiceTest : public ::testing::Test {
+  protected:
+    IssuingServiceTest() {
+        CaInitOptions options;
+        CertificateAuthority::init_root(dir_ / "ca", options, clock_.now());
+        write_file_atomic(dir_ / "block.key", std::string(kBlockKey) + "\n", kPrivateMode);
+        write_file_atomic(dir_ / "fleet.key", std::string(kClientKey) + "\n", kPrivateMode);
+        write_file_atomic(dir_ / "tls.pem", "unused here", kPublicMode);
+        config_ = json::parse(R"({
+          "listeners": {
+            "plain": {"listen": "127.0.0.1:0", "serve": ["sign"]},
+            "api": {"listen": "127.0.0.1:0", "serve": ["sign", "v1"],
+                    "tls": {"cert": "tls.pem", "key": "tls.pem"}}
+          },
+          "issuers": {"ca": {"type": "local-ca", "dir": "ca"}},
+          "profiles": {
+            "edge": {"issuer": "ca", "domains": ["*.devices.example.com", "mail*.example.org"],
+                     "lifetime": "30d", "renew_within": "10d"},
+            "device": {"issuer": "ca", "kind": "client", "domains": ["*"], "lifetime": "7d"}
+          },
+          "auth": [
+            {"name": "office", "ip": ["192.0.2.0/24"], "domains": ["mail.example.org"],
+             "profile": "edge"},
+            {"name": "mail-secure", "ip": ["198.51.100.21"], "hmac_key_file": "block.key",
+             "domains": ["mail?.example.org"], "profile": "edge"}
+          ],
+          "clients": {
+            "fleet": {"key_file": "fleet.key", "profiles": ["edge", "device"],
+                      "domains": ["*.devices.example.com", "dev-*"]}
+          }
+        })");
+    }
+
+    IssuingService& service() {
+        if (!service_) {
+            std::ofstream(dir_ / "service.json") << config_.dump(2);
+            parsed_ = load_service_config(dir_ / "service.json");
+            service_ = std::make_unique<IssuingService>(parsed_, clock_, [](const std::string&) {});
+        }
+        return *service_;
+    }
+
+    ServerResponse call(ServerRequest req, const std::string& listener = "plain") {
+        service();
+        auto it = std::find_if(parsed_.listeners.begin(), parsed_.listeners.end(),
+                               [&](const ServiceListener& l) { return l.name == listener; });
+        auto handler = service().handler(*it);
+        std::promise<ServerResponse> answer;
+        auto got = answer.get_future();
+        handler(std::move(req), [&](ServerResponse r) { answer.set_value(std::move(r)); });
+        EXPECT_EQ(got.wait_for(30s), std::future_status::ready);
+        return got.get();
+    }
+
+    ServerResponse sign(const std::string& body, const std::string& address,
+                        const std::string& authentication = "") {
+        ServerRequest req{"POST", "/sign", {}, body, address, {}, false};
+        if (!authentication.empty()) req.headers.emplace_back("authentication", authentication);
+        return call(std::move(req));
+    }
+
+    ServerResponse v1(const json& body, const std::string& key_id, const std::string& key) {
+        std::string text = body.dump();
+        ServerRequest req{"POST", "/v1/certificates", {{"content-type", "application/json"}},
+                          text,   "203.0.113.5",      {},
+                          true};
+        if (!key_id.empty())
+            req.headers.emplace_back(
+                "authorization",
+                sign_request_hmac(key_id, key, "POST", "/v1/certificates", text, clock_.now()));
+        return call(std::move(req), "api");
+    }
+
+    std::vector<json> audit() {
+        std::vector<json> lines;
+        std::ifstream in(dir_ / "state" / "audit.jsonl");
+        for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+        return lines;
+    }
+
+    test::TempDir dir_;
+    FakeClock clock_{from_iso8601("2030-01-01T00:00:00Z")};
+    json config_;
+    ServiceConfig parsed_;
+    std::unique_ptr<IssuingService> service_;
+    PrivateKey key_ = PrivateKey::generate(KeyType::EcP256);
+};
+
+TEST_F(IssuingServiceTest, AnAddressBlockSignsItsDomainsAndAnswersTheChainInPem) {
+    auto r = sign(csr_pem(key_, "mail.example.org"), "192.0.2.7");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto chain = Certificate::parse_chain(r.body, "answer");
+    ASSERT_EQ(chain.size(), 1u);  // a root-only CA: the leaf is the whole chain
+    EXPECT_TRUE(chain[0].matches_key(key_));
+    EXPECT_EQ(chain[0].subject_alt_names(),
+              (std::vector<SubjectAltName>{{SubjectAltName::Type::Dns, "mail.example.org"}}));
+    EXPECT_EQ(chain[0].not_after() - chain[0].not_before(), 30 * 24h + 1min);
+    auto lines = audit();
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0]["event"], "issued");
+    EXPECT_EQ(lines[0]["client"], "office");
+    EXPECT_EQ(lines[0]["serial"], chain[0].serial_hex());
+    EXPECT_EQ(lines[0]["address"], "192.0.2.7");
+}
+
+TEST_F(IssuingServiceTest, EveryMethodOfABlockMustPassAndOnlyItsDomains) {
+    std::string body = csr_pem(key_, "mail2.example.org");
+    std::string good = "hmac name=sha256, hash=" + hmac_hex("SHA256", kBlockKey, body);
+    EXPECT_EQ(sign(body, "198.51.100.21", good).status, 200);
+    // Right HMAC, wrong address; right address, no or wrong HMAC; a name outside the block.
+    EXPECT_EQ(sign(body, "198.51.100.22", good).status, 403);
+    EXPECT_EQ(sign(body, "198.51.100.21").status, 403);
+    EXPECT_EQ(sign(body, "198.51.100.21",
+                   "hmac name=sha256, hash=" + hmac_hex("SHA256", "another key", body))
+                  .status,
+              403);
+    EXPECT_EQ(sign(body, "198.51.100.21", "hmac name=sha256").status, 403);
+    std::string other = csr_pem(key_, "mail.example.com");
+    EXPECT_EQ(sign(other, "198.51.100.21",
+                   "hmac name=sha256, hash=" + hmac_hex("SHA256", kBlockKey, other))
+                  .status,
+              403);
+    auto lines = audit();
+    ASSERT_EQ(lines.size(), 6u);
+    EXPECT_EQ(lines[1]["event"], "refused");
+    EXPECT_NE(lines[1]["reason"].get<std::string>().find("block mail-secure: address not allowed"),
+              std::string::npos)
+        << lines[1];
+    EXPECT_NE(lines[3]["reason"].get<std::string>().find("HMAC does not match"), std::string::npos)
+        << lines[3];
+}
+
+TEST_F(IssuingServiceTest, BadRequestsGetAcmemsStatusCodes) {
+    EXPECT_EQ(sign("not a CSR", "192.0.2.7").status, 415);
+    std::string pem = csr_pem(key_, "mail.example.org");
+    std::string broken = pem;
+    broken[broken.size() / 2] = broken[broken.size() / 2] == 'A' ? 'B' : 'A';
+    EXPECT_EQ(sign(broken, "192.0.2.7").status, 415);
+    auto get = call(ServerRequest{"GET", "/sign", {}, "", "192.0.2.7", {}, false});
+    EXPECT_EQ(get.status, 405);
+    auto unknown = call(ServerRequest{"POST", "/other", {}, pem, "192.0.2.7", {}, false});
+    EXPECT_EQ(unknown.status, 404);
+}
+
+TEST_F(IssuingServiceTest, TheSameCsrGetsTheSameCertificateUntilItIsDueForRenewal) {
+    std::string body = csr_pem(key_, "mail.example.org");
+    auto first = Certificate::parse_chain(sign(body, "192.0.2.7").body, "first");
+    auto again = Certificate::parse_chain(sign(body, "192.0.2.7").body, "again");
+    EXPECT_EQ(again[0].serial_hex(), first[0].serial_hex());
+    // The same key in a new CSR is a new request.
+    auto fresh =
+        Certificate::parse_chain(sign(csr_pem(key_, "mail.example.org"), "192.0.2.7").body, "new");
+    EXPECT_NE(fresh[0].serial_hex(), first[0].serial_hex());
+    // 30-day certificates, renew_within 10 days: after 20 days the cached one is not handed out.
+    clock_.advance(20 * 24h + 2min);
+    auto renewed = Certificate::parse_chain(sign(body, "192.0.2.7").body, "renewed");
+    EXPECT_NE(renewed[0].serial_hex(), first[0].serial_hex());
+    auto lines = audit();
+    ASSERT_EQ(lines.size(), 4u);
+    EXPECT_EQ(lines[1]["event"], "cached");
+    EXPECT_EQ(lines[3]["event"], "issued");
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "state").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+TEST_F(IssuingServiceTest, V1SignsForAClientWithItsRequestHmacOnce) {
+    json body = {{"csr", csr_pem(key_, "x7k2p.devices.example.com")}, {"profile", "edge"}};
+    std::string text = body.dump();
+    ServerRequest req{"POST", "/v1/certificates", {{"content-type", "application/json"}},
+                      text,   "203.0.113.5",      {},
+                      true};
+    req.headers.emplace_back(
+        "authorization",
+        sign_request_hmac("fleet", kClientKey, "POST", "/v1/certificates", text, clock_.now()));
+    auto r = call(req, "api");
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto answer = json::parse(r.body);
+    auto chain = Certificate::parse_chain(answer["certificate"].get<std::string>(), "answer");
+    EXPECT_EQ(answer["serial"], chain[0].serial_hex());
+    EXPECT_EQ(answer["not_after"], to_iso8601(chain[0].not_after()));
+    EXPECT_EQ(answer["renew_at"], to_iso8601(chain[0].not_after() -
+                                             (chain[0].not_after() - chain[0].not_before()) / 3));
+    // The very same request again (a recorded one) is refused.
+    auto replayed = call(req, "api");
+    EXPECT_EQ(replayed.status, 401);
+    EXPECT_NE(replayed.body.find("sent before"), std::string::npos) << replayed.body;
+}
+
+TEST_F(IssuingServiceTest, V1RefusesWhatTheClientMayNotAsk) {
+    auto csr = csr_pem(key_, "x7k2p.devices.example.com");
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}}, "", "").status, 401);
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}}, "fleet", "wrong-key-0123456789").status, 401);
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}}, "nobody", kClientKey).status, 401);
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "nothing"}}, "fleet", kClientKey).status, 404);
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}, {"x", 1}}, "fleet", kClientKey).status, 400);
+    EXPECT_EQ(
+        v1({{"csr", csr_pem(key_, "mail.example.org")}, {"profile", "edge"}}, "fleet", kClientKey)
+            .status,
+        403);
+    // Client certificates carry identities: no topic wildcards.
+    EXPECT_EQ(
+        v1({{"csr", csr_pem(key_, "dev-+")}, {"profile", "device"}}, "fleet", kClientKey).status,
+        403);
+    auto device =
+        v1({{"csr", csr_pem(key_, "dev-17")}, {"profile", "device"}}, "fleet", kClientKey);
+    ASSERT_EQ(device.status, 200) << device.body;
+    auto leaf = Certificate::parse_chain(json::parse(device.body)["certificate"].get<std::string>(),
+                                         "device");
+    EXPECT_EQ(leaf[0].common_name(), "dev-17");
+    EXPECT_EQ(leaf[0].extended_key_usage(), std::vector<std::string>{"clientAuth"});
+}
+
+TEST_F(IssuingServiceTest, V1RenewsWithTheCurrentClientCertificateForExactlyItsNames) {
+    auto first = v1({{"csr", csr_pem(key_, "dev-17")}, {"profile", "device"}}, "fleet", kClientKey);
+    ASSERT_EQ(first.status, 200);
+    auto current = Certificate::parse_chain(
+        json::parse(first.body)["certificate"].get<std::string>(), "current");
+    auto renew = [&](const std::string& cn) {
+        json body = {{"csr", csr_pem(PrivateKey::generate(KeyType::EcP256), cn)},
+                     {"profile", "device"}};
+        return call(ServerRequest{"POST",
+                                  "/v1/certificates",
+                                  {{"content-type", "application/json"}},
+                                  body.dump(),
+                                  "203.0.113.5",
+                                  current,
+                                  true},
+                    "api");
+    };
+    auto renewed = renew("dev-17");
+    ASSERT_EQ(renewed.status, 200) << renewed.body;
+    EXPECT_NE(json::parse(renewed.body)["serial"], json::parse(first.body)["serial"]);
+    EXPECT_EQ(renew("dev-18").status, 403);
+}
+
+}  // namespace
+}  // namespace brokertls
