@@ -28,6 +28,7 @@ class ConfigNode {
     }
     const nlohmann::json& value() const { return value_; }
     const std::string& path() const { return path_; }
+    const std::filesystem::path& file() const { return file_; }
 
     ConfigNode field(const std::string& key) const {
         return ConfigNode(value_.at(key), join(key), file_);

@@ -9,6 +9,7 @@
 
 #include "acme/client.hpp"
 #include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "challenges/solver.hpp"
 #include "config/config.hpp"
@@ -37,6 +38,12 @@ struct ObtainRequest {
 // up. Throws AcmeError (the CA's problem) or Error.
 std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
                                             const PrivateKey& key, const ObtainRequest& request,
+                                            const std::function<void(const std::string&)>& log);
+// The same for a CSR made elsewhere (brokertls-service's clients): the certificate must be for
+// the CSR's key; the CSR's names are not read (request.names are ordered).
+std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
+                                            const CertificateRequest& csr,
+                                            const ObtainRequest& request,
                                             const std::function<void(const std::string&)>& log);
 
 }  // namespace brokertls

@@ -108,6 +108,20 @@ AcmeOrder place_order(AcmeClient& client, OrderRequest order_request, const std:
 std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
                                             const PrivateKey& key, const ObtainRequest& request,
                                             const std::function<void(const std::string&)>& log) {
+    std::string common_name;
+    for (const auto& name : request.names)
+        if (name.type == SubjectAltName::Type::Dns) {
+            common_name = name.value;
+            break;
+        }
+    auto csr = CertificateRequest::create(key, common_name, request.names);
+    return obtain_certificate(client, solver, csr, request, log);
+}
+
+std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver& solver,
+                                            const CertificateRequest& csr,
+                                            const ObtainRequest& request,
+                                            const std::function<void(const std::string&)>& log) {
     std::string prefix = "certificate profile " + request.profile + ": ";
     TimePoint deadline = request.deadline;
     if (request.names.empty()) fail(ErrorKind::Usage, "profile " + request.profile, "no names");
@@ -172,22 +186,15 @@ std::vector<Certificate> obtain_certificate(AcmeClient& client, ChallengeSolver&
         log(prefix + "authorizations valid");
     }
 
-    std::string common_name;
-    for (const auto& name : request.names)
-        if (name.type == SubjectAltName::Type::Dns) {
-            common_name = name.value;
-            break;
-        }
-    auto csr = CertificateRequest::create(key, common_name, request.names);
     order = client.finalize(client.get_order(order.url), csr.to_der(), deadline);
     log(prefix + "order valid; downloading " + order.certificate);
 
     auto chains = client.download_chains(order.certificate);
     std::string pem = AcmeClient::pick_chain(chains, request.preferred_chain);
     auto chain = Certificate::parse_chain(pem, "acme certificate " + order.certificate);
-    if (!chain.front().matches_key(key))
+    if (EVP_PKEY_eq(X509_get0_pubkey(chain.front().get()), csr.public_key()) != 1)
         fail(ErrorKind::Input, "acme certificate " + order.certificate,
-             "the certificate is not for the profile's key");
+             "the certificate is not for the CSR's key");
     log(prefix + "certificate serial " + chain.front().serial_hex() + " valid until " +
         to_iso8601(chain.front().not_after()) + " (" + std::to_string(chains.size()) +
         " chain(s) offered)");

@@ -9,6 +9,7 @@
 #include "brokertls/identity.hpp"
 #include "service/audit.hpp"
 #include "service/auth.hpp"
+#include "service/challenge_board.hpp"
 #include "service/store.hpp"
 
 namespace brokertls {
@@ -130,10 +131,32 @@ struct IssuingService::Impl {
           audit(config.audit_file),
           replay(config.replay_window) {
         for (const auto& [name, issuer] : config.issuers) {
-            if (issuer.type != ServiceIssuer::Type::LocalCa)
-                fail(ErrorKind::Input, config.file.filename().string() + ": issuers." + name,
-                     "acme issuers are not supported by this build yet");
-            signers.emplace(name, make_local_ca_signer(issuer, clock, log));
+            if (issuer.type == ServiceIssuer::Type::LocalCa) {
+                signers.emplace(name, make_local_ca_signer(issuer, clock, log));
+                continue;
+            }
+            std::shared_ptr<ChallengeSolver> solver;
+            if (issuer.acme.challenge.type == ChallengeConfig::Type::Http01) {
+                solver = make_board_solver(board);
+            } else {
+                SolverContext context;
+                context.log = [this, name = name](const std::string& line) {
+                    log("issuer " + name + ": " + line);
+                };
+                context.sleep = [this](std::chrono::milliseconds d) {
+                    return clock.sleep_for(d, stop.get_token());
+                };
+                try {
+                    solver = make_solver(issuer.acme.challenge, std::move(context), gate);
+                } catch (const Error& e) {
+                    fail(ErrorKind::Input,
+                         config.file.filename().string() + ": issuers." + name + ".challenge",
+                         e.what());
+                }
+            }
+            signers.emplace(
+                name, make_acme_signer(issuer, std::move(solver), config.state_dir, clock, log,
+                                       issuer.max_concurrent_orders, issuer.order_timeout));
         }
     }
 
@@ -398,17 +421,29 @@ struct IssuingService::Impl {
             return sign(req, std::move(respond));
         if (path == "/v1/certificates" && listener.serve.count(Endpoint::V1))
             return v1_certificates(req, std::move(respond));
+        constexpr std::string_view kChallenge = "/.well-known/acme-challenge/";
+        if (path.starts_with(kChallenge) && listener.serve.count(Endpoint::AcmeChallenge) &&
+            (req.method == "GET" || req.method == "HEAD"))
+            if (auto answer = board->get(std::string(path.substr(kChallenge.size()))))
+                return respond(ServerResponse{200, {{"Content-Type", "text/plain"}}, *answer});
         respond(ServerResponse{404, {{"Content-Type", "text/plain"}}, "not found\n"});
     }
 
     ServiceConfig config;
     Clock& clock;
     LogLine log;
+    std::stop_source stop;  // ends solvers' waits when the service stops
+    ManualGate gate;        // manual dns-01: resumed by nobody yet (no control endpoint)
+    std::shared_ptr<ChallengeBoard> board = std::make_shared<ChallengeBoard>();
     std::unique_ptr<ServiceStore> store;
     AuditLog audit;
     ReplayGuard replay;
     // Last: destroyed first, answering what they still hold while the rest is alive.
     std::map<std::string, std::unique_ptr<Signer>> signers;
+    ~Impl() {
+        stop.request_stop();
+        signers.clear();
+    }
 };
 
 IssuingService::IssuingService(const ServiceConfig& config, Clock& clock, LogLine log)

@@ -93,7 +93,21 @@ ServiceIssuer parse_service_issuer(const std::string& name, const Node& node) {
     issuer.name = name;
     if (type == "acme") {
         issuer.type = ServiceIssuer::Type::Acme;
-        issuer.acme = parse_issuer(name, node);
+        // brokertls.json's issuer fields, plus the service's own.
+        nlohmann::json common = node.value();
+        for (const char* key : {"max_concurrent_orders", "order_timeout"}) common.erase(key);
+        issuer.acme = parse_issuer(name, Node(common, node.path(), node.file()));
+        if (node.has("max_concurrent_orders"))
+            issuer.max_concurrent_orders = node.field("max_concurrent_orders").integer(1, 64);
+        if (node.has("order_timeout"))
+            issuer.order_timeout = duration_field(node.field("order_timeout"));
+        Node challenge = node.field("challenge");
+        if (issuer.acme.challenge.type == ChallengeConfig::Type::Http01 &&
+            (challenge.has("listen") || challenge.has("webroot")))
+            challenge.error(
+                "brokertls-service answers http-01 on its \"acme-challenge\" "
+                "listeners (forward /.well-known/acme-challenge/ to one): remove "
+                "\"listen\" and \"webroot\"");
     } else if (type == "local-ca") {
         node.only_keys({"type", "dir", "passphrase_file", "comment"});
         issuer.type = ServiceIssuer::Type::LocalCa;
@@ -226,6 +240,14 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
             if (node.has("domains")) client.domains = domain_globs(node.field("domains"));
             c.clients.emplace(name, std::move(client));
         }
+    bool answers_http01 = std::any_of(c.listeners.begin(), c.listeners.end(), [](const auto& l) {
+        return l.serve.count(Endpoint::AcmeChallenge) > 0;
+    });
+    for (const auto& [name, issuer] : c.issuers)
+        if (issuer.type == ServiceIssuer::Type::Acme &&
+            issuer.acme.challenge.type == ChallengeConfig::Type::Http01 && !answers_http01)
+            top.field("issuers").field(name).error(
+                "uses http-01, but no listener serves \"acme-challenge\"");
     c.audit_file = top.has("audit_file") ? top.field("audit_file").path_value(false)
                                          : c.state_dir / "audit.jsonl";
     return c;

@@ -37,6 +37,8 @@ struct ServiceIssuer {
     std::string name;
     Type type = Type::LocalCa;
     IssuerConfig acme;  // type acme
+    int max_concurrent_orders = 4;
+    std::chrono::seconds order_timeout{600};
     std::filesystem::path ca_dir;
     std::optional<std::filesystem::path> ca_passphrase_file;
 };

@@ -14,6 +14,7 @@
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/csr.hpp"
 #include "brokertls/time/clock.hpp"
+#include "challenges/solver.hpp"
 #include "service/service_config.hpp"
 
 namespace brokertls {
@@ -47,5 +48,13 @@ using LogLine = std::function<void(const std::string&)>;
 // index append, one sync), which is what makes a thousand certificates a second possible.
 std::unique_ptr<Signer> make_local_ca_signer(const ServiceIssuer& issuer, Clock& clock,
                                              LogLine log);
+
+// An ACME CA: one order per job on `workers` threads, its account under STATE_DIR/accounts/,
+// challenges answered by `solver`.
+std::unique_ptr<Signer> make_acme_signer(const ServiceIssuer& issuer,
+                                         std::shared_ptr<ChallengeSolver> solver,
+                                         const std::filesystem::path& state_dir, Clock& clock,
+                                         LogLine log, int workers,
+                                         std::chrono::seconds order_timeout);
 
 }  // namespace brokertls
