@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* kBlockKey = "A1YP67armNf3cBrecyJHdb035";
 constexpr const char* kClientKey = "fleet-key-0123456789abcdef";
+constexpr const char* kOpsKey = "ops-key-0123456789abcdef";
 
 std::string csr_pem(const PrivateKey& key, const std::string& cn,
                     const std::vector<std::string>& sans = {}) {
@@ -41,6 +42,7 @@ class IssuingServiceTest : public ::testing::Test {
         CertificateAuthority::init_root(dir_ / "ca", options, clock_.now());
         write_file_atomic(dir_ / "block.key", std::string(kBlockKey) + "\n", kPrivateMode);
         write_file_atomic(dir_ / "fleet.key", std::string(kClientKey) + "\n", kPrivateMode);
+        write_file_atomic(dir_ / "ops.key", std::string(kOpsKey) + "\n", kPrivateMode);
         write_file_atomic(dir_ / "tls.pem", "unused here", kPublicMode);
         config_ = json::parse(R"({
           "listeners": {
@@ -62,8 +64,10 @@ class IssuingServiceTest : public ::testing::Test {
           ],
           "clients": {
             "fleet": {"key_file": "fleet.key", "profiles": ["edge", "device"],
-                      "domains": ["*.devices.example.com", "dev-*"]}
-          }
+                      "domains": ["*.devices.example.com", "dev-*"]},
+            "ops": {"key_file": "ops.key", "profiles": [], "admin": true}
+          },
+          "devices": {"zone": "devices.example.com", "profile": "edge"}
         })");
     }
 
@@ -93,6 +97,17 @@ class IssuingServiceTest : public ::testing::Test {
         ServerRequest req{"POST", "/sign", {}, body, address, {}, false};
         if (!authentication.empty()) req.headers.emplace_back("authentication", authentication);
         return call(std::move(req));
+    }
+
+    // A /v1 request signed with the request HMAC of `key_id` (none when empty).
+    ServerResponse api(const std::string& method, const std::string& target,
+                       const std::string& body, const std::string& key_id, const std::string& key) {
+        ServerRequest req{
+            method, target, {{"content-type", "application/json"}}, body, "203.0.113.5", {}, true};
+        if (!key_id.empty())
+            req.headers.emplace_back("authorization", sign_request_hmac(key_id, key, method, target,
+                                                                        body, clock_.now()));
+        return call(std::move(req), "api");
     }
 
     ServerResponse v1(const json& body, const std::string& key_id, const std::string& key) {
@@ -268,6 +283,96 @@ TEST_F(IssuingServiceTest, V1RenewsWithTheCurrentClientCertificateForExactlyItsN
     ASSERT_EQ(renewed.status, 200) << renewed.body;
     EXPECT_NE(json::parse(renewed.body)["serial"], json::parse(first.body)["serial"]);
     EXPECT_EQ(renew("dev-18").status, 403);
+}
+
+TEST_F(IssuingServiceTest, DevicesRegisterWithATokenOnceAndGetCertificatesForTheirOwnNameOnly) {
+    // Only an admin makes tokens; a token registers one device.
+    EXPECT_EQ(api("POST", "/v1/enrollment-tokens", "{}", "fleet", kClientKey).status, 403);
+    auto made =
+        api("POST", "/v1/enrollment-tokens", R"({"count": 2, "valid_for": "1h"})", "ops", kOpsKey);
+    ASSERT_EQ(made.status, 200) << made.body;
+    auto tokens = json::parse(made.body)["tokens"];
+    ASSERT_EQ(tokens.size(), 2u);
+    auto with_token = [&](const std::string& token) {
+        return call(ServerRequest{"POST",
+                                  "/v1/devices",
+                                  {{"authorization", "Bearer " + token}},
+                                  "",
+                                  "198.51.100.9",
+                                  {},
+                                  true},
+                    "api");
+    };
+    auto registered = with_token(tokens[0]);
+    ASSERT_EQ(registered.status, 201) << registered.body;
+    EXPECT_EQ(with_token(tokens[0]).status, 401);  // spent
+    auto device = json::parse(registered.body);
+    std::string id = device["id"].get<std::string>();
+    std::string name = device["name"].get<std::string>();
+    std::string key = device["key"].get<std::string>();
+    EXPECT_EQ(name, id + ".devices.example.com");
+    EXPECT_EQ(device["key_id"], id);
+    EXPECT_EQ(key.size(), 64u);
+    // The stored device is private to the service.
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "state" / "devices" / (id + ".json")).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    // An expired token is refused.
+    clock_.advance(2h);
+    EXPECT_EQ(with_token(tokens[1]).status, 401);
+
+    // Its own name, with the devices' profile (the default for a device): yes. Anything else: no.
+    auto own =
+        api("POST", "/v1/certificates", json({{"csr", csr_pem(key_, name)}}).dump(), id, key);
+    ASSERT_EQ(own.status, 200) << own.body;
+    EXPECT_EQ(
+        Certificate::parse_chain(json::parse(own.body)["certificate"].get<std::string>(), "own")[0]
+            .subject_alt_names(),
+        (std::vector<SubjectAltName>{{SubjectAltName::Type::Dns, name}}));
+    EXPECT_EQ(api("POST", "/v1/certificates",
+                  json({{"csr", csr_pem(key_, "other.devices.example.com")}}).dump(), id, key)
+                  .status,
+              403);
+    EXPECT_EQ(
+        api("POST", "/v1/certificates",
+            json({{"csr", csr_pem(key_, name, {name, "x.devices.example.com"})}}).dump(), id, key)
+            .status,
+        403);
+    EXPECT_EQ(api("POST", "/v1/certificates",
+                  json({{"csr", csr_pem(key_, "dev-1")}, {"profile", "device"}}).dump(), id, key)
+                  .status,
+              403);
+    // No DNS configured: the address cannot be set, and says so.
+    auto address =
+        api("PUT", "/v1/devices/" + id + "/address", R"({"addresses": ["10.1.1.4"]})", id, key);
+    EXPECT_EQ(address.status, 503) << address.body;
+    // Another device's address: refused whatever the DNS.
+    EXPECT_EQ(
+        api("PUT", "/v1/devices/zzzzz/address", R"({"addresses": ["10.1.1.4"]})", id, key).status,
+        403);
+    EXPECT_EQ(
+        api("PUT", "/v1/devices/" + id + "/address", R"({"addresses": ["10.1.1.4/8"]})", id, key)
+            .status,
+        400);
+}
+
+TEST_F(IssuingServiceTest, AdminsRegisterDevicesAndReadTheIssuanceLog) {
+    EXPECT_EQ(api("POST", "/v1/devices", "", "fleet", kClientKey).status, 403);
+    auto registered = api("POST", "/v1/devices", "", "ops", kOpsKey);
+    ASSERT_EQ(registered.status, 201) << registered.body;
+    EXPECT_EQ(sign(csr_pem(key_, "mail.example.org"), "192.0.2.7").status, 200);
+    EXPECT_EQ(api("GET", "/v1/issuances", "", "fleet", kClientKey).status, 403);
+    auto log = api("GET", "/v1/issuances", "", "ops", kOpsKey);
+    ASSERT_EQ(log.status, 200) << log.body;
+    auto records = json::parse(log.body)["records"];
+    ASSERT_EQ(records.size(), 4u) << records;
+    EXPECT_EQ(records[0]["event"], "refused");
+    EXPECT_EQ(records[0]["client"], "fleet");
+    EXPECT_EQ(records[1]["event"], "registered");
+    EXPECT_EQ(records[1]["client"], "ops");
+    EXPECT_EQ(records[2]["event"], "issued");
+    EXPECT_EQ(records[2]["names"], json::array({"mail.example.org"}));
+    EXPECT_EQ(records[3]["reason"], "only an admin client may do this");
 }
 
 }  // namespace

@@ -50,11 +50,12 @@ class FileStore final : public ServiceStore {
             write_file_unsynced(path, value, kPrivateMode);
     }
 
-    void remove(const std::string& key) override {
+    bool remove(const std::string& key) override {
         check_store_key(key);
         std::error_code ec;
-        fs::remove(dir_ / key, ec);
+        bool removed = fs::remove(dir_ / key, ec);
         if (ec) fail(ErrorKind::Io, (dir_ / key).string(), "cannot remove: " + ec.message());
+        return removed;
     }
 
   private:

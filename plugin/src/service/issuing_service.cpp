@@ -7,9 +7,11 @@
 #include "brokertls/crypto/digest.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/identity.hpp"
+#include "config/config.hpp"
 #include "service/audit.hpp"
 #include "service/auth.hpp"
 #include "service/challenge_board.hpp"
+#include "service/devices.hpp"
 #include "service/store.hpp"
 
 namespace brokertls {
@@ -112,6 +114,16 @@ ServerResponse pem_response(const std::vector<Certificate>& chain) {
     return r;
 }
 
+ServerResponse json_response(int status, const json& body);
+
+ServerResponse error_response(int status, const std::string& reason,
+                              std::optional<std::chrono::seconds> retry_after) {
+    ServerResponse r = json_response(status, {{"error", reason}, {"status", status}});
+    if (retry_after) r.headers.emplace_back("Retry-After", std::to_string(retry_after->count()));
+    if (status == 401) r.headers.emplace_back("WWW-Authenticate", std::string(kRequestHmacScheme));
+    return r;
+}
+
 ServerResponse json_response(int status, const json& body) {
     ServerResponse r;
     r.status = status;
@@ -130,6 +142,7 @@ struct IssuingService::Impl {
           store(make_file_store(config.state_dir)),
           audit(config.audit_file),
           replay(config.replay_window) {
+        if (config.devices) devices.emplace(*config.devices, *store);
         for (const auto& [name, issuer] : config.issuers) {
             if (issuer.type == ServiceIssuer::Type::LocalCa) {
                 signers.emplace(name, make_local_ca_signer(issuer, clock, log));
@@ -308,119 +321,294 @@ struct IssuingService::Impl {
         }
     }
 
-    // POST /v1/certificates: {"csr": PEM, "profile": NAME}; the request HMAC of a configured
-    // client, or the client certificate being renewed.
-    void v1_certificates(const ServerRequest& req, Respond respond) {
-        Caller caller{"", "v1", req.peer_address};
-        std::vector<std::string> names;
-        std::string profile_name;
-        try {
-            if (req.method != "POST") throw Refused{405, "use POST"};
-            auto type = req.header("content-type");
-            if (!type || !type->starts_with("application/json"))
-                throw Refused{415, "the body must be application/json"};
-            json body = json::parse(req.body, nullptr, false);
-            if (body.is_discarded() || !body.is_object())
-                throw Refused{400, "the body is not a JSON object"};
-            for (const auto& item : body.items())
-                if (item.key() != "csr" && item.key() != "profile")
-                    throw Refused{400, "unknown field " + printable(item.key())};
-            if (!body.contains("csr") || !body["csr"].is_string() || !body.contains("profile") ||
-                !body["profile"].is_string())
-                throw Refused{400, "needs \"csr\" (PEM) and \"profile\" (a name), both strings"};
-            profile_name = body["profile"].get<std::string>();
-            Asked asked = read_csr(body["csr"].get<std::string>());
-            names = asked.names;
-            auto profile = config.profiles.find(profile_name);
-            if (profile == config.profiles.end())
-                throw Refused{404, "no profile " + printable(profile_name)};
-            authorize_v1(req, asked, profile->second, caller);
-            SignJob job = job_for(asked, profile->second);
-            issue(std::move(job), asked, caller,
-                  [respond, name = profile_name](const SignOutcome& outcome, bool from_cache) {
-                      if (outcome.status != 200) {
-                          ServerResponse r = json_response(
-                              outcome.status,
-                              {{"error", outcome.reason}, {"status", outcome.status}});
-                          if (outcome.retry_after)
-                              r.headers.emplace_back("Retry-After",
-                                                     std::to_string(outcome.retry_after->count()));
-                          return respond(std::move(r));
-                      }
-                      const Certificate& leaf = outcome.chain.front();
-                      std::string pem;
-                      for (const auto& c : outcome.chain) pem += c.to_pem();
-                      // When to come back: a third of the lifetime before the end (as certmagic).
-                      TimePoint renew_at =
-                          leaf.not_after() - (leaf.not_after() - leaf.not_before()) / 3;
-                      respond(json_response(200, {{"certificate", pem},
-                                                  {"serial", leaf.serial_hex()},
-                                                  {"not_after", to_iso8601(leaf.not_after())},
-                                                  {"renew_at", to_iso8601(renew_at)},
-                                                  {"profile", name},
-                                                  {"cached", from_cache}}));
-                  });
-        } catch (const Refused& r) {
-            refuse(caller, profile_name, names, r);
-            ServerResponse response =
-                json_response(r.status, {{"error", r.reason}, {"status", r.status}});
-            if (r.status == 401)
-                response.headers.emplace_back("WWW-Authenticate", std::string(kRequestHmacScheme));
-            respond(std::move(response));
-        }
-    }
+    // Who sent a /v1 request: a configured client or a device (request HMAC), or the holder
+    // of a client certificate the listener verified.
+    struct Principal {
+        std::string name;  // for the audit
+        const ServiceClient* client = nullptr;
+        std::optional<Device> device;
+        std::optional<Certificate> certificate;
+    };
 
-    // Throws Refused unless the request's HMAC client, or the client certificate it presented,
-    // may ask for these names from this profile.
-    void authorize_v1(const ServerRequest& req, const Asked& asked, const ServiceProfile& profile,
-                      Caller& caller) {
+    Principal authenticate(const ServerRequest& req) {
         if (auto header = req.header("authorization")) {
             auto auth = parse_request_hmac(*header);
             if (!auth) throw Refused{401, "the Authorization header is malformed"};
-            auto client = config.clients.find(auth->key_id);
-            if (client == config.clients.end() ||
-                !request_hmac_valid(*auth, client->second.key.key, req.method, req.target,
-                                    req.body))
+            Principal who;
+            std::string key;
+            if (auto client = config.clients.find(auth->key_id); client != config.clients.end()) {
+                who.client = &client->second;
+                who.name = client->first;
+                key = client->second.key.key;
+            } else if (devices) {
+                who.device = devices->find(auth->key_id);
+                if (who.device) {
+                    who.name = "device " + who.device->id;
+                    key = who.device->key;
+                }
+            }
+            if (key.empty() || !request_hmac_valid(*auth, key, req.method, req.target, req.body))
                 throw Refused{401, "unknown key id or wrong signature", printable(auth->key_id)};
-            caller.client = client->first;
             if (auto problem = replay.admit(*auth, clock.now())) throw Refused{401, *problem};
-            const auto& allowed = client->second.profiles;
-            if (std::find(allowed.begin(), allowed.end(), profile.name) == allowed.end())
-                throw Refused{403,
-                              "client " + client->first + " may not use profile " + profile.name};
-            if (!client->second.domains.empty() && !all_match(asked.names, client->second.domains))
-                throw Refused{
-                    403, "client " + client->first + " may not ask for " + joined(asked.names)};
-            return;
+            return who;
         }
         if (!req.peer_chain.empty()) {
-            // Renewal with the current certificate (like `step ca renew`): exactly its names.
             const Certificate& leaf = req.peer_chain.front();
+            if (leaf.not_after() < clock.now())
+                throw Refused{401, "the client certificate has expired"};
+            return Principal{
+                "certificate " + printable(leaf.common_name()) + " serial " + leaf.serial_hex(),
+                nullptr, std::nullopt, leaf};
+        }
+        throw Refused{401, "authenticate with " + std::string(kRequestHmacScheme) +
+                               " or a client certificate"};
+    }
+
+    // A JSON object body with only these keys.
+    static json json_body(const ServerRequest& req, std::initializer_list<const char*> keys) {
+        auto type = req.header("content-type");
+        if (!type || !type->starts_with("application/json"))
+            throw Refused{415, "the body must be application/json"};
+        json body = json::parse(req.body, nullptr, false);
+        if (body.is_discarded() || !body.is_object())
+            throw Refused{400, "the body is not a JSON object"};
+        for (const auto& item : body.items())
+            if (std::none_of(keys.begin(), keys.end(),
+                             [&](const char* k) { return item.key() == k; }))
+                throw Refused{400, "unknown field " + printable(item.key())};
+        return body;
+    }
+
+    static std::string string_field(const json& body, const char* key) {
+        if (!body.contains(key) || !body[key].is_string())
+            throw Refused{400, std::string("needs \"") + key + "\" (a string)"};
+        return body[key].get<std::string>();
+    }
+
+    static std::vector<std::string> addresses_field(const json& body) {
+        if (!body["addresses"].is_array() || body["addresses"].size() > 16)
+            throw Refused{400, "\"addresses\" must be an array of at most 16 IP addresses"};
+        std::vector<std::string> out;
+        for (const auto& a : body["addresses"]) {
+            if (!a.is_string() || !AddressRange::parse(a.get<std::string>()) ||
+                a.get<std::string>().find('/') != std::string::npos)
+                throw Refused{400, "\"addresses\" must hold IP addresses"};
+            out.push_back(a.get<std::string>());
+        }
+        return out;
+    }
+
+    void require_admin(const Principal& who) {
+        if (!who.client || !who.client->admin)
+            throw Refused{403, "only an admin client may do this"};
+    }
+
+    // Throws Refused unless `who` may ask for these names from this profile.
+    void authorize_certificate(const Principal& who, const Asked& asked,
+                               const ServiceProfile& profile) {
+        if (who.client) {
+            const auto& allowed = who.client->profiles;
+            if (std::find(allowed.begin(), allowed.end(), profile.name) == allowed.end())
+                throw Refused{403, "client " + who.name + " may not use profile " + profile.name};
+            if (!who.client->domains.empty() && !all_match(asked.names, who.client->domains))
+                throw Refused{403,
+                              "client " + who.name + " may not ask for " + joined(asked.names)};
+        } else if (who.device) {
+            // A device gets certificates for its own name and nothing else.
+            if (profile.name != config.devices->profile)
+                throw Refused{403, "a device may use profile " + config.devices->profile + " only"};
+            if (asked.names != std::vector<std::string>{who.device->name})
+                throw Refused{403,
+                              "device " + who.device->id + " may ask only for " + who.device->name};
+        } else {
+            // Renewal with the current certificate (like `step ca renew`): exactly its names.
+            const Certificate& leaf = *who.certificate;
             std::set<std::string> have;
             std::string cn = leaf.common_name();
             if (!cn.empty()) have.insert(cn);
             for (const auto& san : leaf.subject_alt_names()) have.insert(san.value);
-            caller.client = "certificate " + printable(cn) + " serial " + leaf.serial_hex();
             std::set<std::string> asked_for(asked.names.begin(), asked.names.end());
             if (asked.common_name != cn || asked_for != have)
                 throw Refused{403,
                               "a renewal with a client certificate must ask for exactly its "
                               "names (CN " +
                                   printable(cn) + ")"};
-            if (leaf.not_after() < clock.now())
-                throw Refused{401, "the client certificate has expired"};
-            return;
         }
-        throw Refused{401, "authenticate with " + std::string(kRequestHmacScheme) +
-                               " or a client certificate"};
+    }
+
+    // POST /v1/certificates {"csr": PEM, "profile": NAME}: the chain as JSON, with notAfter and
+    // when to renew. A device may leave out the profile.
+    void v1_certificates(const ServerRequest& req, const Principal& who, Caller& caller,
+                         std::vector<std::string>& names, std::string& profile_name,
+                         const Respond& respond) {
+        json body = json_body(req, {"csr", "profile"});
+        std::string csr = string_field(body, "csr");
+        profile_name = body.contains("profile") || !who.device ? string_field(body, "profile")
+                                                               : config.devices->profile;
+        Asked asked = read_csr(csr);
+        names = asked.names;
+        auto profile = config.profiles.find(profile_name);
+        if (profile == config.profiles.end())
+            throw Refused{404, "no profile " + printable(profile_name)};
+        authorize_certificate(who, asked, profile->second);
+        SignJob job = job_for(asked, profile->second);
+        issue(std::move(job), asked, caller,
+              [respond, name = profile_name](const SignOutcome& outcome, bool from_cache) {
+                  if (outcome.status != 200)
+                      return respond(
+                          error_response(outcome.status, outcome.reason, outcome.retry_after));
+                  const Certificate& leaf = outcome.chain.front();
+                  std::string pem;
+                  for (const auto& c : outcome.chain) pem += c.to_pem();
+                  // When to come back: a third of the lifetime before the end (as certmagic).
+                  TimePoint renew_at =
+                      leaf.not_after() - (leaf.not_after() - leaf.not_before()) / 3;
+                  respond(json_response(200, {{"certificate", pem},
+                                              {"serial", leaf.serial_hex()},
+                                              {"not_after", to_iso8601(leaf.not_after())},
+                                              {"renew_at", to_iso8601(renew_at)},
+                                              {"profile", name},
+                                              {"cached", from_cache}}));
+              });
+    }
+
+    static json device_json(const Device& d) {
+        return {{"id", d.id}, {"name", d.name}, {"addresses", d.addresses}};
+    }
+
+    // Sets a device's addresses, answering what went wrong as a Refused.
+    Device update_addresses(const std::string& id, const std::vector<std::string>& addresses) {
+        try {
+            return devices->set_addresses(id, addresses);
+        } catch (const Error& e) {
+            log(std::string("device ") + id + ": " + e.what());
+            if (e.kind() == ErrorKind::Io)
+                throw Refused{503, "the DNS server is unavailable", e.what()};
+            throw Refused{e.kind() == ErrorKind::Input ? 400 : 503, e.what()};
+        }
+    }
+
+    // Every /v1 request: authentication, then the endpoint.
+    void v1(const ServerRequest& req, Respond respond) {
+        Caller caller{"", "v1", req.peer_address};
+        std::vector<std::string> names;
+        std::string profile;
+        try {
+            std::string_view path = req.path();
+            auto method = [&](const char* m) {
+                if (req.method != m) throw Refused{405, std::string("use ") + m};
+            };
+            // A new device with a one-time enrollment token (no key yet to sign with).
+            auto bearer = req.header("authorization");
+            if (path == "/v1/devices" && bearer && bearer->starts_with("Bearer ")) {
+                method("POST");
+                if (!devices) throw Refused{404, "this service registers no devices"};
+                caller.client = "enrollment token";
+                if (!devices->redeem_token(std::string(bearer->substr(7)), clock.now()))
+                    throw Refused{401, "unknown, used or expired enrollment token"};
+                return register_device(req, caller, respond);
+            }
+            Principal who = authenticate(req);
+            caller.client = who.name;
+            if (path == "/v1/certificates") {
+                method("POST");
+                return v1_certificates(req, who, caller, names, profile, respond);
+            }
+            if (path == "/v1/devices") {
+                method("POST");
+                if (!devices) throw Refused{404, "this service registers no devices"};
+                require_admin(who);
+                return register_device(req, caller, respond);
+            }
+            constexpr std::string_view kDevices = "/v1/devices/";
+            if (path.starts_with(kDevices) && path.ends_with("/address")) {
+                method("PUT");
+                std::string id(path.substr(
+                    kDevices.size(),
+                    path.size() - kDevices.size() - std::string_view("/address").size()));
+                if (!devices || !who.device || who.device->id != id)
+                    throw Refused{403, "a device may update only its own address"};
+                json body = json_body(req, {"addresses"});
+                if (!body.contains("addresses")) throw Refused{400, "needs \"addresses\""};
+                Device d = update_addresses(id, addresses_field(body));
+                audit_write({clock.now(), "address", caller.client, caller.address, "v1", "",
+                             d.addresses, "", "", 200, ""});
+                return respond(json_response(200, device_json(d)));
+            }
+            if (path == "/v1/enrollment-tokens") {
+                method("POST");
+                if (!devices) throw Refused{404, "this service registers no devices"};
+                require_admin(who);
+                json body = json_body(req, {"count", "valid_for"});
+                json count = body.value("count", json(1));
+                if (!count.is_number_integer() || count.get<long long>() < 1 ||
+                    count.get<long long>() > 1000)
+                    throw Refused{400, "\"count\" must be a whole number from 1 to 1000"};
+                json valid = body.value("valid_for", json("7d"));
+                auto valid_for =
+                    valid.is_string() ? parse_duration(valid.get<std::string>()) : std::nullopt;
+                if (!valid_for)
+                    throw Refused{400, "\"valid_for\" must be a duration such as \"7d\""};
+                TimePoint expires = clock.now() + *valid_for;
+                return respond(json_response(
+                    200, {{"tokens", devices->create_tokens(count.get<int>(), expires, who.name)},
+                          {"expires", to_iso8601(expires)}}));
+            }
+            if (path == "/v1/issuances") {
+                method("GET");
+                require_admin(who);
+                return respond(json_response(200, {{"records", audit.newest(1000)}}));
+            }
+            throw Refused{404, "no such endpoint"};
+        } catch (const Refused& r) {
+            refuse(caller, profile, names, r);
+            respond(error_response(r.status, r.reason, std::nullopt));
+        }
+    }
+
+    // POST /v1/devices [{"addresses": [...]}]: 201 with the device's id, name and HMAC key (shown
+    // this once). When the address cannot be set, the device is registered anyway and told why
+    // ("address_error"): it retries with PUT /v1/devices/ID/address.
+    // `respond` stays the caller's: it answers a refusal thrown here.
+    void register_device(const ServerRequest& req, const Caller& caller, const Respond& respond) {
+        std::vector<std::string> addresses;
+        if (!req.body.empty()) {
+            json body = json_body(req, {"addresses"});
+            if (body.contains("addresses")) addresses = addresses_field(body);
+        }
+        std::vector<std::string> reserved;
+        for (const auto& [name, client] : config.clients) reserved.push_back(name);
+        Device d = devices->register_device(caller.client, clock.now(), reserved);
+        json answer = device_json(d);
+        answer["key_id"] = d.id;
+        answer["key"] = d.key;
+        if (!addresses.empty()) {
+            try {
+                answer["addresses"] = update_addresses(d.id, addresses).addresses;
+            } catch (const Refused& r) {
+                answer["address_error"] = r.reason;
+            }
+        }
+        audit_write({clock.now(),
+                     "registered",
+                     caller.client,
+                     caller.address,
+                     "v1",
+                     "",
+                     {d.name},
+                     "",
+                     "",
+                     201,
+                     ""});
+        respond(json_response(201, answer));
     }
 
     void handle(const ServiceListener& listener, ServerRequest req, Respond respond) {
         std::string_view path = req.path();
         if (path == "/sign" && listener.serve.count(Endpoint::Sign))
             return sign(req, std::move(respond));
-        if (path == "/v1/certificates" && listener.serve.count(Endpoint::V1))
-            return v1_certificates(req, std::move(respond));
+        if (path.starts_with("/v1/") && listener.serve.count(Endpoint::V1))
+            return v1(req, std::move(respond));
         constexpr std::string_view kChallenge = "/.well-known/acme-challenge/";
         if (path.starts_with(kChallenge) && listener.serve.count(Endpoint::AcmeChallenge) &&
             (req.method == "GET" || req.method == "HEAD"))
@@ -438,6 +626,7 @@ struct IssuingService::Impl {
     std::unique_ptr<ServiceStore> store;
     AuditLog audit;
     ReplayGuard replay;
+    std::optional<DeviceRegistry> devices;
     // Last: destroyed first, answering what they still hold while the rest is alive.
     std::map<std::string, std::unique_ptr<Signer>> signers;
     ~Impl() {

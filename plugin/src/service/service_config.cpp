@@ -153,6 +153,12 @@ ServiceProfile parse_profile(const std::string& name, const Node& node,
     return p;
 }
 
+// Whether a name just under `zone` ("x." + zone) matches one of `globs`.
+bool all_match_glob(const std::string& zone, const std::vector<std::string>& globs) {
+    return std::any_of(globs.begin(), globs.end(),
+                       [&](const std::string& g) { return glob_match(g, "x7k2p." + zone); });
+}
+
 void check_profile_name(const Node& node, const std::map<std::string, ServiceProfile>& profiles) {
     std::string name = node.string();
     if (!profiles.count(name)) node.error("no profile '" + name + "'");
@@ -164,7 +170,7 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
     auto root = parse_json_strictly(text, file);
     Node top(root, "", file);
     top.only_keys({"state_dir", "threads", "listeners", "limits", "replay_window", "issuers",
-                   "profiles", "auth", "clients", "audit_file", "comment"});
+                   "profiles", "auth", "clients", "devices", "audit_file", "comment"});
     ServiceConfig c;
     c.file = file;
     c.state_dir = top.has("state_dir") ? top.field("state_dir").path_value(false)
@@ -227,7 +233,7 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
         }
     if (top.has("clients"))
         for (const auto& [name, node] : top.field("clients").members()) {
-            node.only_keys({"key_file", "profiles", "domains", "comment"});
+            node.only_keys({"key_file", "profiles", "domains", "admin", "comment"});
             ServiceClient client;
             client.name = name;
             if (!node.has("key_file") || !node.has("profiles"))
@@ -238,8 +244,35 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
                 client.profiles.push_back(item.string());
             }
             if (node.has("domains")) client.domains = domain_globs(node.field("domains"));
+            if (node.has("admin")) client.admin = node.field("admin").boolean();
             c.clients.emplace(name, std::move(client));
         }
+    if (top.has("devices")) {
+        Node node = top.field("devices");
+        node.only_keys({"zone", "profile", "label_length", "dns", "comment"});
+        if (!node.has("zone") || !node.has("profile")) node.error("needs \"zone\" and \"profile\"");
+        DevicesConfig d;
+        d.zone = node.field("zone").string();
+        if (!d.zone.empty() && d.zone.back() == '.') d.zone.pop_back();
+        if (!is_valid_dns_name(d.zone, false)) node.field("zone").error("not a DNS name");
+        check_profile_name(node.field("profile"), c.profiles);
+        d.profile = node.field("profile").string();
+        if (!all_match_glob(d.zone, c.profiles.at(d.profile).domains))
+            node.field("profile").error("profile " + d.profile + " does not allow names under " +
+                                        d.zone + " (add \"*." + d.zone + "\" to its domains)");
+        if (node.has("label_length")) d.label_length = node.field("label_length").integer(4, 32);
+        if (node.has("dns")) {
+            Node dns = node.field("dns");
+            dns.only_keys({"server", "tsig_key_file", "zone", "ttl", "comment"});
+            if (!dns.has("server") || !dns.has("tsig_key_file"))
+                dns.error("needs \"server\" and \"tsig_key_file\"");
+            d.dns_server = endpoint_field(dns.field("server"), false);
+            d.tsig_key_file = dns.field("tsig_key_file").path_value(true);
+            d.dns_zone = dns.has("zone") ? dns.field("zone").string() : d.zone;
+            if (dns.has("ttl")) d.ttl = std::chrono::seconds(dns.field("ttl").integer(1, 86400));
+        }
+        c.devices = d;
+    }
     bool answers_http01 = std::any_of(c.listeners.begin(), c.listeners.end(), [](const auto& l) {
         return l.serve.count(Endpoint::AcmeChallenge) > 0;
     });

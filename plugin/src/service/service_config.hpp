@@ -77,6 +77,20 @@ struct ServiceClient {
     HmacKey key;
     std::vector<std::string> profiles;  // which profiles it may ask for
     std::vector<std::string> domains;   // globs; empty: each profile's own
+    // May register devices, create enrollment tokens and read the issuance log.
+    bool admin = false;
+};
+
+// `devices`: the zone device names live in and how the service updates it.
+struct DevicesConfig {
+    std::string zone;     // "devices.example.com": names are LABEL.zone
+    std::string profile;  // the profile a device's certificate requests use
+    int label_length = 5;
+    // RFC 2136: where address updates go, with which TSIG key; empty server: no updates.
+    std::string dns_server;
+    std::filesystem::path tsig_key_file;
+    std::string dns_zone;  // the zone the UPDATE names (default: zone)
+    std::chrono::seconds ttl{60};
 };
 
 struct ServiceConfig {
@@ -90,6 +104,7 @@ struct ServiceConfig {
     std::map<std::string, ServiceProfile> profiles;
     std::vector<AuthBlock> auth;  // in the file's order (an array): the first one passed wins
     std::map<std::string, ServiceClient> clients;
+    std::optional<DevicesConfig> devices;
     std::filesystem::path audit_file;  // default STATE_DIR/audit.jsonl
 };
 

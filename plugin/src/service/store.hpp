@@ -24,7 +24,9 @@ class ServiceStore {
     virtual std::optional<std::string> get(const std::string& key) const = 0;
     // Values are private (0600): credentials are among them.
     virtual void put(const std::string& key, std::string_view value, Durability durability) = 0;
-    virtual void remove(const std::string& key) = 0;
+    // False when there was nothing to remove. Of concurrent removers only one gets true (a
+    // one-time token is spent once).
+    virtual bool remove(const std::string& key) = 0;
 };
 
 // Throws Error(Usage) for a key that is not lower-case segments of [a-z0-9._-] joined by '/'
