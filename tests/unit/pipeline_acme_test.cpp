@@ -697,7 +697,7 @@ TEST_P(CertificatePipelineStagingTest, ACertificateThatDoesNotFitIsNotDeployed) 
     EXPECT_EQ(st.job.consecutive_failures, 1);
     std::string expected =
         GetParam() == FakeCa::Issue::WrongKey
-            ? "acme certificate " + kCert1 + ": the certificate is not for the profile's key"
+            ? "acme certificate " + kCert1 + ": the certificate is not for the CSR's key"
             : "the CA's certificate is not deployed: the certificate does "
               "not cover DNS:b.example";
     EXPECT_NE(st.job.last_error.find(expected), std::string::npos) << st.job.last_error;

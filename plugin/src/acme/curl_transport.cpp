@@ -95,6 +95,10 @@ class CurlTransport final : public HttpTransport {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         if (options_.ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_bundle->c_str());
+        if (options_.client_cert) {
+            curl_easy_setopt(h, CURLOPT_SSLCERT, options_.client_cert->c_str());
+            curl_easy_setopt(h, CURLOPT_SSLKEY, options_.client_key->c_str());
+        }
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                          static_cast<long>(options_.connect_timeout.count()));
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
@@ -116,6 +120,11 @@ class CurlTransport final : public HttpTransport {
             curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         } else if (request.method == "POST") {
             curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(request.body.size()));
+        } else if (request.method == "PUT") {
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                              static_cast<curl_off_t>(request.body.size()));

@@ -19,7 +19,7 @@ namespace brokertls {
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;  // names lower-case
 
 struct HttpRequest {
-    std::string method;  // "GET", "HEAD", "POST"
+    std::string method;  // "GET", "HEAD", "POST", "PUT"
     std::string url;
     HttpHeaders headers;
     std::string body;
@@ -49,6 +49,8 @@ struct CurlOptions {
     // Extra trust for the ACME server's HTTPS (a private CA such as Pebble's); the system
     // store otherwise.
     std::optional<std::filesystem::path> ca_bundle;
+    // A client certificate (PEM chain) and its key for mutual TLS (brokertls-service renewals).
+    std::optional<std::filesystem::path> client_cert, client_key;
     std::chrono::milliseconds connect_timeout{10'000};
     std::chrono::milliseconds timeout{30'000};  // whole request
     std::string user_agent = "brokertls/0.1";

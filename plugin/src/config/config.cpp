@@ -95,11 +95,12 @@ SecurityProfile parse_security_profile(const std::string& name, const Node& node
 }
 
 CertificateProfileConfig parse_certificate_profile(const std::string& name, const Node& node) {
-    node.only_keys({"source", "files", "local_ca", "acme", "names", "key_type", "renew_before",
-                    "deploy", "comment"});
+    node.only_keys({"source", "files", "local_ca", "acme", "service", "names", "key_type",
+                    "renew_before", "deploy", "comment"});
     CertificateProfileConfig c;
     c.name = name;
-    if (!node.has("source")) node.error("needs \"source\": \"files\" or \"local-ca\"");
+    if (!node.has("source"))
+        node.error("needs \"source\": \"files\", \"local-ca\", \"acme\" or \"service\"");
     Node source = node.field("source");
     std::string s = source.string();
     if (s == "files") {
@@ -132,8 +133,32 @@ CertificateProfileConfig parse_certificate_profile(const std::string& name, cons
         c.issuer = acme.field("issuer").string();
         if (acme.has("preferred_chain")) c.preferred_chain = acme.field("preferred_chain").string();
         if (acme.has("profile")) c.acme_profile = acme.field("profile").string();
+    } else if (s == "service") {
+        c.source = CertificateSource::Service;
+        if (!node.has("service"))
+            node.error("source \"service\" needs \"service\": {\"url\", \"credentials\"}");
+        Node service = node.field("service");
+        service.only_keys(
+            {"url", "ca_bundle", "credentials", "key_id", "profile", "address_update", "comment"});
+        if (!service.has("url") || !service.has("credentials"))
+            service.error("needs \"url\" and \"credentials\"");
+        c.service_url = service.field("url").string();
+        if (!c.service_url.starts_with("https://"))
+            service.field("url").error("must be an https:// URL (brokertls-service's v1 listener)");
+        if (service.has("ca_bundle"))
+            c.service_ca_bundle = service.field("ca_bundle").path_value(true);
+        c.service_credentials = service.field("credentials").path_value(true);
+        if (service.has("key_id")) c.service_key_id = service.field("key_id").string();
+        if (service.has("profile")) c.service_profile = service.field("profile").string();
+        if (service.has("address_update"))
+            for (const auto& item : service.field("address_update").array()) {
+                std::string a = item.string();
+                if (a != "auto" && classify_name(a).type != SubjectAltName::Type::Ip)
+                    item.error("must be an IP address or \"auto\"");
+                c.address_update.push_back(a);
+            }
     } else {
-        source.error("must be \"files\", \"local-ca\" or \"acme\"");
+        source.error("must be \"files\", \"local-ca\", \"acme\" or \"service\"");
     }
     if (node.has("names"))
         for (const auto& item : node.field("names").array()) {

@@ -16,7 +16,13 @@
 
 namespace brokertls {
 
-enum class CertificateSource { Files, LocalCa, Acme };
+enum class CertificateSource { Files, LocalCa, Acme, Service };
+
+// Sources that get certificates over the network (an ACME CA, brokertls-service): their
+// profiles start with a temporary stand-in and are renewed by the order workers.
+inline bool remote_source(CertificateSource s) {
+    return s == CertificateSource::Acme || s == CertificateSource::Service;
+}
 
 struct CertificateProfileConfig {
     std::string name;
@@ -39,6 +45,17 @@ struct CertificateProfileConfig {
     std::string issuer;
     std::string preferred_chain;
     std::string acme_profile;
+    // source "service": brokertls-service's /v1 API at `service_url` (HTTPS, trusting
+    // service_ca_bundle or the system store), requests signed with the key id and key of
+    // `service_credentials`; `service_profile` "" = a device's fleet profile. Before each
+    // request the device's A/AAAA records are set to `address_update` ("auto": this host's
+    // address toward the service), when given.
+    std::string service_url;
+    std::optional<std::filesystem::path> service_ca_bundle;
+    std::filesystem::path service_credentials;
+    std::string service_key_id;  // for a credentials file holding a bare key
+    std::string service_profile;
+    std::vector<std::string> address_update;
     // The paths the broker listener reads (certfile, keyfile).
     std::filesystem::path deploy_cert, deploy_key;
 

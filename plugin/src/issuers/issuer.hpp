@@ -81,6 +81,13 @@ std::shared_ptr<Issuer> make_acme_issuer(IssuerConfig issuer,
                                          TransportFactory transports, Clock& clock,
                                          std::chrono::seconds order_timeout);
 
+// brokertls-service (`source: service`): the key is made here and never leaves the host; the CSR
+// goes to the service's /v1 API. `transports` gives an HTTP transport per request (libcurl
+// with the profile's service.ca_bundle by default).
+using ServiceTransportFactory =
+    std::function<std::unique_ptr<HttpTransport>(const CertificateProfileConfig&, std::stop_token)>;
+std::shared_ptr<Issuer> make_service_issuer(ServiceTransportFactory transports, Clock& clock);
+
 // libcurl with the issuer's ca_bundle, aborting when `stop` is requested.
 std::unique_ptr<HttpTransport> default_transport(const IssuerConfig& issuer, std::stop_token stop);
 

@@ -27,6 +27,8 @@ const char* source_name(CertificateSource source) {
             return "local-ca";
         case CertificateSource::Acme:
             return "acme";
+        case CertificateSource::Service:
+            return "service";
     }
     return "?";
 }
@@ -69,7 +71,8 @@ CertificatePipeline::CertificatePipeline(Hooks hooks, Options options)
       options_(std::move(options)),
       clock_(*options_.clock),
       files_issuer_(make_files_issuer()),
-      local_ca_issuer_(make_local_ca_issuer()) {
+      local_ca_issuer_(make_local_ca_issuer()),
+      service_issuer_(make_service_issuer(options_.service_transports, *options_.clock)) {
     // Every hook is optional.
     if (!hooks_.log) hooks_.log = [](const std::string&) {};
     if (!hooks_.event) hooks_.event = [](const RenewalEvent&) {};
@@ -97,7 +100,7 @@ void CertificatePipeline::stop() {
 }
 
 Scheduler& CertificatePipeline::scheduler_for(const CertificateProfileConfig& profile) {
-    return profile.source == CertificateSource::Acme ? *orders_ : *local_;
+    return remote_source(profile.source) ? *orders_ : *local_;
 }
 
 std::shared_ptr<Issuer> CertificatePipeline::issuer_for(
@@ -110,6 +113,8 @@ std::shared_ptr<Issuer> CertificatePipeline::issuer_for(
             return local_ca_issuer_;
         case CertificateSource::Acme:
             return acme.at(profile.issuer);
+        case CertificateSource::Service:
+            return service_issuer_;
     }
     return nullptr;
 }
@@ -190,7 +195,7 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
                 JobState::load(config.state_dir / "profiles" / p->name / "job.json", warnings);
             for (const auto& w : warnings) hooks_.log("certificate profile " + p->name + ": " + w);
         }
-        if (p->source == CertificateSource::Acme) {
+        if (remote_source(p->source)) {
             // Its account key and staged keys go under the state directory: refused at once
             // (the broker does not start) when others may write there. Other sources need it
             // only to archive a replaced set, and check it then.
@@ -205,7 +210,10 @@ CertificatePipeline::Configured CertificatePipeline::configure(const Config& con
                 result.deployed = true;
                 hooks_.log("certificate profile " + p->name +
                            ": no certificate yet: serving a temporary self-signed certificate "
-                           "until the ACME order completes");
+                           "until the " +
+                           (p->source == CertificateSource::Acme ? std::string("ACME order")
+                                                                 : std::string("service")) +
+                           " completes");
             } catch (const Error& e) {
                 result.errors.push_back("certificate profile " + p->name + ": " + e.what());
             }
@@ -618,7 +626,7 @@ std::map<std::string, CertificatePipeline::Status> CertificatePipeline::status()
     std::lock_guard lock(mutex_);
     for (const auto& [name, job] : jobs_) {
         Status st = job->status;
-        auto info = (job->profile.source == CertificateSource::Acme ? orders_ : local_)->info(name);
+        auto info = (remote_source(job->profile.source) ? orders_ : local_)->info(name);
         st.running = info && info->running;
         st.next_run = st.job.next_run;
         st.waiting_for_operator = std::find(waiting.begin(), waiting.end(), name) != waiting.end();

@@ -41,9 +41,11 @@ class CertificatePipeline {
         std::function<void(const std::string& line)> log;  // plain log lines
     };
     struct Options {
-        TransportFactory transports;  // default: libcurl with the issuer's ca_bundle
+        TransportFactory transports;                 // default: libcurl with the issuer's ca_bundle
         Clock* clock = &Clock::system();
         int local_workers = 2;
+        // `source: service` profiles; default: libcurl with the profile's service.ca_bundle.
+        ServiceTransportFactory service_transports = {};
     };
     explicit CertificatePipeline(Hooks hooks);
     CertificatePipeline(Hooks hooks, Options options);
@@ -131,7 +133,7 @@ class CertificatePipeline {
     Hooks hooks_;
     Options options_;
     Clock& clock_;
-    std::shared_ptr<Issuer> files_issuer_, local_ca_issuer_;
+    std::shared_ptr<Issuer> files_issuer_, local_ca_issuer_, service_issuer_;
     ManualGate gate_;
     std::stop_source stop_;  // solvers' waits (orders see their scheduler's token)
 

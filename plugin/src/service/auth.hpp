@@ -15,6 +15,7 @@
 
 #include "brokertls/crypto/time.hpp"
 #include "brokertls/error.hpp"
+#include "fleet/request_hmac.hpp"
 
 namespace brokertls {
 
@@ -25,31 +26,6 @@ struct AcmemsHmac {
     std::string hash;
 };
 std::optional<AcmemsHmac> parse_acmems_authentication(std::string_view header);
-
-// /v1: "Authorization: BTLS-HMAC-SHA256 keyid=ID, ts=UNIX_SECONDS, nonce=HEX, sig=HEX".
-// ACMEMS's MAC covers the body only and cfssl's timestamp is never checked, so a recorded
-// request can be sent again; ours covers the method and target, and the time and nonce let
-// the service accept it once.
-inline constexpr std::string_view kRequestHmacScheme = "BTLS-HMAC-SHA256";
-struct RequestHmac {
-    std::string key_id;
-    std::int64_t timestamp = 0;
-    std::string nonce;      // 16 to 64 hex digits
-    std::string signature;  // 64 hex digits, lower case
-};
-std::optional<RequestHmac> parse_request_hmac(std::string_view header);
-// What the MAC is computed over: the scheme, method, target, timestamp, nonce and the body's
-// SHA-256 in hex, one per line.
-std::string request_hmac_message(std::string_view method, std::string_view target,
-                                 std::int64_t timestamp, std::string_view nonce,
-                                 std::string_view body);
-// The Authorization value a client sends; `nonce` empty: a random one.
-std::string sign_request_hmac(std::string_view key_id, std::string_view key,
-                              std::string_view method, std::string_view target,
-                              std::string_view body, TimePoint now, std::string nonce = "");
-// Whether `auth` is a correct MAC under `key` for this request (constant time).
-bool request_hmac_valid(const RequestHmac& auth, std::string_view key, std::string_view method,
-                        std::string_view target, std::string_view body);
 
 // Accepts each (key id, nonce) once within `window` of the service's clock on either side.
 // Remembers at most `capacity` pairs; when full, the oldest are forgotten, and requests

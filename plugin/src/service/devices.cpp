@@ -15,19 +15,6 @@ namespace brokertls {
 
 using nlohmann::json;
 
-std::string random_hex(std::size_t bytes) {
-    std::string raw(bytes, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
-        fail(ErrorKind::Io, "random", "no randomness: " + openssl_reason());
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : raw) {
-        out += kHex[b >> 4];
-        out += kHex[b & 0xf];
-    }
-    return out;
-}
-
 namespace {
 
 // Letters and digits, starting with a letter (a DNS label, a store key, a key id). Drawn by

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "brokertls/crypto/time.hpp"
+#include "fleet/request_hmac.hpp"
 #include "service/service_config.hpp"
 #include "service/store.hpp"
 
@@ -48,8 +49,5 @@ class DeviceRegistry {
     DevicesConfig config_;
     ServiceStore& store_;
 };
-
-// Random bytes as lower-case hex (OpenSSL's RAND_bytes).
-std::string random_hex(std::size_t bytes);
 
 }  // namespace brokertls
