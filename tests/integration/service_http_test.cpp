@@ -362,9 +362,13 @@ TEST(ServiceHttp, ConnectionLimitsRefuseTheExtraConnection) {
     EXPECT_TRUE(r.closed);
     EXPECT_EQ(r.data, "");
     EXPECT_EQ(server.stats().refused_over_limit, 1u);
-    EXPECT_TRUE(
-        log.contains("listener api: refused a connection from 127.0.0.1: "
-                     "max_connections_per_address reached"));
+    EXPECT_TRUE(test::eventually(
+        [&] {
+            return log.contains(
+                "listener api: refused a connection from 127.0.0.1: "
+                "max_connections_per_address reached");
+        },
+        10s));
 
     // A freed slot is usable again.
     first.close();
@@ -372,7 +376,10 @@ TEST(ServiceHttp, ConnectionLimitsRefuseTheExtraConnection) {
     RawSocket fourth(server.port(0));
     fourth.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     r = fourth.read_until_closed();
+    EXPECT_TRUE(r.closed);
     EXPECT_EQ(r.data.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r.data;
+    fourth.close();
+    ASSERT_TRUE(test::eventually([&] { return server.stats().open_connections == 1; }, 10s));
 
     RawSocket only(server.port(1));
     ASSERT_TRUE(test::eventually([&] { return server.stats().open_connections == 2; }, 10s));
