@@ -206,6 +206,40 @@ TEST(ServiceHttp, ChunkedBodyIsDecoded) {
     EXPECT_TRUE(r.data.ends_with("\r\n\r\nhello world")) << r.data;
 }
 
+TEST(ServiceHttp, PipelinedRequestsAreAnsweredInOrder) {
+    auto server = serve(listener(echo_handler));
+    RawSocket client(server->port(0));
+    ASSERT_TRUE(client.connected());
+    client.send(
+        "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\nConnection: "
+        "close\r\n\r\n");
+    auto r = client.read_until_closed();
+    EXPECT_TRUE(r.closed);
+    auto first = r.data.find("X-Target: /1\r\n"), second = r.data.find("X-Target: /2\r\n");
+    ASSERT_NE(first, std::string::npos) << r.data;
+    ASSERT_NE(second, std::string::npos) << r.data;
+    EXPECT_LT(first, second);
+    EXPECT_EQ(server->stats().accepted, 1u);
+}
+
+TEST(ServiceHttp, HeadGetsTheLengthWithoutTheBodyAndBadHeadersAre500) {
+    auto server = serve(listener([](HttpRequest r, Respond respond) {
+        if (r.path() == "/split")
+            respond({200, {{"X-Split", "a\r\nSet-Cookie: evil=1"}}, "hello"});
+        else
+            respond({200, {}, "hello"});
+    }));
+    auto head = curl({"-I", url(*server, "/")});
+    ASSERT_EQ(head.exit_code, 0) << test::describe(head);
+    EXPECT_NE(head.out.find("Content-Length: 5\r\n"), std::string::npos) << head.out;
+    EXPECT_TRUE(head.out.ends_with("\r\n\r\n")) << head.out;
+
+    auto split = curl({"-i", url(*server, "/split")});
+    ASSERT_EQ(split.exit_code, 0) << test::describe(split);
+    EXPECT_EQ(split.out.rfind("HTTP/1.1 500 Internal Server Error\r\n", 0), 0u) << split.out;
+    EXPECT_EQ(split.out.find("evil"), std::string::npos) << split.out;
+}
+
 TEST(ServiceHttp, KeepAliveServesSeveralRequestsOnOneConnection) {
     auto server = serve(listener(echo_handler));
     auto r = curl(
