@@ -51,7 +51,7 @@ class LogLines {
 class HeldResponds {
   public:
     HttpHandler handler() {
-        return [this](HttpRequest, Respond respond) {
+        return [this](ServerRequest, Respond respond) {
             std::lock_guard lock(mutex_);
             held_.push_back(std::move(respond));
         };
@@ -74,8 +74,8 @@ class HeldResponds {
     std::vector<Respond> held_;
 };
 
-HttpResponse echo(const HttpRequest& r) {
-    HttpResponse out;
+ServerResponse echo(const ServerRequest& r) {
+    ServerResponse out;
     out.status = r.method == "POST" ? 201 : 200;
     out.headers = {{"X-Method", r.method},
                    {"X-Target", r.target},
@@ -87,7 +87,7 @@ HttpResponse echo(const HttpRequest& r) {
     return out;
 }
 
-void echo_handler(HttpRequest r, Respond respond) {
+void echo_handler(ServerRequest r, Respond respond) {
     respond(echo(r));
 }
 
@@ -223,7 +223,7 @@ TEST(ServiceHttp, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 TEST(ServiceHttp, HeadGetsTheLengthWithoutTheBodyAndBadHeadersAre500) {
-    auto server = serve(listener([](HttpRequest r, Respond respond) {
+    auto server = serve(listener([](ServerRequest r, Respond respond) {
         if (r.path() == "/split")
             respond({200, {{"X-Split", "a\r\nSet-Cookie: evil=1"}}, "hello"});
         else
@@ -318,7 +318,7 @@ TEST(ServiceHttp, HandlerMayRespondLaterFromAnotherThread) {
 
 TEST(ServiceHttp, HandlerExceptionIs500WithoutItsText) {
     LogLines log;
-    auto server = serve(listener([](HttpRequest, Respond) -> void {
+    auto server = serve(listener([](ServerRequest, Respond) -> void {
                             throw std::runtime_error("secret detail 42");
                         }),
                         &log);
@@ -527,7 +527,7 @@ TEST_F(ServiceHttpTls, Tls11IsRefused) {
 TEST_F(ServiceHttpTls, ClientCertificateReachesTheHandler) {
     auto device = pki_.client("device-1");
     auto server = serve_tls(
-        [](HttpRequest r, Respond respond) {
+        [](ServerRequest r, Respond respond) {
             respond({200,
                      {},
                      r.peer_chain.empty() ? "none"

@@ -196,4 +196,12 @@ std::string ca_binary() {
     return BROKERTLS_CA_BINARY;
 }
 
+std::string service_binary() {
+    return BROKERTLS_SERVICE_BINARY;
+}
+
+std::string enroll_binary() {
+    return BROKERTLS_ENROLL_BINARY;
+}
+
 }  // namespace brokertls::test

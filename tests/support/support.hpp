@@ -91,5 +91,8 @@ bool wait_for_port(int port, std::chrono::milliseconds timeout);
 
 // The brokertls-ca binary of this build.
 std::string ca_binary();
+// brokertls-service and brokertls-enroll of this build.
+std::string service_binary();
+std::string enroll_binary();
 
 }  // namespace brokertls::test

@@ -22,6 +22,14 @@ TEST(AcmemsHeader, BothSpellingsOfItsReadmeParse) {
     }
 }
 
+TEST(AcmemsHeader, OpenSsl3DigestNamesAreTheSameDigests) {
+    // `openssl dgst -sha256 -hmac KEY FILE` prints "HMAC-SHA2-256(FILE)= ..." since OpenSSL 3.
+    auto parsed = parse_acmems_authentication("hmac name=sha2-256, hash=ab");
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->digest, "SHA256");
+    EXPECT_EQ(parse_acmems_authentication("hmac name=sha2-512, hash=ab")->digest, "SHA512");
+}
+
 TEST(AcmemsHeader, AnythingElseIsRefused) {
     for (const char* h :
          {"", "hmac", "hmac ", "basic name=sha256, hash=ab", "hmac name=md5, hash=ab",

@@ -29,9 +29,12 @@ std::optional<AcmemsHmac> parse_acmems_authentication(std::string_view header) {
     if (!params || params->size() != 2 || !params->count("name") || !params->count("hash"))
         return std::nullopt;
     std::string name = ascii_lower(params->at("name"));
-    // The digests ACMEMS clients name (Python hashlib names); nothing weaker than SHA-256.
+    // The digests ACMEMS clients name, nothing weaker than SHA-256: Python's names, and OpenSSL
+    // 3's, whose `openssl dgst -hmac` prints "HMAC-SHA2-256(...)" where 1.1 printed
+    // "HMAC-SHA256(...)", so the seed's sed one-liner now says "name=sha2-256".
     static const std::map<std::string, std::string> kDigests = {
-        {"sha256", "SHA256"}, {"sha384", "SHA384"}, {"sha512", "SHA512"}};
+        {"sha256", "SHA256"},   {"sha384", "SHA384"},   {"sha512", "SHA512"},
+        {"sha2-256", "SHA256"}, {"sha2-384", "SHA384"}, {"sha2-512", "SHA512"}};
     auto digest = kDigests.find(name);
     const std::string& hash = params->at("hash");
     if (digest == kDigests.end() || !is_hex_text(hash) || hash.size() > 128) return std::nullopt;

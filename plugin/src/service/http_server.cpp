@@ -208,7 +208,7 @@ bool iequals(std::string_view a, std::string_view b) {
     });
 }
 
-HttpResponse error_response(int status, std::string_view text) {
+ServerResponse error_response(int status, std::string_view text) {
     return {status, {{"Content-Type", "text/plain"}}, std::string(text) + "\n"};
 }
 
@@ -526,7 +526,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         keep_alive_ = message.keep_alive();
         head_method_ = message.method() == http::verb::head;
 
-        HttpRequest request;
+        ServerRequest request;
         request.method = std::string(message.method_string());
         request.target = std::string(message.target());
         for (const auto& field : message) {
@@ -581,7 +581,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Callable from any thread, any number of times: only the first call for the request the
     // connection still waits for is written, on the connection's strand.
     Respond respond_for(std::uint64_t id) {
-        return [weak = weak_from_this(), gate = gate_, id](HttpResponse response) {
+        return [weak = weak_from_this(), gate = gate_, id](ServerResponse response) {
             std::lock_guard lock(gate->mutex);
             if (!gate->open) return;
             auto self = weak.lock();
@@ -593,7 +593,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         };
     }
 
-    void deliver(std::uint64_t id, HttpResponse response) {
+    void deliver(std::uint64_t id, ServerResponse response) {
         if (closed_ || state_ != State::Handler || id != request_) return;
         ++request_;  // answered: a second call is ignored
         write(std::move(response), false);
@@ -601,7 +601,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     // `close_after`: our own error answers end the connection (the rest of the stream cannot
     // be trusted to be at a message boundary).
-    void write(HttpResponse response, bool close_after) {
+    void write(ServerResponse response, bool close_after) {
         bool valid = response.status >= 200 && response.status <= 999;
         for (const auto& [name, value] : response.headers)
             valid = valid && valid_header(name, value);
