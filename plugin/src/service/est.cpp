@@ -123,7 +123,8 @@ CertificateRequest parse_est_csr(std::string_view body) {
     if (auto rest = der.size() - static_cast<std::size_t>(end - begin); rest != 0)
         fail(ErrorKind::Input, kRequest,
              std::to_string(rest) + " bytes of trailing data after the DER request");
-    // The checks every CSR of ours passes (a usable public key, names without NUL bytes).
+    // The checks every CSR of ours passes (a usable public key, names without NUL bytes). A
+    // request whose names hold "-----BEGIN " is taken for PEM there and refused: no loss.
     return CertificateRequest::parse(der, kRequest);
 }
 

@@ -56,9 +56,11 @@ CertificateRequest parse_est_csr(std::string_view body);
 std::string est_certs_only(const std::vector<Certificate>& certs);
 
 // simplereenroll (RFC 7030 §4.2.2): the request's Subject and subjectAltName must be those of
-// the certificate being renewed. The names compare as the RFC says, identical; the SANs as a
-// list in any order (the issued certificate takes its order from the request anyway). The
-// ChangeSubjectName attribute (RFC 6402) is not supported, so any change is refused.
+// the certificate being renewed. The subject compares as RFC 2253 text, case and all (so the
+// string type may differ, the identity may not); the SANs as a list in any order (the issued
+// certificate takes its order from the request anyway). The ChangeSubjectName attribute
+// (RFC 6402) is not supported, so any change is refused. Throws Error(Input) when `current`'s
+// names cannot be read (a NUL byte, see names.hpp).
 Problem reenroll_problem(const CertificateRequest& csr, const Certificate& current);
 
 }  // namespace brokertls
