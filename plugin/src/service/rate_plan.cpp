@@ -345,20 +345,27 @@ RateStatus RatePlanner::status(TimePoint now, std::size_t busiest) const {
     }
     out.queue_length = waiting.size();
 
-    std::vector<DomainUsage> usage;
+    // Ranked without copying names: there may be one registered domain per device.
+    struct Usage {
+        int used;
+        std::size_t queued;
+        std::string_view domain;
+    };
+    std::vector<Usage> usage;
     usage.reserve(s.domains.size());
     for (const auto& [domain, b] : s.domains) {
         const std::size_t first = first_live(b.issued, l.domain_window, now);
-        usage.push_back({domain, count_as_int(b.issued.size() - first), b.queued.size()});
+        usage.push_back({count_as_int(b.issued.size() - first), b.queued.size(), domain});
     }
     const std::size_t shown = std::min(busiest, usage.size());
     std::partial_sort(usage.begin(), usage.begin() + static_cast<long>(shown), usage.end(),
-                      [](const DomainUsage& a, const DomainUsage& b) {
+                      [](const Usage& a, const Usage& b) {
                           return std::tie(b.used, b.queued, a.domain) <
                                  std::tie(a.used, a.queued, b.domain);
                       });
-    usage.resize(shown);
-    out.busiest_domains = std::move(usage);
+    for (std::size_t i = 0; i < shown; ++i)
+        out.busiest_domains.push_back(
+            {std::string(usage[i].domain), usage[i].used, usage[i].queued});
 
     // The backlog, simulated forward in event time: each registered domain (a request's first)
     // releases its queued requests in need order as its weekly window allows, and the account's
@@ -372,7 +379,7 @@ RateStatus RatePlanner::status(TimePoint now, std::size_t busiest) const {
         std::vector<QueueKey> queued;   // need order
         std::size_t next = 0;
     };
-    std::unordered_map<std::string, Sim> sims;
+    std::unordered_map<std::string_view, Sim> sims;
     for (const auto& [order, e] : waiting) {
         auto [it, fresh] = sims.try_emplace(e->domains.front());
         if (fresh) {
