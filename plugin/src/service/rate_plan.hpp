@@ -5,7 +5,8 @@
 //
 // Pure logic: no I/O, no clock; every call takes `now`. Times are kept at one-second resolution
 // (to_json writes seconds), and a `now` earlier than one seen before counts as that one, so the
-// sliding windows stay ordered when the wall clock steps back.
+// sliding windows stay ordered when the wall clock steps back. Not thread-safe: the service
+// calls it under one lock, as every decision changes the shared windows.
 //
 // Cost: a decision is O(log n) in the queue length plus O(c log n) for the c registered domains
 // whose queued requests exceed what they have left this week (a handful in practice); windows
