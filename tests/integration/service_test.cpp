@@ -71,7 +71,7 @@ class ServiceTest : public ::testing::Test {
         config_ = json::parse(R"({
           "listeners": {
             "sign": {"listen": "127.0.0.1:0", "serve": ["sign"]},
-            "api": {"listen": "127.0.0.1:0", "serve": ["v1", "sign"],
+            "api": {"listen": "127.0.0.1:0", "serve": ["v1", "sign", "est"],
                     "tls": {"cert": "tls/service.chain.pem", "key": "tls/service.key",
                             "client_ca": "ca/root.crt"}}
           },
@@ -87,7 +87,8 @@ class ServiceTest : public ::testing::Test {
             {"name": "lan", "ip": ["127.0.0.1"], "domains": ["open.example.org"], "profile": "edge"}
           ],
           "clients": {"ops": {"key_file": "ops.key", "profiles": ["device"], "admin": true}},
-          "devices": {"zone": "example.test", "profile": "edge"}
+          "devices": {"zone": "example.test", "profile": "edge"},
+          "est": {"profile": "device"}
         })");
     }
 
@@ -304,6 +305,65 @@ TEST_F(ServiceTest, ADeviceKeepsItsAddressRecordInBind) {
     ASSERT_EQ(moved.exit_code, 0) << test::describe(moved) << service.log();
     EXPECT_EQ(dig("A"), "10.1.1.5\n");
     EXPECT_EQ(dig("AAAA"), "fd00::5\n");
+}
+
+TEST_F(ServiceTest, EstEnrollsAndReenrollsWithCurlAndOpenssl) {
+    auto& service = start();
+    auto made = admin("POST", "/v1/enrollment-tokens", R"({"count": 1})");
+    ASSERT_EQ(made.out.substr(made.out.rfind('\n') + 1), "200") << made.out;
+    std::string token = json::parse(made.out.substr(0, made.out.rfind('\n')))["tokens"][0];
+    std::string est = service.url("api") + "/.well-known/est";
+    std::string curl = "curl -sS --fail-with-body --cacert ca/root.crt ";
+    // cacerts: the CA's certificate, as PKCS#7 in base64.
+    auto cacerts = shell(curl + est +
+                         "/cacerts | openssl base64 -d | openssl pkcs7 -inform DER "
+                         "-print_certs");
+    ASSERT_EQ(cacerts.exit_code, 0) << test::describe(cacerts) << service.log();
+    EXPECT_NE(cacerts.out.find("subject=CN = brokertls CA"), std::string::npos) << cacerts.out;
+    // simpleenroll with the one-time token; the answer is the certificate alone.
+    auto enroll = [&](const std::string& cn, const std::string& auth, const std::string& out) {
+        return shell(
+            "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+            "-keyout " +
+            out + ".key -subj /CN=" + cn + " -outform DER 2>/dev/null | openssl base64 > " + out +
+            ".b64\n" + curl + auth + " -H 'Content-Type: application/pkcs10' --data-binary @" +
+            out + ".b64 " + est +
+            "/simpleenroll | openssl base64 -d | openssl pkcs7 -inform "
+            "DER -print_certs -out " +
+            out + ".crt");
+    };
+    auto enrolled = enroll("sensor-7", "-H 'Authorization: Bearer " + token + "'", "sensor");
+    ASSERT_EQ(enrolled.exit_code, 0) << test::describe(enrolled) << service.log();
+    auto leaf = Certificate::load(dir_ / "sensor.crt");
+    EXPECT_EQ(leaf.common_name(), "sensor-7");
+    EXPECT_EQ(leaf.extended_key_usage(), std::vector<std::string>{"clientAuth"});
+    EXPECT_EQ(leaf.not_after() - leaf.not_before(), 7 * 24h + 1min);  // the profile's lifetime
+    auto spent = enroll("sensor-8", "-H 'Authorization: Bearer " + token + "'", "other");
+    EXPECT_NE(spent.exit_code, 0);
+    // The answer went down the pipe; the audit log says why.
+    EXPECT_NE(
+        read_file(dir_ / "state" / "audit.jsonl").find("unknown, used or expired enrollment token"),
+        std::string::npos);
+    // simplereenroll over mutual TLS with the current certificate: same names only.
+    auto reenroll = [&](const std::string& subject) {
+        return shell("openssl req -new -key sensor.key -subj " + subject +
+                     " -outform DER | openssl base64 > re.b64\n" + curl +
+                     "--cert sensor.crt --key sensor.key -H 'Content-Type: application/pkcs10' "
+                     "--data-binary @re.b64 " +
+                     est +
+                     "/simplereenroll | openssl base64 -d | "
+                     "openssl pkcs7 -inform DER -print_certs -out re.crt");
+    };
+    auto renewed = reenroll("/CN=sensor-7");
+    ASSERT_EQ(renewed.exit_code, 0) << test::describe(renewed) << service.log();
+    auto next = Certificate::load(dir_ / "re.crt");
+    EXPECT_EQ(next.common_name(), "sensor-7");
+    EXPECT_NE(next.serial_hex(), leaf.serial_hex());
+    auto other = reenroll("/CN=sensor-8");
+    EXPECT_NE(other.exit_code, 0);
+    auto audit = read_file(dir_ / "state" / "audit.jsonl");
+    EXPECT_NE(audit.find("\"endpoint\":\"est\",\"event\":\"refused\""), std::string::npos) << audit;
+    EXPECT_NE(audit.find("\"status\":403"), std::string::npos) << audit;
 }
 
 }  // namespace

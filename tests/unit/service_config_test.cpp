@@ -58,8 +58,10 @@ TEST_F(ServiceConfigTest, ErrorsNameTheFileThePathAndTheReason) {
         j[json::json_pointer(pointer)] = std::move(value);
         return error(j);
     };
-    EXPECT_EQ(with("/listeners/sign/serve", json::array({"v1"})),
-              "service.json: listeners.sign.serve: \"v1\" is served only over TLS: add \"tls\"");
+    EXPECT_EQ(
+        with("/listeners/sign/serve", json::array({"v1"})),
+        "service.json: listeners.sign.serve: \"v1\" and \"est\" are served only over TLS: add "
+        "\"tls\"");
     EXPECT_EQ(with("/listeners/sign/listen", "127.0.0.1"),
               "service.json: listeners.sign.listen: must be \"ADDRESS:PORT\" (for example "
               "\"0.0.0.0:80\")");

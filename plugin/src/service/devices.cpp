@@ -108,26 +108,26 @@ Device DeviceRegistry::set_addresses(const std::string& id,
     return *d;
 }
 
-std::vector<std::string> DeviceRegistry::create_tokens(int count, TimePoint expires,
-                                                       const std::string& by) {
+std::vector<std::string> create_enrollment_tokens(ServiceStore& store, int count, TimePoint expires,
+                                                  const std::string& by) {
     std::vector<std::string> tokens;
     for (int i = 0; i < count; ++i) {
         std::string token = random_hex(24);
         json j = {{"expires", to_iso8601(expires)}, {"created_by", by}};
-        store_.put("tokens/" + sha256_hex(token) + ".json", j.dump(), Durability::Durable);
+        store.put("tokens/" + sha256_hex(token) + ".json", j.dump(), Durability::Durable);
         tokens.push_back(token);
     }
     return tokens;
 }
 
-bool DeviceRegistry::redeem_token(const std::string& token, TimePoint now) {
+bool redeem_enrollment_token(ServiceStore& store, const std::string& token, TimePoint now) {
     if (token.size() != 48 || token.find_first_not_of("0123456789abcdef") != std::string::npos)
         return false;
     std::string key = "tokens/" + sha256_hex(token) + ".json";
-    auto text = store_.get(key);
+    auto text = store.get(key);
     if (!text) return false;
     // Of two requests racing with one token, only one removes it.
-    if (!store_.remove(key)) return false;
+    if (!store.remove(key)) return false;
     auto j = json::parse(*text, nullptr, false);
     return j.is_object() && j.contains("expires") && j["expires"].is_string() &&
            from_iso8601(j["expires"].get<std::string>()) > now;

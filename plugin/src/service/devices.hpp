@@ -39,15 +39,17 @@ class DeviceRegistry {
     // for an address that is not one, Io when the DNS server cannot be reached.
     Device set_addresses(const std::string& id, const std::vector<std::string>& addresses);
 
-    // One-time enrollment tokens: stored as their SHA-256 only.
-    std::vector<std::string> create_tokens(int count, TimePoint expires, const std::string& by);
-    // True (and the token is gone) when the token exists and has not expired.
-    bool redeem_token(const std::string& token, TimePoint now);
-
   private:
     void store_device(const Device& device);
     DevicesConfig config_;
     ServiceStore& store_;
 };
+
+// One-time enrollment tokens (a device registration or an EST simpleenroll), stored as their
+// SHA-256 only.
+std::vector<std::string> create_enrollment_tokens(ServiceStore& store, int count, TimePoint expires,
+                                                  const std::string& by);
+// True (and the token is spent) when the token exists and has not expired.
+bool redeem_enrollment_token(ServiceStore& store, const std::string& token, TimePoint now);
 
 }  // namespace brokertls

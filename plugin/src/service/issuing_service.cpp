@@ -12,6 +12,7 @@
 #include "service/auth.hpp"
 #include "service/challenge_board.hpp"
 #include "service/devices.hpp"
+#include "service/est.hpp"
 #include "service/store.hpp"
 
 namespace brokertls {
@@ -36,10 +37,11 @@ struct Asked {
     std::string der;
 };
 
-Asked read_csr(std::string_view text) {
+// The names a parsed CSR asks for, after checking its signature and key (415 otherwise).
+Asked asked_from(CertificateRequest parsed) {
     Asked asked;
     try {
-        auto csr = std::make_shared<CertificateRequest>(CertificateRequest::parse(text, "CSR"));
+        auto csr = std::make_shared<CertificateRequest>(std::move(parsed));
         asked.common_name = csr->common_name();
         asked.sans = csr->subject_alt_names();
         asked.der = csr->to_der();
@@ -56,6 +58,17 @@ Asked read_csr(std::string_view text) {
             asked.names.push_back(san.value);
     if (asked.names.empty()) throw Refused{415, "the CSR names nothing (no CN, no subjectAltName)"};
     return asked;
+}
+
+// A PEM (or DER) CSR from a request body.
+Asked read_csr(std::string_view text) {
+    std::optional<CertificateRequest> csr;
+    try {
+        csr.emplace(CertificateRequest::parse(text, "CSR"));
+    } catch (const Error& e) {
+        throw Refused{415, "the CSR cannot be parsed", e.what()};
+    }
+    return asked_from(std::move(*csr));
 }
 
 bool all_match(const std::vector<std::string>& names, const std::vector<std::string>& globs) {
@@ -504,7 +517,7 @@ struct IssuingService::Impl {
                 method("POST");
                 if (!devices) throw Refused{404, "this service registers no devices"};
                 caller.client = "enrollment token";
-                if (!devices->redeem_token(std::string(bearer->substr(7)), clock.now()))
+                if (!redeem_enrollment_token(*store, std::string(bearer->substr(7)), clock.now()))
                     throw Refused{401, "unknown, used or expired enrollment token"};
                 return register_device(req, caller, respond);
             }
@@ -537,7 +550,8 @@ struct IssuingService::Impl {
             }
             if (path == "/v1/enrollment-tokens") {
                 method("POST");
-                if (!devices) throw Refused{404, "this service registers no devices"};
+                if (!devices && config.est_profiles.empty())
+                    throw Refused{404, "this service enrolls no devices (no devices, no est)"};
                 require_admin(who);
                 json body = json_body(req, {"count", "valid_for"});
                 json count = body.value("count", json(1));
@@ -551,7 +565,8 @@ struct IssuingService::Impl {
                     throw Refused{400, "\"valid_for\" must be a duration such as \"7d\""};
                 TimePoint expires = clock.now() + *valid_for;
                 return respond(json_response(
-                    200, {{"tokens", devices->create_tokens(count.get<int>(), expires, who.name)},
+                    200, {{"tokens",
+                           create_enrollment_tokens(*store, count.get<int>(), expires, who.name)},
                           {"expires", to_iso8601(expires)}}));
             }
             if (path == "/v1/issuances") {
@@ -603,12 +618,93 @@ struct IssuingService::Impl {
         respond(json_response(201, answer));
     }
 
+    // EST (RFC 7030): cacerts; simpleenroll with a one-time enrollment token (Bearer) or the
+    // request HMAC of a client allowed the label's profile; simplereenroll with the client
+    // certificate being renewed, for exactly its names.
+    void est(const ServerRequest& req, const EstPath& where, Respond respond) {
+        Caller caller{"", "est", req.peer_address};
+        std::vector<std::string> names;
+        auto found = config.est_profiles.find(where.label);
+        std::string profile_name = found == config.est_profiles.end() ? "" : found->second;
+        try {
+            if (found == config.est_profiles.end())
+                throw Refused{404, "no EST CA label " + printable(where.label)};
+            const ServiceProfile& profile = config.profiles.at(profile_name);
+            const ServiceIssuer& issuer = config.issuers.at(profile.issuer);
+            if (where.operation == "cacerts") {
+                if (req.method != "GET") throw Refused{405, "use GET"};
+                std::vector<Certificate> certs;
+                if (std::filesystem::exists(issuer.ca_dir / "intermediate.crt"))
+                    certs.push_back(Certificate::load(issuer.ca_dir / "intermediate.crt"));
+                certs.push_back(Certificate::load(issuer.ca_dir / "root.crt"));
+                return respond(ServerResponse{200,
+                                              {{"Content-Type", std::string(kEstCertsOnlyCaCerts)},
+                                               {"Content-Transfer-Encoding", "base64"}},
+                                              est_certs_only(certs)});
+            }
+            if (where.operation != "simpleenroll" && where.operation != "simplereenroll")
+                throw Refused{501, "EST " + where.operation + " is not offered"};
+            if (req.method != "POST") throw Refused{405, "use POST"};
+            std::optional<CertificateRequest> csr;
+            try {
+                csr.emplace(parse_est_csr(req.body));
+            } catch (const Error& e) {
+                throw Refused{400, e.what()};
+            }
+            if (where.operation == "simplereenroll") {
+                if (req.peer_chain.empty())
+                    throw Refused{401, "simplereenroll needs the current client certificate"};
+                const Certificate& leaf = req.peer_chain.front();
+                caller.client =
+                    "certificate " + printable(leaf.common_name()) + " serial " + leaf.serial_hex();
+                if (leaf.not_after() < clock.now())
+                    throw Refused{401, "the client certificate has expired"};
+                if (auto problem = reenroll_problem(*csr, leaf)) throw Refused{403, *problem};
+            } else {
+                auto bearer = req.header("authorization");
+                if (bearer && bearer->starts_with("Bearer ")) {
+                    caller.client = "enrollment token";
+                    if (!redeem_enrollment_token(*store, std::string(bearer->substr(7)),
+                                                 clock.now()))
+                        throw Refused{401, "unknown, used or expired enrollment token"};
+                } else {
+                    Principal who = authenticate(req);
+                    caller.client = who.name;
+                    if (!who.client) throw Refused{403, "simpleenroll: a client or a token"};
+                    const auto& allowed = who.client->profiles;
+                    if (std::find(allowed.begin(), allowed.end(), profile.name) == allowed.end())
+                        throw Refused{
+                            403, "client " + who.name + " may not use profile " + profile.name};
+                }
+            }
+            Asked asked = asked_from(std::move(*csr));
+            names = asked.names;
+            SignJob job = job_for(asked, profile);
+            issue(std::move(job), asked, caller, [respond](const SignOutcome& outcome, bool) {
+                if (outcome.status != 200)
+                    return respond(ServerResponse{
+                        outcome.status, {{"Content-Type", "text/plain"}}, outcome.reason + "\n"});
+                respond(ServerResponse{200,
+                                       {{"Content-Type", std::string(kEstPkcs7CertsOnly)},
+                                        {"Content-Transfer-Encoding", "base64"}},
+                                       est_certs_only({outcome.chain.front()})});
+            });
+        } catch (const Refused& r) {
+            refuse(caller, profile_name, names, r);
+            ServerResponse response{r.status, {{"Content-Type", "text/plain"}}, r.reason + "\n"};
+            if (r.status == 401) response.headers.emplace_back("WWW-Authenticate", "Bearer");
+            respond(std::move(response));
+        }
+    }
+
     void handle(const ServiceListener& listener, ServerRequest req, Respond respond) {
         std::string_view path = req.path();
         if (path == "/sign" && listener.serve.count(Endpoint::Sign))
             return sign(req, std::move(respond));
         if (path.starts_with("/v1/") && listener.serve.count(Endpoint::V1))
             return v1(req, std::move(respond));
+        if (listener.serve.count(Endpoint::Est))
+            if (auto where = parse_est_path(path)) return est(req, *where, std::move(respond));
         constexpr std::string_view kChallenge = "/.well-known/acme-challenge/";
         if (path.starts_with(kChallenge) && listener.serve.count(Endpoint::AcmeChallenge) &&
             (req.method == "GET" || req.method == "HEAD"))

@@ -55,8 +55,10 @@ std::set<Endpoint> endpoints_field(const Node& node) {
             serve.insert(Endpoint::V1);
         else if (name == "acme-challenge")
             serve.insert(Endpoint::AcmeChallenge);
+        else if (name == "est")
+            serve.insert(Endpoint::Est);
         else
-            item.error("must be \"sign\", \"v1\" or \"acme-challenge\"");
+            item.error("must be \"sign\", \"v1\", \"est\" or \"acme-challenge\"");
     }
     if (serve.empty()) node.error("must name what the listener serves");
     return serve;
@@ -78,9 +80,10 @@ ServiceListener parse_listener(const std::string& name, const Node& node) {
         t.key = tls.field("key").path_value(true);
         if (tls.has("client_ca")) t.client_ca = tls.field("client_ca").path_value(true);
         l.tls = t;
-    } else if (l.serve.count(Endpoint::V1)) {
-        // Its credentials and certificates would cross the network in clear text.
-        node.field("serve").error("\"v1\" is served only over TLS: add \"tls\"");
+    } else if (l.serve.count(Endpoint::V1) || l.serve.count(Endpoint::Est)) {
+        // Credentials and certificates would cross the network in clear text (RFC 7030 §3.3
+        // requires TLS for EST).
+        node.field("serve").error("\"v1\" and \"est\" are served only over TLS: add \"tls\"");
     }
     return l;
 }
@@ -170,7 +173,7 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
     auto root = parse_json_strictly(text, file);
     Node top(root, "", file);
     top.only_keys({"state_dir", "threads", "listeners", "limits", "replay_window", "issuers",
-                   "profiles", "auth", "clients", "devices", "audit_file", "comment"});
+                   "profiles", "auth", "clients", "devices", "est", "audit_file", "comment"});
     ServiceConfig c;
     c.file = file;
     c.state_dir = top.has("state_dir") ? top.field("state_dir").path_value(false)
@@ -272,6 +275,27 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
             if (dns.has("ttl")) d.ttl = std::chrono::seconds(dns.field("ttl").integer(1, 86400));
         }
         c.devices = d;
+    }
+    if (top.has("est")) {
+        Node est = top.field("est");
+        est.only_keys({"profile", "labels", "comment"});
+        auto add = [&](const std::string& label, const Node& item) {
+            check_profile_name(item, c.profiles);
+            const ServiceProfile& p = c.profiles.at(item.string());
+            if (c.issuers.at(p.issuer).type != ServiceIssuer::Type::LocalCa)
+                item.error("EST enrolls from a local-ca issuer; profile " + p.name + " is not one");
+            c.est_profiles[label] = p.name;
+        };
+        if (est.has("profile")) add("", est.field("profile"));
+        if (est.has("labels"))
+            for (const auto& [label, item] : est.field("labels").members()) {
+                if (label.empty() || label.size() > 64 ||
+                    label.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                            "0123456789._-") != std::string::npos)
+                    item.error("a CA label is 1 to 64 of A-Z a-z 0-9 . _ -");
+                add(label, item);
+            }
+        if (c.est_profiles.empty()) est.error("needs \"profile\" or \"labels\"");
     }
     bool answers_http01 = std::any_of(c.listeners.begin(), c.listeners.end(), [](const auto& l) {
         return l.serve.count(Endpoint::AcmeChallenge) > 0;

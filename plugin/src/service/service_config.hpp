@@ -22,6 +22,7 @@ enum class Endpoint {
     Sign,           // ACMEMS POST /sign
     V1,             // JSON API /v1/...
     AcmeChallenge,  // GET /.well-known/acme-challenge/TOKEN (forwarded http-01)
+    Est,            // /.well-known/est/ (RFC 7030): cacerts, simpleenroll, simplereenroll
 };
 
 struct ServiceListener {
@@ -105,6 +106,8 @@ struct ServiceConfig {
     std::vector<AuthBlock> auth;  // in the file's order (an array): the first one passed wins
     std::map<std::string, ServiceClient> clients;
     std::optional<DevicesConfig> devices;
+    // EST: CA label ("" = none) -> the profile it enrolls with (a local-ca one).
+    std::map<std::string, std::string> est_profiles;
     std::filesystem::path audit_file;  // default STATE_DIR/audit.jsonl
 };
 
