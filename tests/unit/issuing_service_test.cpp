@@ -375,5 +375,40 @@ TEST_F(IssuingServiceTest, AdminsRegisterDevicesAndReadTheIssuanceLog) {
     EXPECT_EQ(records[3]["reason"], "only an admin client may do this");
 }
 
+TEST_F(IssuingServiceTest, NewOrdersBeyondTheCasLimitsQueueWith429AndTheQueueSurvivesARestart) {
+    // An ACME CA that is not there (the order fails at once) that allows one new order per 3 h.
+    config_["issuers"]["le"] = {
+        {"type", "acme"},
+        {"directory", "https://127.0.0.1:1/directory"},
+        {"challenge", {{"type", "dns-01"}, {"provider", "exec"}, {"command", "/bin/true"}}},
+        {"rate_limits", {{"orders_per_3h", 1}}}};
+    config_["profiles"]["public"] = {{"issuer", "le"}, {"domains", {"*.example.net"}}};
+    config_["auth"].push_back({{"name", "public"},
+                               {"ip", {"192.0.2.0/24"}},
+                               {"domains", {"*.example.net"}},
+                               {"profile", "public"}});
+    auto first = sign(csr_pem(key_, "a.example.net"), "192.0.2.7");
+    EXPECT_EQ(first.status, 503) << first.body;  // admitted, and the CA could not be reached
+    auto second = sign(csr_pem(key_, "b.example.net"), "192.0.2.7");
+    ASSERT_EQ(second.status, 429) << second.body;
+    EXPECT_NE(second.body.find("queued for the CA's rate limits at position 1"), std::string::npos)
+        << second.body;
+    auto retry = std::find_if(second.headers.begin(), second.headers.end(),
+                              [](const auto& h) { return h.first == "Retry-After"; });
+    ASSERT_NE(retry, second.headers.end());
+    EXPECT_EQ(retry->second, "10800");  // the one order of the window leaves it in 3 h
+    auto status = [&] {
+        auto r = api("GET", "/v1/status", "", "ops", kOpsKey);
+        EXPECT_EQ(r.status, 200) << r.body;
+        return json::parse(r.body)["issuers"]["le"];
+    };
+    EXPECT_EQ(status()["queue_length"], 1);
+    EXPECT_EQ(status()["orders_left"], 0);
+    // A new service process on the same state: the queue and the window are still there.
+    service_.reset();
+    EXPECT_EQ(status()["queue_length"], 1);
+    EXPECT_EQ(sign(csr_pem(key_, "c.example.net"), "192.0.2.7").status, 429);
+}
+
 }  // namespace
 }  // namespace brokertls

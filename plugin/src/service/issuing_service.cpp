@@ -1,6 +1,7 @@
 #include "service/issuing_service.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "service/challenge_board.hpp"
 #include "service/devices.hpp"
 #include "service/est.hpp"
+#include "service/rate_plan.hpp"
 #include "service/store.hpp"
 
 namespace brokertls {
@@ -157,6 +159,19 @@ struct IssuingService::Impl {
           replay(config.replay_window) {
         if (config.devices) devices.emplace(*config.devices, *store);
         for (const auto& [name, issuer] : config.issuers) {
+            if (issuer.type != ServiceIssuer::Type::Acme) continue;
+            auto plan = std::make_unique<Plan>();
+            try {
+                if (auto saved = store->get(plan_key(name)))
+                    plan->planner = RatePlanner::from_json(json::parse(*saved), issuer.rate_limits);
+            } catch (const std::exception& e) {
+                log("issuer " + name +
+                    ": the saved rate plan is unusable, starting afresh: " + e.what());
+            }
+            if (!plan->planner) plan->planner.emplace(issuer.rate_limits);
+            plans.emplace(name, std::move(plan));
+        }
+        for (const auto& [name, issuer] : config.issuers) {
             if (issuer.type == ServiceIssuer::Type::LocalCa) {
                 signers.emplace(name, make_local_ca_signer(issuer, clock, log));
                 continue;
@@ -208,6 +223,58 @@ struct IssuingService::Impl {
         }
     }
 
+    static std::string plan_key(const std::string& issuer) {
+        return "rate/" + sha256_hex(issuer).substr(0, 32) + ".json";
+    }
+
+    // The last certificate an ACME issuer gave for this set of names: its renewal names it in
+    // ARI `replaces`, which exempts the order from the CA's limits.
+    static std::string issued_key(const std::string& issuer, std::vector<std::string> names) {
+        std::sort(names.begin(), names.end());
+        std::string joined_names;
+        for (const auto& n : names) joined_names += ascii_lower(n) + '\n';
+        return "issued/" + sha256_hex(issuer).substr(0, 16) + "/" + sha256_hex(joined_names) +
+               ".pem";
+    }
+
+    // Whether the CA's limits let this order go now (and `job.replaces` set for a renewal);
+    // nullopt when they do, else the refusal to answer (429 and when to come back).
+    std::optional<SignOutcome> plan_order(SignJob& job, const std::vector<std::string>& names) {
+        auto plan = plans.find(job.profile->issuer);
+        if (plan == plans.end()) return std::nullopt;
+        TimePoint now = clock.now();
+        IssuanceRequest request{"", names, false, now};
+        try {
+            if (auto pem = store->get(issued_key(job.profile->issuer, names))) {
+                Certificate previous = Certificate::parse(*pem, "issued certificate");
+                if (previous.not_after() > now) {
+                    job.replaces = AcmeClient::ari_cert_id(previous);
+                    request.replaces = true;
+                    request.needed_by = previous.not_after();
+                }
+            }
+        } catch (const Error& e) {
+            log(std::string("rate plan: ") + e.what());
+        }
+        request.key = issued_key(job.profile->issuer, names);
+        std::lock_guard lock(plan->second->mutex);
+        RateDecision decision = plan->second->planner->decide(request, now);
+        try {
+            store->put(plan_key(job.profile->issuer), plan->second->planner->to_json().dump(),
+                       Durability::Durable);
+        } catch (const Error& e) {
+            log(std::string("rate plan: ") + e.what());
+        }
+        if (decision.outcome == RateDecision::Outcome::Admitted) return std::nullopt;
+        auto wait = std::chrono::ceil<std::chrono::seconds>(decision.retry_at - now);
+        std::string why = decision.outcome == RateDecision::Outcome::Queued
+                              ? "queued for the CA's rate limits at position " +
+                                    std::to_string(decision.position) + ", expected at " +
+                                    to_iso8601(decision.retry_at)
+                              : "the queue for the CA's rate limits is full";
+        return SignOutcome{{}, 429, why, std::max(wait, std::chrono::seconds(1))};
+    }
+
     static std::string cache_key(const Asked& asked, const ServiceProfile& profile) {
         std::string h = sha256_hex(profile.name + '\n' + asked.der);
         return "cache/" + h.substr(0, 2) + "/" + h + ".pem";
@@ -242,14 +309,23 @@ struct IssuingService::Impl {
             return;
         }
         auto names = asked.names;
+        if (auto refused = plan_order(job, names)) {
+            refuse(caller, profile.name, names, Refused{refused->status, refused->reason});
+            answer(*refused, false);
+            return;
+        }
+        bool remember = plans.count(profile.issuer) > 0;
         signers.at(profile.issuer)
-            ->submit(std::move(job), [this, key, caller, names, &profile,
+            ->submit(std::move(job), [this, key, caller, names, &profile, remember,
                                       answer = std::move(answer)](SignOutcome outcome) {
                 if (outcome.status == 200) {
                     std::string pem;
                     for (const auto& c : outcome.chain) pem += c.to_pem();
                     try {
                         store->put(key, pem, Durability::Cache);
+                        if (remember)
+                            store->put(issued_key(profile.issuer, names),
+                                       outcome.chain.front().to_pem(), Durability::Durable);
                     } catch (const Error& e) {
                         log(std::string("cache: ") + e.what());
                     }
@@ -569,6 +645,25 @@ struct IssuingService::Impl {
                            create_enrollment_tokens(*store, count.get<int>(), expires, who.name)},
                           {"expires", to_iso8601(expires)}}));
             }
+            if (path == "/v1/status") {
+                method("GET");
+                require_admin(who);
+                json issuers = json::object();
+                for (auto& [name, plan] : plans) {
+                    std::lock_guard lock(plan->mutex);
+                    RateStatus st = plan->planner->status(clock.now());
+                    json busiest = json::array();
+                    for (const auto& d : st.busiest_domains)
+                        busiest.push_back(
+                            {{"domain", d.domain}, {"used", d.used}, {"queued", d.queued}});
+                    issuers[name] = {{"orders_used", st.orders_used},
+                                     {"orders_left", st.orders_left},
+                                     {"queue_length", st.queue_length},
+                                     {"backlog_clears", to_iso8601(st.backlog_clears)},
+                                     {"busiest_domains", busiest}};
+                }
+                return respond(json_response(200, {{"issuers", issuers}}));
+            }
             if (path == "/v1/issuances") {
                 method("GET");
                 require_admin(who);
@@ -723,6 +818,12 @@ struct IssuingService::Impl {
     AuditLog audit;
     ReplayGuard replay;
     std::optional<DeviceRegistry> devices;
+    // ACME issuers: the CA's rate limits, planned (rate_plan.hpp), kept in the store.
+    struct Plan {
+        std::mutex mutex;
+        std::optional<RatePlanner> planner;
+    };
+    std::map<std::string, std::unique_ptr<Plan>> plans;
     // Last: destroyed first, answering what they still hold while the rest is alive.
     std::map<std::string, std::unique_ptr<Signer>> signers;
     ~Impl() {

@@ -98,12 +98,34 @@ ServiceIssuer parse_service_issuer(const std::string& name, const Node& node) {
         issuer.type = ServiceIssuer::Type::Acme;
         // brokertls.json's issuer fields, plus the service's own.
         nlohmann::json common = node.value();
-        for (const char* key : {"max_concurrent_orders", "order_timeout"}) common.erase(key);
+        for (const char* key : {"max_concurrent_orders", "order_timeout", "rate_limits"})
+            common.erase(key);
         issuer.acme = parse_issuer(name, Node(common, node.path(), node.file()));
         if (node.has("max_concurrent_orders"))
             issuer.max_concurrent_orders = node.field("max_concurrent_orders").integer(1, 64);
         if (node.has("order_timeout"))
             issuer.order_timeout = duration_field(node.field("order_timeout"));
+        if (node.has("rate_limits")) {
+            // Let's Encrypt's published limits unless the CA grants others.
+            Node limits = node.field("rate_limits");
+            limits.only_keys({"orders_per_3h", "certificates_per_domain_per_week",
+                              "certificates_per_name_set_per_week", "public_suffixes", "comment"});
+            auto& r = issuer.rate_limits;
+            if (limits.has("orders_per_3h"))
+                r.orders_per_window = limits.field("orders_per_3h").integer(1, 1'000'000);
+            if (limits.has("certificates_per_domain_per_week"))
+                r.certificates_per_domain =
+                    limits.field("certificates_per_domain_per_week").integer(1, 1'000'000);
+            if (limits.has("certificates_per_name_set_per_week"))
+                r.certificates_per_name_set =
+                    limits.field("certificates_per_name_set_per_week").integer(1, 1'000'000);
+            if (limits.has("public_suffixes"))
+                for (const auto& item : limits.field("public_suffixes").array()) {
+                    std::string suffix = item.string();
+                    if (!is_valid_dns_name(suffix, false)) item.error("not a DNS name");
+                    r.public_suffixes.push_back(suffix);
+                }
+        }
         Node challenge = node.field("challenge");
         if (issuer.acme.challenge.type == ChallengeConfig::Type::Http01 &&
             (challenge.has("listen") || challenge.has("webroot")))

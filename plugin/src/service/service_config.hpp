@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "service/auth.hpp"
 #include "service/http_server.hpp"
+#include "service/rate_plan.hpp"
 
 namespace brokertls {
 
@@ -40,6 +41,7 @@ struct ServiceIssuer {
     IssuerConfig acme;  // type acme
     int max_concurrent_orders = 4;
     std::chrono::seconds order_timeout{600};
+    RateLimits rate_limits;  // acme: the CA's limits the service plans within
     std::filesystem::path ca_dir;
     std::optional<std::filesystem::path> ca_passphrase_file;
 };
