@@ -104,5 +104,26 @@ TEST_F(ServiceConfigTest, ErrorsNameTheFileThePathAndTheReason) {
     EXPECT_EQ(parse(acme).issuers.at("le").max_concurrent_orders, 8);
 }
 
+TEST_F(ServiceConfigTest, TheCommentedExampleParses) {
+    // The files it names, as an operator would have them.
+    for (const char* d : {"tls", "devices-ca", "keys"})
+        std::filesystem::create_directories(dir_ / d);
+    for (const char* f : {"tls/service.chain.pem", "tls/service.key", "devices-ca/root.crt"})
+        write_file_atomic(dir_ / f, "x", kPublicMode);
+    for (const char* f : {"keys/mail.key", "keys/provisioning.key"})
+        write_file_atomic(dir_ / f, "0123456789abcdef0123\n", kPrivateMode);
+    for (const char* f : {"keys/acme-update.key", "keys/devices-update.key"})
+        write_file_atomic(dir_ / f, "key \"k\" { algorithm hmac-sha256; secret \"AAAA\"; };\n",
+                          kPrivateMode);
+    std::string text = read_file(std::filesystem::path(__FILE__).parent_path() /
+                                 "../../examples/service/service.json");
+    auto c = parse_service_config(text, dir_ / "service.json");
+    EXPECT_EQ(c.listeners.size(), 3u);
+    EXPECT_EQ(c.issuers.at("le").rate_limits.public_suffixes,
+              std::vector<std::string>{"devices.example.com"});
+    EXPECT_EQ(c.est_profiles.at(""), "device-identity");
+    EXPECT_EQ(c.devices->zone, "devices.example.com");
+}
+
 }  // namespace
 }  // namespace brokertls
