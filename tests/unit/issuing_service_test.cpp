@@ -410,5 +410,23 @@ TEST_F(IssuingServiceTest, NewOrdersBeyondTheCasLimitsQueueWith429AndTheQueueSur
     EXPECT_EQ(sign(csr_pem(key_, "c.example.net"), "192.0.2.7").status, 429);
 }
 
+TEST_F(IssuingServiceTest, RequestsBeyondTheRatePerAddressAndPerClientAre429) {
+    config_["limits"] = {{"requests_per_minute_per_address", 2},
+                         {"requests_per_minute_per_client", 1}};
+    EXPECT_EQ(sign("not a CSR", "192.0.2.7").status, 415);
+    EXPECT_EQ(sign("not a CSR", "192.0.2.7").status, 415);
+    auto limited = sign("not a CSR", "192.0.2.7");
+    EXPECT_EQ(limited.status, 429);
+    EXPECT_NE(std::find(limited.headers.begin(), limited.headers.end(),
+                        std::pair<std::string, std::string>{"Retry-After", "30"}),
+              limited.headers.end());
+    // One per minute for the client, whatever address it comes from.
+    auto csr = csr_pem(key_, "x7k2p.devices.example.com");
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}}, "fleet", kClientKey).status, 200);
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}}, "fleet", kClientKey).status, 429);
+    clock_.advance(60s);
+    EXPECT_EQ(v1({{"csr", csr}, {"profile", "edge"}}, "fleet", kClientKey).status, 200);
+}
+
 }  // namespace
 }  // namespace brokertls

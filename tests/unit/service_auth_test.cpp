@@ -5,6 +5,7 @@
 
 #include "brokertls/crypto/digest.hpp"
 #include "service/auth.hpp"
+#include "service/request_limiter.hpp"
 
 namespace brokertls {
 namespace {
@@ -140,6 +141,28 @@ TEST(AddressRange, NetworksAndSingleAddresses) {
     for (const char* bad : {"", "192.0.2.0/33", "192.0.2.0/", "192.0.2.0/x", "host.example",
                             "192.0.2.0/24/1", "::1/129"})
         EXPECT_FALSE(AddressRange::parse(bad)) << bad;
+}
+
+TEST(RequestLimiter, ABurstUpToTheRateThenOneRequestPerRefill) {
+    RequestLimiter limiter(60);  // one a second
+    TimePoint now = from_iso8601("2030-01-01T00:00:00Z");
+    for (int i = 0; i < 60; ++i) ASSERT_FALSE(limiter.admit("192.0.2.1", now)) << i;
+    auto wait = limiter.admit("192.0.2.1", now);
+    ASSERT_TRUE(wait);
+    EXPECT_EQ(*wait, std::chrono::seconds(1));
+    EXPECT_FALSE(limiter.admit("192.0.2.2", now));  // another address has its own bucket
+    EXPECT_FALSE(limiter.admit("192.0.2.1", now + 1s));
+    EXPECT_TRUE(limiter.admit("192.0.2.1", now + 1s));
+    EXPECT_FALSE(RequestLimiter(0).admit("x", now));  // 0: no limit
+}
+
+TEST(RequestLimiter, ItsTableStaysBounded) {
+    RequestLimiter limiter(1, 2);
+    TimePoint now = from_iso8601("2030-01-01T00:00:00Z");
+    EXPECT_FALSE(limiter.admit("a", now));
+    EXPECT_FALSE(limiter.admit("b", now));
+    EXPECT_TRUE(limiter.admit("c", now));         // full of keys still counting: the newcomer waits
+    EXPECT_FALSE(limiter.admit("c", now + 60s));  // a and b refilled and were forgotten
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "service/devices.hpp"
 #include "service/est.hpp"
 #include "service/rate_plan.hpp"
+#include "service/request_limiter.hpp"
 #include "service/store.hpp"
 
 namespace brokertls {
@@ -599,6 +600,10 @@ struct IssuingService::Impl {
             }
             Principal who = authenticate(req);
             caller.client = who.name;
+            if (auto wait = per_client.admit(who.name, clock.now())) {
+                refuse(caller, profile, names, Refused{429, "too many requests from " + who.name});
+                return respond(error_response(429, "too many requests from " + who.name, *wait));
+            }
             if (path == "/v1/certificates") {
                 method("POST");
                 return v1_certificates(req, who, caller, names, profile, respond);
@@ -794,6 +799,14 @@ struct IssuingService::Impl {
 
     void handle(const ServiceListener& listener, ServerRequest req, Respond respond) {
         std::string_view path = req.path();
+        // The CA's answers are not ours to spend on one address; http-01 validation requests
+        // come from the CA itself and are cheap.
+        if (!path.starts_with("/.well-known/acme-challenge/"))
+            if (auto wait = per_address.admit(req.peer_address, clock.now())) {
+                refuse({"", "limit", req.peer_address}, "", {},
+                       Refused{429, "too many requests from this address"});
+                return respond(error_response(429, "too many requests from this address", *wait));
+            }
         if (path == "/sign" && listener.serve.count(Endpoint::Sign))
             return sign(req, std::move(respond));
         if (path.starts_with("/v1/") && listener.serve.count(Endpoint::V1))
@@ -818,6 +831,8 @@ struct IssuingService::Impl {
     AuditLog audit;
     ReplayGuard replay;
     std::optional<DeviceRegistry> devices;
+    RequestLimiter per_address{config.requests_per_minute_per_address};
+    RequestLimiter per_client{config.requests_per_minute_per_client};
     // ACME issuers: the CA's rate limits, planned (rate_plan.hpp), kept in the store.
     struct Plan {
         std::mutex mutex;

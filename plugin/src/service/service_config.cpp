@@ -209,7 +209,14 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
         Node limits = top.field("limits");
         limits.only_keys({"max_body", "header_timeout", "body_timeout", "idle_timeout",
                           "response_timeout", "max_connections", "max_connections_per_address",
+                          "requests_per_minute_per_address", "requests_per_minute_per_client",
                           "comment"});
+        if (limits.has("requests_per_minute_per_address"))
+            c.requests_per_minute_per_address =
+                limits.field("requests_per_minute_per_address").integer(0, 1'000'000);
+        if (limits.has("requests_per_minute_per_client"))
+            c.requests_per_minute_per_client =
+                limits.field("requests_per_minute_per_client").integer(0, 1'000'000);
         auto& l = c.limits;
         if (limits.has("max_body"))
             l.max_body_bytes =

@@ -103,6 +103,10 @@ struct ServiceConfig {
     std::vector<ServiceListener> listeners;
     HttpLimits limits;
     std::chrono::seconds replay_window{300};
+    // Requests per minute (0: no limit): per peer address before anything is parsed, per client
+    // or device once authenticated; beyond them 429 with Retry-After.
+    int requests_per_minute_per_address = 600;
+    int requests_per_minute_per_client = 120;
     std::map<std::string, ServiceIssuer> issuers;
     std::map<std::string, ServiceProfile> profiles;
     std::vector<AuthBlock> auth;  // in the file's order (an array): the first one passed wins
