@@ -12,6 +12,7 @@
 #include "brokertls/ca/authority.hpp"
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/store/files.hpp"
+#include "mosquitto_fixture.hpp"
 #include "named_fixture.hpp"
 #include "pebble_fixture.hpp"
 #include "support.hpp"
@@ -364,6 +365,65 @@ TEST_F(ServiceTest, EstEnrollsAndReenrollsWithCurlAndOpenssl) {
     auto audit = read_file(dir_ / "state" / "audit.jsonl");
     EXPECT_NE(audit.find("\"endpoint\":\"est\",\"event\":\"refused\""), std::string::npos) << audit;
     EXPECT_NE(audit.find("\"status\":403"), std::string::npos) << audit;
+}
+
+// The leaf a new TLS handshake on `port` gets, as openssl sees it ("" when none).
+std::string served_serial(int port) {
+    auto r = test::run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port)}, "",
+                       10s);
+    auto begin = r.out.find("-----BEGIN CERTIFICATE-----");
+    if (begin == std::string::npos) return "";
+    return Certificate::parse(r.out.substr(begin), "s_client output").serial_hex();
+}
+
+TEST_F(ServiceTest, AnEdgeBrokerGetsItsCertificateFromTheServiceAndPahoVerifiesIt) {
+    auto& service = start();
+    // The device registers (an admin's token), then its broker's profile uses its credentials.
+    auto made = admin("POST", "/v1/enrollment-tokens", R"({"count": 1})");
+    std::string token = json::parse(made.out.substr(0, made.out.rfind('\n')))["tokens"][0];
+    auto registered = test::run({test::enroll_binary(), "register", "--service", service.url("api"),
+                                 "--ca", (dir_ / "ca" / "root.crt").string(), "--token", token,
+                                 "--credentials", (dir_ / "device.json").string()},
+                                "", 30s);
+    ASSERT_EQ(registered.exit_code, 0) << test::describe(registered);
+    std::string name = json::parse(read_file(dir_ / "device.json"))["name"];
+    fs::create_directories(dir_ / "broker");
+    write_file_atomic(
+        dir_ / "broker" / "brokertls.json",
+        json({{"certificate_profiles",
+               {{"edge",
+                 {{"source", "service"},
+                  {"names", {name}},
+                  {"service",
+                   {{"url", service.url("api")},
+                    {"ca_bundle", (dir_ / "ca" / "root.crt").string()},
+                    {"credentials", (dir_ / "device.json").string()}}},
+                  {"deploy", {{"cert", "live/edge.crt"}, {"key", "live/edge.key"}}}}}}}})
+            .dump());
+    test::ListenerSpec tls;
+    tls.certfile = dir_ / "broker" / "live/edge.crt";
+    tls.keyfile = dir_ / "broker" / "live/edge.key";
+    tls.require_certificate = false;
+    test::Mosquitto broker(dir_ / "broker", dir_ / "broker" / "brokertls.json", {tls});
+    EXPECT_TRUE(broker.wait_for_log("until the service completes", 10s)) << broker.log();
+    ASSERT_TRUE(broker.wait_for_log("certificate profile edge: obtained: deployed", 30s))
+        << broker.log() << service.log();
+    auto chain = Certificate::load_chain(dir_ / "broker" / "live/edge.crt");
+    EXPECT_EQ(chain.front().subject_alt_names(),
+              (std::vector<SubjectAltName>{{SubjectAltName::Type::Dns, name}}));
+    ASSERT_TRUE(test::eventually(
+        [&] { return served_serial(broker.port()) == chain.front().serial_hex(); }, 10s, 100ms))
+        << broker.log();
+    // The audit says who asked: the device itself.
+    auto audit = read_file(dir_ / "state" / "audit.jsonl");
+    EXPECT_NE(audit.find("\"client\":\"device " +
+                         json::parse(read_file(dir_ / "device.json"))["key_id"].get<std::string>()),
+              std::string::npos)
+        << audit;
+    // A Paho client trusting the service's CA accepts the broker (its name resolves nowhere,
+    // so the client checks the certificate chain, as Mosquitto's own test clients do).
+    test::MqttClient client(broker.port(), "watcher", dir_ / "ca" / "root.crt", {});
+    EXPECT_EQ(client.connect(), "");
 }
 
 }  // namespace
