@@ -1,10 +1,7 @@
 // The ACME signer: one order per job on a few worker threads (an order waits for the CA and
 // for DNS for seconds to minutes; the HTTP threads never do).
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
+#include <optional>
 
 #include "acme/problem.hpp"
 #include "issuers/acme_issuer.hpp"
@@ -52,47 +49,17 @@ class AcmeSigner final : public Signer {
           clock_(clock),
           log_(std::move(log)),
           order_timeout_(order_timeout) {
-        for (int i = 0; i < workers; ++i)
-            workers_.emplace_back([this](std::stop_token stop) { run(stop); });
-    }
-
-    ~AcmeSigner() override {
-        for (auto& w : workers_) w.request_stop();
-        { std::lock_guard lock(mutex_); }
-        wake_.notify_all();
-        workers_.clear();  // joins
-        for (auto& p : queue_)
-            p.done(SignOutcome{{}, 503, "the service is stopping", std::nullopt});
+        workers_.emplace(workers, 1,
+                         [this](std::vector<SignerWorkers::Pending>& jobs, std::stop_token stop) {
+                             for (auto& p : jobs) p.done(order(p.job, stop));
+                         });
     }
 
     void submit(SignJob job, std::function<void(SignOutcome)> done) override {
-        {
-            std::lock_guard lock(mutex_);
-            queue_.push_back({std::move(job), std::move(done)});
-        }
-        wake_.notify_one();
+        workers_->submit(std::move(job), std::move(done));
     }
 
   private:
-    struct Pending {
-        SignJob job;
-        std::function<void(SignOutcome)> done;
-    };
-
-    void run(std::stop_token stop) {
-        while (true) {
-            Pending p;
-            {
-                std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return stop.stop_requested() || !queue_.empty(); });
-                if (stop.stop_requested()) return;
-                p = std::move(queue_.front());
-                queue_.pop_front();
-            }
-            p.done(order(p.job, stop));
-        }
-    }
-
     SignOutcome order(const SignJob& job, std::stop_token stop) {
         std::string label =
             job.profile->name + " " + (job.names.empty() ? "" : job.names.front().value);
@@ -125,10 +92,8 @@ class AcmeSigner final : public Signer {
     Clock& clock_;
     LogLine log_;
     std::chrono::seconds order_timeout_;
-    std::mutex mutex_, account_mutex_;
-    std::condition_variable wake_;
-    std::deque<Pending> queue_;
-    std::vector<std::jthread> workers_;  // last: joined before the rest goes
+    std::mutex account_mutex_;
+    std::optional<SignerWorkers> workers_;  // last: stopped before the rest goes
 };
 
 }  // namespace

@@ -1,8 +1,3 @@
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
-
 #include "brokertls/ca/authority.hpp"
 #include "service/signer.hpp"
 
@@ -27,49 +22,14 @@ class LocalCaSigner final : public Signer {
         CertificateAuthority ca(dir_, passphrase_, true, DirectoryLock::Mode::Exclusive,
                                 clock_.now(), kLockTimeout);
         for (const auto& w : ca.warnings()) log_("issuer " + issuer.name + ": " + w);
-        thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
-    }
-
-    ~LocalCaSigner() override {
-        thread_.request_stop();
-        { std::lock_guard lock(mutex_); }
-        wake_.notify_all();
-        thread_.join();
     }
 
     void submit(SignJob job, std::function<void(SignOutcome)> done) override {
-        {
-            std::lock_guard lock(mutex_);
-            queue_.push_back({std::move(job), std::move(done)});
-        }
-        wake_.notify_one();
+        workers_.submit(std::move(job), std::move(done));
     }
 
   private:
-    struct Pending {
-        SignJob job;
-        std::function<void(SignOutcome)> done;
-    };
-
-    void run(std::stop_token stop) {
-        while (true) {
-            std::vector<Pending> batch;
-            {
-                std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return stop.stop_requested() || !queue_.empty(); });
-                if (stop.stop_requested()) break;
-                while (!queue_.empty() && batch.size() < kMaxBatch) {
-                    batch.push_back(std::move(queue_.front()));
-                    queue_.pop_front();
-                }
-            }
-            sign(batch);
-        }
-        // Answer what is left so no client waits for a response that never comes.
-        std::lock_guard lock(mutex_);
-        for (auto& p : queue_) p.done(SignOutcome{{}, 503, "the service is stopping", {}});
-        queue_.clear();
-    }
+    using Pending = SignerWorkers::Pending;
 
     void sign(std::vector<Pending>& batch) {
         std::vector<SignOutcome> outcomes(batch.size());
@@ -98,10 +58,9 @@ class LocalCaSigner final : public Signer {
     Passphrase passphrase_;
     Clock& clock_;
     LogLine log_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<Pending> queue_;
-    std::jthread thread_;
+    // One thread: the CA signs under its directory's lock anyway. Last: stopped first.
+    SignerWorkers workers_{1, kMaxBatch,
+                           [this](std::vector<Pending>& batch, std::stop_token) { sign(batch); }};
 };
 
 }  // namespace

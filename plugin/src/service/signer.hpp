@@ -5,10 +5,15 @@
 // the HTTP threads never wait for a CA.
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "brokertls/crypto/certificate.hpp"
@@ -43,6 +48,33 @@ class Signer {
 };
 
 using LogLine = std::function<void(const std::string&)>;
+
+// The queue and threads under a signer: each of `threads` takes up to `batch` waiting jobs at a
+// time and hands them to `work` (which answers each). Jobs still waiting when it is destroyed
+// are answered 503, so no client waits for an answer that never comes.
+class SignerWorkers {
+  public:
+    struct Pending {
+        SignJob job;
+        std::function<void(SignOutcome)> done;
+    };
+    using Work = std::function<void(std::vector<Pending>& jobs, std::stop_token stop)>;
+
+    SignerWorkers(int threads, std::size_t batch, Work work);
+    ~SignerWorkers();
+    SignerWorkers(const SignerWorkers&) = delete;
+    SignerWorkers& operator=(const SignerWorkers&) = delete;
+    void submit(SignJob job, std::function<void(SignOutcome)> done);
+
+  private:
+    void run(std::stop_token stop);
+    std::size_t batch_;
+    Work work_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Pending> queue_;
+    std::vector<std::jthread> threads_;
+};
 
 // A brokertls-ca directory: jobs arriving together are signed as one batch (one lock, one
 // index append, one sync), which is what makes a thousand certificates a second possible.
