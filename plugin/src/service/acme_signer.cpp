@@ -49,14 +49,13 @@ class AcmeSigner final : public Signer {
           clock_(clock),
           log_(std::move(log)),
           order_timeout_(order_timeout) {
-        workers_.emplace(workers, 1,
-                         [this](std::vector<SignerWorkers::Pending>& jobs, std::stop_token stop) {
-                             for (auto& p : jobs) p.done(order(p.job, stop));
-                         });
+        workers_.emplace(workers, 1, [this](std::vector<PendingJob>& jobs, std::stop_token stop) {
+            for (auto& p : jobs) p.done(order(p.job, stop));
+        });
     }
 
     void submit(SignJob job, std::function<void(SignOutcome)> done) override {
-        workers_->submit(std::move(job), std::move(done));
+        workers_->submit({std::move(job), std::move(done)});
     }
 
   private:

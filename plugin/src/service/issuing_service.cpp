@@ -596,7 +596,14 @@ struct IssuingService::Impl {
                 caller.client = "enrollment token";
                 if (!redeem_enrollment_token(*store, std::string(bearer->substr(7)), clock.now()))
                     throw Refused{401, "unknown, used or expired enrollment token"};
-                return register_device(req, caller, respond);
+                return in_background([this, req, caller, respond] {
+                    try {
+                        register_device(req, caller, respond);
+                    } catch (const Refused& r) {
+                        refuse(caller, "", {}, r);
+                        respond(error_response(r.status, r.reason, std::nullopt));
+                    }
+                });
             }
             Principal who = authenticate(req);
             caller.client = who.name;
@@ -612,7 +619,14 @@ struct IssuingService::Impl {
                 method("POST");
                 if (!devices) throw Refused{404, "this service registers no devices"};
                 require_admin(who);
-                return register_device(req, caller, respond);
+                return in_background([this, req, caller, respond] {
+                    try {
+                        register_device(req, caller, respond);
+                    } catch (const Refused& r) {
+                        refuse(caller, "", {}, r);
+                        respond(error_response(r.status, r.reason, std::nullopt));
+                    }
+                });
             }
             constexpr std::string_view kDevices = "/v1/devices/";
             if (path.starts_with(kDevices) && path.ends_with("/address")) {
@@ -624,10 +638,19 @@ struct IssuingService::Impl {
                     throw Refused{403, "a device may update only its own address"};
                 json body = json_body(req, {"addresses"});
                 if (!body.contains("addresses")) throw Refused{400, "needs \"addresses\""};
-                Device d = update_addresses(id, addresses_field(body));
-                audit_write({clock.now(), "address", caller.client, caller.address, "v1", "",
-                             d.addresses, "", "", 200, ""});
-                return respond(json_response(200, device_json(d)));
+                // The DNS server may take seconds: not on an HTTP thread.
+                return in_background(
+                    [this, id, addresses = addresses_field(body), caller, respond] {
+                        try {
+                            Device d = update_addresses(id, addresses);
+                            audit_write({clock.now(), "address", caller.client, caller.address,
+                                         "v1", "", d.addresses, "", "", 200, ""});
+                            respond(json_response(200, device_json(d)));
+                        } catch (const Refused& r) {
+                            refuse(caller, "", addresses, r);
+                            respond(error_response(r.status, r.reason, std::nullopt));
+                        }
+                    });
             }
             if (path == "/v1/enrollment-tokens") {
                 method("POST");
@@ -839,6 +862,12 @@ struct IssuingService::Impl {
         std::optional<RatePlanner> planner;
     };
     std::map<std::string, std::unique_ptr<Plan>> plans;
+    // Work that may block (DNS updates, durable writes of registrations) off the HTTP threads.
+    void in_background(std::function<void()> task) { background.submit(std::move(task)); }
+    WorkQueue<std::function<void()>> background{
+        2, 1, [](std::vector<std::function<void()>>& tasks, std::stop_token) {
+            for (auto& t : tasks) t();
+        }};
     // Last: destroyed first, answering what they still hold while the rest is alive.
     std::map<std::string, std::unique_ptr<Signer>> signers;
     ~Impl() {

@@ -25,11 +25,11 @@ class LocalCaSigner final : public Signer {
     }
 
     void submit(SignJob job, std::function<void(SignOutcome)> done) override {
-        workers_.submit(std::move(job), std::move(done));
+        workers_.submit({std::move(job), std::move(done)});
     }
 
   private:
-    using Pending = SignerWorkers::Pending;
+    using Pending = PendingJob;
 
     void sign(std::vector<Pending>& batch) {
         std::vector<SignOutcome> outcomes(batch.size());

@@ -21,6 +21,7 @@
 #include "brokertls/time/clock.hpp"
 #include "challenges/solver.hpp"
 #include "service/service_config.hpp"
+#include "service/work_queue.hpp"
 
 namespace brokertls {
 
@@ -49,31 +50,18 @@ class Signer {
 
 using LogLine = std::function<void(const std::string&)>;
 
-// The queue and threads under a signer: each of `threads` takes up to `batch` waiting jobs at a
-// time and hands them to `work` (which answers each). Jobs still waiting when it is destroyed
-// are answered 503, so no client waits for an answer that never comes.
-class SignerWorkers {
+// A job waiting for a signer's thread, and its answer.
+struct PendingJob {
+    SignJob job;
+    std::function<void(SignOutcome)> done;
+};
+// A signer's queue and threads; jobs left at stop are answered 503.
+class SignerWorkers : public WorkQueue<PendingJob> {
   public:
-    struct Pending {
-        SignJob job;
-        std::function<void(SignOutcome)> done;
-    };
-    using Work = std::function<void(std::vector<Pending>& jobs, std::stop_token stop)>;
-
-    SignerWorkers(int threads, std::size_t batch, Work work);
-    ~SignerWorkers();
-    SignerWorkers(const SignerWorkers&) = delete;
-    SignerWorkers& operator=(const SignerWorkers&) = delete;
-    void submit(SignJob job, std::function<void(SignOutcome)> done);
-
-  private:
-    void run(std::stop_token stop);
-    std::size_t batch_;
-    Work work_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<Pending> queue_;
-    std::vector<std::jthread> threads_;
+    SignerWorkers(int threads, std::size_t batch, Work work)
+        : WorkQueue(threads, batch, std::move(work), [](PendingJob& p) {
+              p.done(SignOutcome{{}, 503, "the service is stopping", std::nullopt});
+          }) {}
 };
 
 // A brokertls-ca directory: jobs arriving together are signed as one batch (one lock, one
