@@ -131,6 +131,9 @@ run() {
         --key-id bench --profile device --requests "$3" --clients "$clients" --prefix "$2"
 }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# CPU time (user + system, ms) process PID has used: what a certificate costs the server,
+# whatever else the machine runs.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
 
 start_service
 start_cfssl
@@ -139,20 +142,23 @@ run brokertls warm-b "$warm" >/dev/null
 run cfssl warm-c "$warm" >/dev/null
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-printf '%-10s %5s %8s %8s %9s %8s %8s %8s %11s\n' target round requests seconds certs/s \
-    failures p50_ms p99_ms connections
+printf '%-10s %5s %8s %8s %9s %8s %8s %8s %11s %14s\n' target round requests seconds certs/s \
+    failures p50_ms p99_ms connections server_cpu_ms/cert
 best_b=0
 best_c=0
 failed=0
 for round in $(seq "$rounds"); do
     for target in brokertls cfssl; do
+        if [ "$target" = brokertls ]; then pid=$service_pid; else pid=$cfssl_pid; fi
+        cpu_before=$(cpu_ms "$pid")
         line=$(run "$target" "r$round-$target" "$requests") || failed=1
+        cpu=$(echo "($(cpu_ms "$pid") - $cpu_before) / $requests" | bc -l)
         rate=$(field certs_per_s "$line")
         rate=${rate:-0}
-        printf '%-10s %5s %8s %8s %9s %8s %8s %8s %11s\n' "$target" "$round" \
+        printf '%-10s %5s %8s %8s %9s %8s %8s %8s %11s %14.2f\n' "$target" "$round" \
             "$(field requests "$line")" "$(field seconds "$line")" "$rate" \
             "$(field failures "$line")" "$(field p50_ms "$line")" "$(field p99_ms "$line")" \
-            "$(field connections "$line")"
+            "$(field connections "$line")" "$cpu"
         if [ "$target" = brokertls ]; then
             best_b=$(echo "if ($rate > $best_b) $rate else $best_b" | bc -l)
         else
