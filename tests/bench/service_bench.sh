@@ -67,7 +67,8 @@ cat >"$work/service.json" <<EOF
     "api": {"listen": "127.0.0.1:0", "serve": ["v1"],
             "tls": {"cert": "tls/service.chain.pem", "key": "tls/service.key"}}
   },
-  "limits": {"idle_timeout": "600s", "max_connections": $want, "max_connections_per_address": $want},
+  "limits": {"idle_timeout": "600s", "max_connections": $want, "max_connections_per_address": $want,
+             "requests_per_minute_per_address": 0, "requests_per_minute_per_client": 0},
   "issuers": {"ca": {"type": "local-ca", "dir": "ca"}},
   "profiles": {"device": {"issuer": "ca", "kind": "client", "domains": ["*"], "lifetime": "7d"}},
   "clients": {"bench": {"key_file": "bench.key", "profiles": ["device"]}}
