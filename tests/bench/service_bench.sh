@@ -175,8 +175,9 @@ printf 'best: brokertls-service %.0f/s, cfssl serve %.0f/s, ratio %.2fx (targets
 stop_pid "$cfssl_pid"
 
 # Idle connections, on a fresh service so that what the throughput runs left behind does not
-# hide the cost.
+# hide the cost (IDLE=0: skipped).
 stop_pid "$service_pid"
+[ "$idle" -gt 0 ] || exit "$failed"
 start_service
 echo "idle: $idle TLS connections, one request each (GET, answered 404), then held"
 line=$("$load" --idle "$idle" --url "https://127.0.0.1:$service_port" --cacert "$work/ca/root.crt" \

@@ -113,10 +113,10 @@ class CertificateAuthority {
                     CertificateProfile profile, int days, const std::vector<std::string>& allow,
                     const std::filesystem::path& out, Overwrite overwrite,
                     IdentityRules identity_rules = {});
-    // Signs CSRs whose names the caller has checked (brokertls-service checks them against its
-    // own rules): one lock, one index append and one sync for the whole batch. The
-    // certificates are returned (and copied to certs/ as always), not written anywhere else.
-    // The CSR's signature and key are checked here; the profile decides every extension.
+    // Signs CSRs the caller has checked (brokertls-service: signature, key, names against its
+    // own rules): one lock, one index append and one sync for the whole batch, the signing
+    // spread over the cores. The certificates are returned (and copied to certs/ as always),
+    // not written anywhere else. The profile decides every extension.
     struct CheckedCsr {
         const CertificateRequest* csr;
         CertificateProfile profile = CertificateProfile::Client;
