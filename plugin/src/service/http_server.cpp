@@ -87,7 +87,7 @@ struct Counters {
 // floods: a kind of event that can repeat at line rate is logged at most once a second.
 class Log {
   public:
-    enum Kind { OverLimit, OverLimitPerAddress, AcceptError, Kinds };
+    enum Kind { OverLimit, OverLimitPerAddress, AcceptError, HandlerError, Kinds };
 
     explicit Log(std::function<void(const std::string&)> sink) : sink_(std::move(sink)) {}
 
@@ -546,12 +546,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         try {
             listener_.config.handler(std::move(request), respond_for(id));
         } catch (const std::exception& e) {
-            listener_.log.line("listener " + listener_.config.name +
-                               ": the handler failed (answered 500): " + e.what());
+            listener_.log.limited(Log::HandlerError,
+                                  "listener " + listener_.config.name +
+                                      ": the handler failed (answered 500): " + e.what());
             deliver(id, error_response(500, "Internal Server Error"));
         } catch (...) {
-            listener_.log.line("listener " + listener_.config.name +
-                               ": the handler failed (answered 500)");
+            listener_.log.limited(Log::HandlerError, "listener " + listener_.config.name +
+                                                         ": the handler failed (answered 500)");
             deliver(id, error_response(500, "Internal Server Error"));
         }
     }
@@ -606,8 +607,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         for (const auto& [name, value] : response.headers)
             valid = valid && valid_header(name, value);
         if (!valid) {
-            listener_.log.line("listener " + listener_.config.name +
-                               ": the handler's response is not valid HTTP (answered 500)");
+            listener_.log.limited(Log::HandlerError,
+                                  "listener " + listener_.config.name +
+                                      ": the handler's response is not valid HTTP (answered 500)");
             response = error_response(500, "Internal Server Error");
         }
 
@@ -645,7 +647,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         bool eof = response_->need_eof();
         response_.reset();
         if (eof) return linger();
-        keep_alive_ = false;  // until the next request says otherwise
+        keep_alive_ = head_method_ = false;  // until the next request says otherwise
         read_next();
     }
 
@@ -803,11 +805,11 @@ struct HttpServer::Impl {
         if (refused) {
             counters.refused.fetch_add(1);
             socket.close(ec);
+            const char* limit =
+                *refused == Log::OverLimit ? "max_connections" : "max_connections_per_address";
             log.limited(*refused, "listener " + listener.config.name +
-                                      ": refused a connection from " + peer +
-                                      (*refused == Log::OverLimit ? ": max_connections reached"
-                                                                  : ": max_connections_per_address "
-                                                                    "reached"));
+                                      ": refused a connection from " + peer + ": " + limit +
+                                      " reached");
             return;
         }
         counters.accepted.fetch_add(1);
