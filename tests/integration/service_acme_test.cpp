@@ -14,6 +14,7 @@
 #include "fleet/request_hmac.hpp"
 #include "named_fixture.hpp"
 #include "pebble_fixture.hpp"
+#include "service_fixture.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -45,23 +46,11 @@ std::pair<std::string, std::string> split_status(const std::string& out) {
 
 class ServiceAcme : public ::testing::Test {
   protected:
-    // brokertls-service with `config` in dir_ (relative paths resolve there); the ports of
-    // its listeners are read from its log.
     void start(const json& config) {
-        std::ofstream(dir_ / "service.json") << config.dump(2);
-        service_ = std::make_unique<test::Process>(
-            std::vector<std::string>{test::service_binary(), "--config",
-                                     (dir_ / "service.json").string()},
-            dir_ / "service.log");
-        if (!service_->wait_for_log(" ready\n", 20s))
-            FAIL() << "brokertls-service did not start:\n" << service_->log();
-        std::regex line("listener (\\S+) on port (\\d+)");
-        std::string log = service_->log();
-        for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it)
-            ports_[(*it)[1]] = std::stoi((*it)[2]);
+        service_ = std::make_unique<test::ServiceProcess>(dir_.path(), config);
     }
     std::string url(const std::string& listener, const std::string& scheme) const {
-        return scheme + "://127.0.0.1:" + std::to_string(ports_.at(listener));
+        return service_->url(listener, scheme);
     }
     std::string log() const { return service_ ? service_->log() : ""; }
 
@@ -113,8 +102,7 @@ class ServiceAcme : public ::testing::Test {
     }
 
     test::TempDir dir_;
-    std::unique_ptr<test::Process> service_;
-    std::map<std::string, int> ports_;
+    std::unique_ptr<test::ServiceProcess> service_;
 };
 
 // Pebble issues after fetching the key authorization from the service's acme-challenge

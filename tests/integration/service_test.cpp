@@ -15,6 +15,7 @@
 #include "mosquitto_fixture.hpp"
 #include "named_fixture.hpp"
 #include "pebble_fixture.hpp"
+#include "service_fixture.hpp"
 #include "support.hpp"
 
 namespace brokertls {
@@ -27,34 +28,7 @@ using namespace std::chrono_literals;
 constexpr const char* kBlockKey = "A1YP67armNf3cBrecyJHdb035";
 constexpr const char* kOpsKey = "ops-key-0123456789abcdef";
 
-// brokertls-service under test::Process, with the ports its listeners got.
-class ServiceProcess {
-  public:
-    ServiceProcess(const fs::path& dir, const json& config) : dir_(dir) {
-        std::ofstream(dir / "service.json") << config.dump(2);
-        process_ = std::make_unique<test::Process>(
-            std::vector<std::string>{test::service_binary(), "--config",
-                                     (dir / "service.json").string()},
-            dir / "service.log");
-        if (!process_->wait_for_log(" ready\n", 20s))
-            throw std::runtime_error("brokertls-service did not start:\n" + process_->log());
-        std::regex line("listener (\\S+) on port (\\d+)");
-        std::string log = process_->log();
-        for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it)
-            ports_[(*it)[1]] = std::stoi((*it)[2]);
-    }
-    int port(const std::string& listener) const { return ports_.at(listener); }
-    std::string url(const std::string& listener, const std::string& scheme = "https") const {
-        return scheme + "://127.0.0.1:" + std::to_string(port(listener));
-    }
-    std::string log() const { return process_->log(); }
-    test::Process& process() { return *process_; }
-
-  private:
-    fs::path dir_;
-    std::unique_ptr<test::Process> process_;
-    std::map<std::string, int> ports_;
-};
+using test::ServiceProcess;
 
 class ServiceTest : public ::testing::Test {
   protected:
