@@ -131,6 +131,10 @@ int run(const Options& o) {
 
     if (o.command == "register") {
         if (o.token.empty() || !o.credentials) usage("register needs --token and --credentials");
+        // Checked before the token is spent: the key is shown once and must have a place to go.
+        std::error_code ec;
+        if (std::filesystem::exists(*o.credentials, ec))
+            fail(ErrorKind::State, *o.credentials, "already exists: nothing was registered");
         ServiceClient client(o.service, std::nullopt, *transport, clock);
         auto device = client.register_device(o.token, resolve(o.addresses, o.service));
         json creds = {{"key_id", device.id},

@@ -189,6 +189,18 @@ TEST_F(ServiceTest, DevicesEnrollGetCertificatesAndRenewWithTheirCurrentOne) {
         enroll({"register", "--token", token, "--credentials", (dir_ / "again.json").string()})
             .exit_code,
         2);
+    // Existing credentials are never overwritten, and finding that out spends no token.
+    auto more = admin("POST", "/v1/enrollment-tokens", R"({"count": 1})");
+    std::string second = json::parse(more.out.substr(0, more.out.rfind('\n')))["tokens"][0];
+    std::string before = read_file(dir_ / "device.json");
+    auto refused =
+        enroll({"register", "--token", second, "--credentials", (dir_ / "device.json").string()});
+    EXPECT_EQ(refused.exit_code, 2) << test::describe(refused);
+    EXPECT_EQ(read_file(dir_ / "device.json"), before);
+    EXPECT_EQ(
+        enroll({"register", "--token", second, "--credentials", (dir_ / "other.json").string()})
+            .exit_code,
+        0);
 
     auto got =
         enroll({"certificate", "--credentials", (dir_ / "device.json").string(), "--out-cert",

@@ -303,6 +303,18 @@ TEST_F(IssuingServiceTest, DevicesRegisterWithATokenOnceAndGetCertificatesForThe
                                   true},
                     "api");
     };
+    // A malformed body is refused before the token is spent.
+    auto malformed =
+        call(ServerRequest{"POST",
+                           "/v1/devices",
+                           {{"authorization", "Bearer " + tokens[0].get<std::string>()},
+                            {"content-type", "application/json"}},
+                           R"({"addresses": ["not an address"]})",
+                           "198.51.100.9",
+                           {},
+                           true},
+             "api");
+    EXPECT_EQ(malformed.status, 400) << malformed.body;
     auto registered = with_token(tokens[0]);
     ASSERT_EQ(registered.status, 201) << registered.body;
     EXPECT_EQ(with_token(tokens[0]).status, 401);  // spent

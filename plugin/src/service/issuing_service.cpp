@@ -594,16 +594,11 @@ struct IssuingService::Impl {
                 method("POST");
                 if (!devices) throw Refused{404, "this service registers no devices"};
                 caller.client = "enrollment token";
+                // A malformed body must not spend the token: read it first.
+                auto addresses = registration_addresses(req);
                 if (!redeem_enrollment_token(*store, std::string(bearer->substr(7)), clock.now()))
                     throw Refused{401, "unknown, used or expired enrollment token"};
-                return in_background([this, req, caller, respond] {
-                    try {
-                        register_device(req, caller, respond);
-                    } catch (const Refused& r) {
-                        refuse(caller, "", {}, r);
-                        respond(error_response(r.status, r.reason, std::nullopt));
-                    }
-                });
+                return register_device(std::move(addresses), caller, respond);
             }
             Principal who = authenticate(req);
             caller.client = who.name;
@@ -619,14 +614,7 @@ struct IssuingService::Impl {
                 method("POST");
                 if (!devices) throw Refused{404, "this service registers no devices"};
                 require_admin(who);
-                return in_background([this, req, caller, respond] {
-                    try {
-                        register_device(req, caller, respond);
-                    } catch (const Refused& r) {
-                        refuse(caller, "", {}, r);
-                        respond(error_response(r.status, r.reason, std::nullopt));
-                    }
-                });
+                return register_device(registration_addresses(req), caller, respond);
             }
             constexpr std::string_view kDevices = "/v1/devices/";
             if (path.starts_with(kDevices) && path.ends_with("/address")) {
@@ -704,16 +692,35 @@ struct IssuingService::Impl {
         }
     }
 
-    // POST /v1/devices [{"addresses": [...]}]: 201 with the device's id, name and HMAC key (shown
-    // this once). When the address cannot be set, the device is registered anyway and told why
-    // ("address_error"): it retries with PUT /v1/devices/ID/address.
-    // `respond` stays the caller's: it answers a refusal thrown here.
-    void register_device(const ServerRequest& req, const Caller& caller, const Respond& respond) {
-        std::vector<std::string> addresses;
-        if (!req.body.empty()) {
-            json body = json_body(req, {"addresses"});
-            if (body.contains("addresses")) addresses = addresses_field(body);
-        }
+    // The optional {"addresses": [...]} of POST /v1/devices.
+    static std::vector<std::string> registration_addresses(const ServerRequest& req) {
+        if (req.body.empty()) return {};
+        json body = json_body(req, {"addresses"});
+        return body.contains("addresses") ? addresses_field(body) : std::vector<std::string>{};
+    }
+
+    // POST /v1/devices: 201 with the device's id, name and HMAC key (shown this once), from a
+    // background thread (the store's fsync, the DNS server). When the address cannot be set,
+    // the device is registered anyway and told why ("address_error"): it retries with
+    // PUT /v1/devices/ID/address.
+    void register_device(std::vector<std::string> addresses, const Caller& caller,
+                         const Respond& respond) {
+        in_background([this, addresses = std::move(addresses), caller, respond] {
+            try {
+                respond(json_response(201, registered_device(addresses, caller)));
+            } catch (const Refused& r) {
+                refuse(caller, "", {}, r);
+                respond(error_response(r.status, r.reason, std::nullopt));
+            } catch (const Error& e) {
+                // The store (disk full, no free label): answered, never thrown off the thread.
+                log(std::string("device registration: ") + e.what());
+                refuse(caller, "", {}, Refused{503, "cannot register the device now"});
+                respond(error_response(503, "cannot register the device now", std::nullopt));
+            }
+        });
+    }
+
+    json registered_device(const std::vector<std::string>& addresses, const Caller& caller) {
         std::vector<std::string> reserved;
         for (const auto& [name, client] : config.clients) reserved.push_back(name);
         Device d = devices->register_device(caller.client, clock.now(), reserved);
@@ -738,7 +745,7 @@ struct IssuingService::Impl {
                      "",
                      201,
                      ""});
-        respond(json_response(201, answer));
+        return answer;
     }
 
     // EST (RFC 7030): cacerts; simpleenroll with a one-time enrollment token (Bearer) or the
