@@ -4,6 +4,9 @@
 # same run: same CA key, same TLS certificate, HTTPS and HTTP/1.1 keep-alive for both, CLIENTS
 # concurrent clients, each request a new CSR (tests/bench/service_load.cpp). A warm-up run of
 # each, then ROUNDS (default 2) measured runs of each, alternating; the best run of each counts.
+# cfssl runs twice over: as configured by default (it keeps no record of what it signed) and
+# with its certificate database (sqlite, -db-config), which is what a CA that must later revoke
+# keeps; brokertls-service always records every certificate (index line and copy, as openssl ca).
 # Then IDLE (default 10,000) idle keep-alive TLS connections to a freshly started service: its
 # RSS before and after, per connection.
 # Targets (issue): >= 2x cfssl and >= 1,000 certificates/s; 10,000 idle connections held.
@@ -15,6 +18,7 @@ clients=${2:-32}
 rounds=${ROUNDS:-2}
 idle=${IDLE:-10000}
 command -v cfssl >/dev/null || { echo "needs cfssl (Debian: golang-cfssl)" >&2; exit 1; }
+command -v sqlite3 >/dev/null || { echo "needs sqlite3 (Debian: sqlite3)" >&2; exit 1; }
 "$root/scripts/build" "$root/build" --target service_load --target brokertls-service \
     --target brokertls-ca -DBROKERTLS_BENCH=ON
 load="$root/build/tests/bench/service_load"
@@ -86,6 +90,20 @@ cat >"$work/cfssl.json" <<EOF
 }
 EOF
 
+# cfssl's certificate database: its sqlite schema (cfssl's certdb/sqlite migration 001; Debian's
+# cfssl 1.2 has no later columns).
+sqlite3 "$work/certs.db" "CREATE TABLE certificates (serial_number blob NOT NULL,
+  authority_key_identifier blob NOT NULL, ca_label blob, status blob NOT NULL, reason int,
+  created_at timestamp, expiry timestamp, revoked_at timestamp, pem blob NOT NULL,
+  PRIMARY KEY(serial_number, authority_key_identifier));
+CREATE INDEX certificates_created_at ON certificates (created_at);
+CREATE INDEX certificates_revoked_at ON certificates (revoked_at);
+CREATE TABLE ocsp_responses (serial_number blob NOT NULL, authority_key_identifier blob NOT NULL,
+  body blob NOT NULL, expiry timestamp, PRIMARY KEY(serial_number, authority_key_identifier));"
+# Its best settings: write-ahead log, waiting for the lock rather than failing at once, and each
+# record on disk before the answer (as brokertls-service keeps its index).
+echo "{\"driver\": \"sqlite3\", \"data_source\": \"file:$work/certs.db?_journal_mode=WAL&_busy_timeout=10000&_synchronous=FULL\"}" >"$work/db.json"
+
 service_pid=""
 service_port=""
 start_service() {
@@ -101,34 +119,41 @@ start_service() {
 }
 
 # cfssl reads brokertls-ca's PKCS#8 PEM keys as they are. It takes a port of our choosing: a
-# random one, tried until one is free.
-cfssl_pid=""
-cfssl_port=""
+# random one, tried until one is free. start_cfssl NAME [ARG...]: sets NAME_pid and NAME_port.
 start_cfssl() {
+    local name=$1 pid port
+    shift
     for _ in 1 2 3 4 5; do
-        cfssl_port=$((20000 + RANDOM % 30000))
-        cfssl serve -address 127.0.0.1 -port "$cfssl_port" -config "$work/cfssl.json" \
+        port=$((20000 + RANDOM % 30000))
+        cfssl serve -address 127.0.0.1 -port "$port" -config "$work/cfssl.json" \
             -ca "$work/ca/root.crt" -ca-key "$work/ca/root.key" \
-            -tls-cert "$work/tls/service.chain.pem" -tls-key "$work/tls/service.key" \
-            2>"$work/cfssl.log" &
-        cfssl_pid=$!
-        pids+=("$cfssl_pid")
-        if wait_until "$cfssl_pid" curl -sf --cacert "$work/ca/root.crt" -d '{}' \
-            "https://127.0.0.1:$cfssl_port/api/v1/cfssl/info"; then
+            -tls-cert "$work/tls/service.chain.pem" -tls-key "$work/tls/service.key" "$@" \
+            2>"$work/$name.log" &
+        pid=$!
+        pids+=("$pid")
+        if wait_until "$pid" curl -sf --cacert "$work/ca/root.crt" -d '{}' \
+            "https://127.0.0.1:$port/api/v1/cfssl/info"; then
+            printf -v "${name}_pid" %s "$pid"
+            printf -v "${name}_port" %s "$port"
             return 0
         fi
-        stop_pid "$cfssl_pid"
+        stop_pid "$pid"
     done
     echo "cfssl serve did not start:" >&2
-    cat "$work/cfssl.log" >&2
+    cat "$work/$name.log" >&2
     exit 1
 }
 
-# TARGET PREFIX COUNT: one run of service_load; prints its key=value line.
+# TARGET PREFIX COUNT: one run of service_load against brokertls, cfssl or cfssl_db; prints its
+# key=value line.
 run() {
-    local url
-    if [ "$1" = brokertls ]; then url="https://127.0.0.1:$service_port"; else url="https://127.0.0.1:$cfssl_port"; fi
-    "$load" --target "$1" --url "$url" --cacert "$work/ca/root.crt" --key-file "$work/bench.key" \
+    local url protocol=cfssl
+    case $1 in
+    brokertls) url="https://127.0.0.1:$service_port" protocol=brokertls ;;
+    cfssl) url="https://127.0.0.1:$cfssl_port" ;;
+    cfssl_db) url="https://127.0.0.1:$cfssl_db_port" ;;
+    esac
+    "$load" --target "$protocol" --url "$url" --cacert "$work/ca/root.crt" --key-file "$work/bench.key" \
         --key-id bench --profile device --requests "$3" --clients "$clients" --prefix "$2"
 }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
@@ -137,20 +162,24 @@ field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
 
 start_service
-start_cfssl
+start_cfssl cfssl
+start_cfssl cfssl_db -db-config "$work/db.json"
+targets=(brokertls cfssl cfssl_db)
 warm=$((requests < 500 ? requests : 500))
-run brokertls warm-b "$warm" >/dev/null
-run cfssl warm-c "$warm" >/dev/null
+for target in "${targets[@]}"; do run "$target" "warm-$target" "$warm" >/dev/null; done
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 printf '%-10s %5s %8s %8s %9s %8s %8s %8s %11s %14s\n' target round requests seconds certs/s \
     failures p50_ms p99_ms connections server_cpu_ms/cert
-best_b=0
-best_c=0
+declare -A best=([brokertls]=0 [cfssl]=0 [cfssl_db]=0)
 failed=0
 for round in $(seq "$rounds"); do
-    for target in brokertls cfssl; do
-        if [ "$target" = brokertls ]; then pid=$service_pid; else pid=$cfssl_pid; fi
+    for target in "${targets[@]}"; do
+        case $target in
+        brokertls) pid=$service_pid ;;
+        cfssl) pid=$cfssl_pid ;;
+        cfssl_db) pid=$cfssl_db_pid ;;
+        esac
         cpu_before=$(cpu_ms "$pid")
         line=$(run "$target" "r$round-$target" "$requests") || failed=1
         cpu=$(echo "($(cpu_ms "$pid") - $cpu_before) / $requests" | bc -l)
@@ -160,19 +189,19 @@ for round in $(seq "$rounds"); do
             "$(field requests "$line")" "$(field seconds "$line")" "$rate" \
             "$(field failures "$line")" "$(field p50_ms "$line")" "$(field p99_ms "$line")" \
             "$(field connections "$line")" "$cpu"
-        if [ "$target" = brokertls ]; then
-            best_b=$(echo "if ($rate > $best_b) $rate else $best_b" | bc -l)
-        else
-            best_c=$(echo "if ($rate > $best_c) $rate else $best_c" | bc -l)
-        fi
+        best[$target]=$(echo "if ($rate > ${best[$target]}) $rate else ${best[$target]}" | bc -l)
     done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-ratio=$(echo "$best_b / $best_c" | bc -l)
-met=$(echo "$ratio >= 2 && $best_b >= 1000" | bc -l)
-printf 'best: brokertls-service %.0f/s, cfssl serve %.0f/s, ratio %.2fx (targets >= 2x and >= 1000/s: %s)\n' \
-    "$best_b" "$best_c" "$ratio" "$([ "$met" = 1 ] && echo met || echo NOT met)"
+for peer in cfssl cfssl_db; do
+    ratio=$(echo "${best[brokertls]} / ${best[$peer]}" | bc -l)
+    met=$(echo "$ratio >= 2 && ${best[brokertls]} >= 1000" | bc -l)
+    printf 'best: brokertls-service %.0f/s, %s %.0f/s, ratio %.2fx (targets >= 2x and >= 1000/s: %s)\n' \
+        "${best[brokertls]}" "$peer" "${best[$peer]}" "$ratio" "$([ "$met" = 1 ] && echo met || echo NOT met)"
+done
+echo "cfssl_db recorded $(sqlite3 "$work/certs.db" 'SELECT COUNT(*) FROM certificates') certificates"
 stop_pid "$cfssl_pid"
+stop_pid "$cfssl_db_pid"
 
 # Idle connections, on a fresh service so that what the throughput runs left behind does not
 # hide the cost (IDLE=0: skipped).

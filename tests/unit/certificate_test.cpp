@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "brokertls/crypto/certificate.hpp"
+#include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/signing.hpp"
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
@@ -505,6 +506,36 @@ TEST(CertificateFingerprintTest, NormalizeRejects) {
 TEST_F(CertificateTest, FingerprintNormalizesToItself) {
     std::string fp = root_.fingerprint_sha256();
     EXPECT_EQ(normalize_fingerprint(fp), fp);
+}
+
+// The request's key bytes are copied as they are: for every key type, the certificate parsed
+// back holds the requester's key, with the SubjectPublicKeyInfo X509_set_pubkey would give it,
+// and verifies under its issuer.
+TEST_F(CertificateTest, SigningForARequestCopiesItsKey) {
+    auto spki = [](EVP_PKEY* key) {
+        unsigned char* der = nullptr;
+        int length = i2d_PUBKEY(key, &der);
+        std::string out(reinterpret_cast<char*>(der), std::max(length, 0));
+        OPENSSL_free(der);
+        return out;
+    };
+    for (KeyType type : {KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048, KeyType::Ed25519}) {
+        SCOPED_TRACE(std::string(key_type_name(type)));
+        PrivateKey key = PrivateKey::generate(type);
+        CertificateRequest csr = CertificateRequest::create(key, "device", {});
+        CertificateSpec spec = spec_for(CertificateProfile::Client, "device", now_);
+        Certificate signed_for_request =
+            sign_certificate(spec, csr, intermediate_key_, intermediate_);
+        Certificate parsed = Certificate::parse(signed_for_request.to_pem(), "signed");
+        EXPECT_TRUE(parsed.matches_key(key));
+        EXPECT_EQ(parsed.key_algorithm(), std::string(key_type_name(type)));
+        EXPECT_TRUE(parsed.signed_by(intermediate_));
+        Certificate signed_for_key = issue(spec, key);
+        EXPECT_EQ(spki(X509_get0_pubkey(parsed.get())),
+                  spki(X509_get0_pubkey(signed_for_key.get())));
+        EXPECT_FALSE(spki(key.get()).empty());
+        EXPECT_EQ(spki(X509_get0_pubkey(parsed.get())), spki(key.get()));
+    }
 }
 
 }  // namespace

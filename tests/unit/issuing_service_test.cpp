@@ -215,6 +215,19 @@ TEST_F(IssuingServiceTest, TheSameCsrGetsTheSameCertificateUntilItIsDueForRenewa
     EXPECT_EQ(st.st_mode & 0777, 0700u);
 }
 
+// The store checks each directory once; one removed meanwhile (an operator clearing the cache)
+// is made again, and the cache works on.
+TEST_F(IssuingServiceTest, TheCacheSurvivesItsDirectoryBeingRemoved) {
+    sign(csr_pem(key_, "mail.example.org"), "192.0.2.7");
+    ASSERT_TRUE(std::filesystem::is_directory(dir_ / "state" / "cache"));
+    std::filesystem::remove_all(dir_ / "state" / "cache");
+    std::string body = csr_pem(key_, "mail.example.org");
+    auto first = Certificate::parse_chain(sign(body, "192.0.2.7").body, "first");
+    auto again = Certificate::parse_chain(sign(body, "192.0.2.7").body, "again");
+    EXPECT_EQ(again[0].serial_hex(), first[0].serial_hex());
+    EXPECT_EQ(audit().back()["event"], "cached");
+}
+
 TEST_F(IssuingServiceTest, V1SignsForAClientWithItsRequestHmacOnce) {
     json body = {{"csr", csr_pem(key_, "x7k2p.devices.example.com")}, {"profile", "edge"}};
     std::string text = body.dump();

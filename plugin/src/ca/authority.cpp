@@ -625,8 +625,7 @@ std::vector<Certificate> CertificateAuthority::sign_checked(
     std::vector<std::string> errors(requests.size());
     for_each_parallel(requests.size(), [&](std::size_t i) {
         try {
-            certificates[i] =
-                sign_certificate(specs[i], requests[i].csr->public_key(), *issuer_key_, &issuer());
+            certificates[i] = sign_certificate(specs[i], *requests[i].csr, *issuer_key_, issuer());
         } catch (const std::exception& e) {
             errors[i] = e.what();
         }
@@ -637,7 +636,9 @@ std::vector<Certificate> CertificateAuthority::sign_checked(
         const Certificate& cert = *certificates[i];
         std::string name = specs[i].common_name.empty() ? specs[i].subject_alt_names.front().value
                                                         : specs[i].common_name;
-        return Signed{record(cert, name, profile_name(requests[i].profile)), cert.to_pem(), {}};
+        IndexEntry entry = record(cert, name, profile_name(requests[i].profile));
+        entry.key_type = key_algorithm_name(requests[i].csr->public_key());  // see sign_certificate
+        return Signed{std::move(entry), cert.to_pem(), {}};
     };
     issue_batch(requests.size(), make, {}, Overwrite::Refuse, {});
     std::vector<Certificate> out;

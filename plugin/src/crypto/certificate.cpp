@@ -196,7 +196,10 @@ std::string Certificate::fingerprint_sha256() const {
 }
 
 std::string Certificate::key_algorithm() const {
-    EVP_PKEY* pub = X509_get0_pubkey(cert_.get());
+    return key_algorithm_name(X509_get0_pubkey(cert_.get()));
+}
+
+std::string key_algorithm_name(EVP_PKEY* pub) {
     if (!pub) return "unknown";
     if (EVP_PKEY_is_a(pub, "ED25519")) return "ed25519";
     if (EVP_PKEY_is_a(pub, "RSA")) return "rsa" + std::to_string(EVP_PKEY_get_bits(pub));

@@ -51,8 +51,52 @@ std::string random_serial() {
     return out;
 }
 
-Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
-                             const PrivateKey& issuer_key, const Certificate* issuer) {
+namespace {
+
+// Gives `cert` the request's SubjectPublicKeyInfo bytes as they are. X509_set_pubkey would
+// encode the key and decode it again through OpenSSL 3's decoders: most of the cost of
+// signing a certificate. The request's key was decoded (and so checked) when it was parsed.
+void copy_public_key(X509* cert, X509_REQ* req) {
+    ASN1_OBJECT* algorithm = nullptr;
+    const unsigned char* bits = nullptr;
+    int length = 0;
+    X509_ALGOR* algor = nullptr;
+    if (!X509_PUBKEY_get0_param(&algorithm, &bits, &length, &algor, X509_REQ_get_X509_PUBKEY(req)))
+        throw Error(ErrorKind::Input, "unusable public key: " + openssl_reason());
+    const ASN1_OBJECT* param_object = nullptr;
+    int param_type = V_ASN1_UNDEF;
+    const void* param = nullptr;
+    X509_ALGOR_get0(&param_object, &param_type, &param, algor);
+    void* param_copy = nullptr;
+    switch (param_type) {
+        case V_ASN1_UNDEF:  // Ed25519
+        case V_ASN1_NULL:   // RSA
+            break;
+        case V_ASN1_OBJECT:  // EC: the named curve
+            param_copy = OBJ_dup(static_cast<const ASN1_OBJECT*>(param));
+            break;
+        case V_ASN1_SEQUENCE:  // RSA-PSS parameters
+            param_copy = ASN1_STRING_dup(static_cast<const ASN1_STRING*>(param));
+            break;
+        default:
+            throw Error(ErrorKind::Input, "unusable public key: unexpected algorithm parameters");
+    }
+    ASN1_OBJECT* algorithm_copy = OBJ_dup(algorithm);
+    auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(bits, length));
+    if (algorithm_copy && bits_copy &&
+        (param_copy || param_type == V_ASN1_UNDEF || param_type == V_ASN1_NULL) &&
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), algorithm_copy, param_type, param_copy,
+                               bits_copy, length))
+        return;
+    ASN1_OBJECT_free(algorithm_copy);
+    OPENSSL_free(bits_copy);
+    if (param_type == V_ASN1_OBJECT) ASN1_OBJECT_free(static_cast<ASN1_OBJECT*>(param_copy));
+    if (param_type == V_ASN1_SEQUENCE) ASN1_STRING_free(static_cast<ASN1_STRING*>(param_copy));
+    throw std::bad_alloc();
+}
+
+Certificate sign(const CertificateSpec& spec, EVP_PKEY* subject_key, X509_REQ* request,
+                 const PrivateKey& issuer_key, const Certificate* issuer) {
     X509Ptr cert(X509_new());
     if (!cert) throw std::bad_alloc();
     X509_set_version(cert.get(), X509_VERSION_3);
@@ -78,7 +122,9 @@ Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
     add_entry(NID_organizationName, spec.organization, "an organization name");
     add_entry(NID_commonName, spec.common_name, "a common name");
     X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer->get()) : name);
-    if (!X509_set_pubkey(cert.get(), subject_key))
+    if (request)
+        copy_public_key(cert.get(), request);
+    else if (!X509_set_pubkey(cert.get(), subject_key))
         throw Error(ErrorKind::Input, "unusable public key: " + openssl_reason());
 
     X509V3_CTX ctx;
@@ -121,6 +167,18 @@ Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
     if (X509_sign(cert.get(), issuer_key.get(), issuer_key.signature_digest()) <= 0)
         throw Error(ErrorKind::Io, "cannot sign certificate: " + openssl_reason());
     return Certificate(std::move(cert));
+}
+
+}  // namespace
+
+Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
+                             const PrivateKey& issuer_key, const Certificate* issuer) {
+    return sign(spec, subject_key, nullptr, issuer_key, issuer);
+}
+
+Certificate sign_certificate(const CertificateSpec& spec, const CertificateRequest& request,
+                             const PrivateKey& issuer_key, const Certificate& issuer) {
+    return sign(spec, request.public_key(), request.get(), issuer_key, &issuer);
 }
 
 Crl sign_crl(const Certificate& issuer, const PrivateKey& issuer_key,

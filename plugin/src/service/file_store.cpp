@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 #include "brokertls/error.hpp"
 #include "brokertls/store/files.hpp"
@@ -43,11 +45,22 @@ class FileStore final : public ServiceStore {
     void put(const std::string& key, std::string_view value, Durability durability) override {
         check_store_key(key);
         fs::path path = dir_ / key;
-        ensure_private_directory(dir_, path.parent_path());
-        if (durability == Durability::Durable)
-            write_file_atomic(path, value, kPrivateMode);
-        else
-            write_file_unsynced(path, value, kPrivateMode);
+        auto write = [&] {
+            ensure_checked(path.parent_path());
+            if (durability == Durability::Durable)
+                write_file_atomic(path, value, kPrivateMode);
+            else
+                write_file_unsynced(path, value, kPrivateMode);
+        };
+        try {
+            write();
+        } catch (const Error&) {
+            // Its directory removed since (an operator clearing the cache): made again, once.
+            std::error_code ec;
+            if (fs::is_directory(path.parent_path(), ec)) throw;
+            forget(path.parent_path());
+            write();
+        }
     }
 
     bool remove(const std::string& key) override {
@@ -59,7 +72,23 @@ class FileStore final : public ServiceStore {
     }
 
   private:
+    // Each directory is created and its ownership and mode checked on first use, not at every
+    // put: the checks cost as much as the write of a small value.
+    void ensure_checked(const fs::path& dir) {
+        std::lock_guard lock(mutex_);
+        if (checked_.count(dir)) return;
+        ensure_private_directory(dir_, dir);
+        checked_.insert(dir);
+    }
+
+    void forget(const fs::path& dir) {
+        std::lock_guard lock(mutex_);
+        checked_.erase(dir);
+    }
+
     fs::path dir_;
+    std::mutex mutex_;
+    std::set<fs::path> checked_;
 };
 
 }  // namespace

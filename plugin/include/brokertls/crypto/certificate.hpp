@@ -70,6 +70,8 @@ class Certificate {
     X509Ptr cert_;
 };
 
+// "ecdsa-p256", "rsa2048", "ed25519", ...; "unknown" for null.
+std::string key_algorithm_name(EVP_PKEY* key);
 std::string chain_to_pem(const std::vector<Certificate>& chain);
 
 // An extended key usage as Certificate::extended_key_usage() names it: a known purpose's short

@@ -7,6 +7,7 @@
 
 #include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/crl.hpp"
+#include "brokertls/crypto/csr.hpp"
 #include "brokertls/crypto/key.hpp"
 #include "brokertls/crypto/names.hpp"
 
@@ -36,6 +37,13 @@ std::string random_serial();
 // self-signed by `issuer_key` (which must then be the subject's own key).
 Certificate sign_certificate(const CertificateSpec& spec, EVP_PKEY* subject_key,
                              const PrivateKey& issuer_key, const Certificate* issuer);
+// Signs `spec` for the key of `request` (whose signature the caller has checked), copying its
+// SubjectPublicKeyInfo bytes: cheaper than the above under OpenSSL 3, which
+// would encode and decode the key again. The result is for encoding (to_pem, to_der,
+// fingerprint): its public key is not decoded, so key_algorithm() and matches_key() need it
+// parsed again.
+Certificate sign_certificate(const CertificateSpec& spec, const CertificateRequest& request,
+                             const PrivateKey& issuer_key, const Certificate& issuer);
 
 Crl sign_crl(const Certificate& issuer, const PrivateKey& issuer_key,
              const std::vector<RevokedCertificate>& revoked, TimePoint this_update,
