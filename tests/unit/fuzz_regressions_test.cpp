@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "acme/wire.hpp"
+#include "config/config.hpp"
 #include "expect_error.hpp"
+#include "service/service_config.hpp"
 
 namespace brokertls {
 namespace {
@@ -18,6 +20,20 @@ TEST(FuzzRegressions, AcmeTimeBeyondWhatATimePointHoldsIsRefused) {
                   std::string("acme renewalInfo u: time out of range: ") + text);
     EXPECT_EQ(acme_wire::parse_rfc3339("2261-12-31T00:00:00Z", "u"),
               SystemClock::from_time_t(9214560000));
+}
+
+// fuzz_service_config: a number beyond a double ("5e5555") made nlohmann throw out_of_range,
+// which escaped as no brokertls::Error (brokertls.json shares the parser).
+TEST(FuzzRegressions, NumbersBeyondADoubleAreInvalidJson) {
+    const std::string text = R"({"listeners": 500000000000e5555})";
+    auto reason = [](const std::string& message) {
+        EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
+        EXPECT_NE(message.find("number overflow"), std::string::npos) << message;
+    };
+    reason(test::error_of([&] { parse_service_config(text, "/etc/brokertls/service.json"); },
+                          ErrorKind::Input));
+    reason(test::error_of([&] { parse_config(text, "/etc/brokertls/brokertls.json"); },
+                          ErrorKind::Input));
 }
 
 }  // namespace

@@ -338,9 +338,14 @@ TEST_F(IssuingServiceTest, DevicesRegisterWithATokenOnceAndGetCertificatesForThe
     EXPECT_EQ(name, id + ".devices.example.com");
     EXPECT_EQ(device["key_id"], id);
     EXPECT_EQ(key.size(), 64u);
-    // The stored device is private to the service.
+    // The stored device is private to the service, and its key is sealed under the secrets
+    // key (made at the first start, 0600): the record alone does not give it away.
     struct stat st {};
-    ASSERT_EQ(::stat((dir_ / "state" / "devices" / (id + ".json")).c_str(), &st), 0);
+    fs::path record = dir_ / "state" / "devices" / (id + ".json");
+    ASSERT_EQ(::stat(record.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(read_file(record).find(key), std::string::npos);
+    ASSERT_EQ(::stat((dir_ / "state" / "secrets.key").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     // An expired token is refused.
     clock_.advance(2h);
@@ -379,6 +384,19 @@ TEST_F(IssuingServiceTest, DevicesRegisterWithATokenOnceAndGetCertificatesForThe
         api("PUT", "/v1/devices/" + id + "/address", R"({"addresses": ["10.1.1.4/8"]})", id, key)
             .status,
         400);
+
+    // After a restart the same secrets key opens the device's key: it still signs in.
+    service_.reset();
+    EXPECT_EQ(api("POST", "/v1/certificates", json({{"csr", csr_pem(key_, name)}}).dump(), id, key)
+                  .status,
+              200);
+    // Under another secrets key the record does not open: the device is refused, not let in.
+    service_.reset();
+    write_file_atomic(dir_ / "state" / "secrets.key", std::string(64, 'a') + "\n", kPrivateMode);
+    auto refused =
+        api("POST", "/v1/certificates", json({{"csr", csr_pem(key_, name)}}).dump(), id, key);
+    EXPECT_EQ(refused.status, 500) << refused.body;
+    EXPECT_NE(refused.body.find("cannot be read"), std::string::npos) << refused.body;
 }
 
 TEST_F(IssuingServiceTest, AdminsRegisterDevicesAndReadTheIssuanceLog) {

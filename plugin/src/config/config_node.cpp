@@ -103,6 +103,12 @@ json parse_json_strictly(const std::string& text, const fs::path& file) {
              file.filename().string() + ": line " + std::to_string(line) + ", column " +
                  std::to_string(column),
              "not valid JSON: " + reason);
+    } catch (const json::exception& e) {
+        // A number beyond a double ("1e5555"): nlohmann says out_of_range, with no position.
+        std::string what = e.what();
+        auto bracket = what.find("] ");
+        fail(ErrorKind::Input, file.filename().string(),
+             "not valid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2)));
     }
 }
 

@@ -45,13 +45,14 @@ bool is_address(const std::string& text) {
 
 }  // namespace
 
-DeviceRegistry::DeviceRegistry(const DevicesConfig& config, ServiceStore& store)
-    : config_(config), store_(store) {}
+DeviceRegistry::DeviceRegistry(const DevicesConfig& config, ServiceStore& store,
+                               const SecretSealer& sealer)
+    : config_(config), store_(store), sealer_(sealer) {}
 
 void DeviceRegistry::store_device(const Device& d) {
     json j = {{"id", d.id},
               {"name", d.name},
-              {"key", d.key},
+              {"key_sealed", sealer_.seal(d.key, device_key(d.id))},
               {"addresses", d.addresses},
               {"created", to_iso8601(d.created)},
               {"registered_by", d.registered_by}};
@@ -76,15 +77,26 @@ std::optional<Device> DeviceRegistry::find(const std::string& id) const {
         return std::nullopt;
     auto text = store_.get(device_key(id));
     if (!text) return std::nullopt;
+    json j;
+    std::string sealed;
     try {
-        json j = json::parse(*text);
-        Device d{j.at("id"),
-                 j.at("name"),
-                 j.at("key"),
-                 j.at("addresses"),
-                 from_iso8601(j.at("created")),
-                 j.at("registered_by")};
-        return d;
+        j = json::parse(*text);
+        sealed = j.at("key_sealed").get<std::string>();
+    } catch (const std::exception& e) {
+        fail(ErrorKind::State, "store " + device_key(id), std::string("damaged: ") + e.what());
+    }
+    auto key = sealer_.open(sealed, device_key(id));
+    if (!key)
+        fail(ErrorKind::State, "store " + device_key(id),
+             "the device's key does not open with the secrets key (another secrets_key_file, or "
+             "a record copied from another device)");
+    try {
+        return Device{j.at("id"),
+                      j.at("name"),
+                      *key,
+                      j.at("addresses"),
+                      from_iso8601(j.at("created")),
+                      j.at("registered_by")};
     } catch (const std::exception& e) {
         fail(ErrorKind::State, "store " + device_key(id), std::string("damaged: ") + e.what());
     }

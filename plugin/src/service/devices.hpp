@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "brokertls/crypto/sealing.hpp"
 #include "brokertls/crypto/time.hpp"
 #include "fleet/request_hmac.hpp"
 #include "service/service_config.hpp"
@@ -28,7 +29,8 @@ struct Device {
 
 class DeviceRegistry {
   public:
-    DeviceRegistry(const DevicesConfig& config, ServiceStore& store);
+    // Device keys are kept sealed by `sealer` (the store never holds them in the clear).
+    DeviceRegistry(const DevicesConfig& config, ServiceStore& store, const SecretSealer& sealer);
 
     // A new device with a fresh label (never one of `reserved`, the configured clients'
     // names) and key, stored durably before it is returned.
@@ -43,6 +45,7 @@ class DeviceRegistry {
     void store_device(const Device& device);
     DevicesConfig config_;
     ServiceStore& store_;
+    const SecretSealer& sealer_;
 };
 
 // One-time enrollment tokens (a device registration or an EST simpleenroll), stored as their

@@ -158,7 +158,14 @@ struct IssuingService::Impl {
           store(make_file_store(config.state_dir)),
           audit(config.audit_file),
           replay(config.replay_window) {
-        if (config.devices) devices.emplace(*config.devices, *store);
+        if (config.devices) {
+            // Made at the first start when not configured: the store alone then holds no usable
+            // device key, though a copy of the whole state directory still does.
+            sealer.emplace(SecretSealer::load(
+                config.secrets_key_file.value_or(config.state_dir / "secrets.key"),
+                !config.secrets_key_file));
+            devices.emplace(*config.devices, *store, *sealer);
+        }
         for (const auto& [name, issuer] : config.issuers) {
             if (issuer.type != ServiceIssuer::Type::Acme) continue;
             auto plan = std::make_unique<Plan>();
@@ -431,7 +438,12 @@ struct IssuingService::Impl {
                 who.name = client->first;
                 key = client->second.key.key;
             } else if (devices) {
-                who.device = devices->find(auth->key_id);
+                try {
+                    who.device = devices->find(auth->key_id);
+                } catch (const Error& e) {
+                    log(e.what());
+                    throw Refused{500, "this device's record cannot be read (see the service log)"};
+                }
                 if (who.device) {
                     who.name = "device " + who.device->id;
                     key = who.device->key;
@@ -860,6 +872,7 @@ struct IssuingService::Impl {
     std::unique_ptr<ServiceStore> store;
     AuditLog audit;
     ReplayGuard replay;
+    std::optional<SecretSealer> sealer;  // with devices: seals their keys in the store
     std::optional<DeviceRegistry> devices;
     RequestLimiter per_address{config.requests_per_minute_per_address};
     RequestLimiter per_client{config.requests_per_minute_per_client};

@@ -195,7 +195,8 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
     auto root = parse_json_strictly(text, file);
     Node top(root, "", file);
     top.only_keys({"state_dir", "threads", "listeners", "limits", "replay_window", "issuers",
-                   "profiles", "auth", "clients", "devices", "est", "audit_file", "comment"});
+                   "profiles", "auth", "clients", "devices", "est", "audit_file",
+                   "secrets_key_file", "comment"});
     ServiceConfig c;
     c.file = file;
     c.state_dir = top.has("state_dir") ? top.field("state_dir").path_value(false)
@@ -336,6 +337,8 @@ ServiceConfig parse_service_config(const std::string& text, const fs::path& file
                 "uses http-01, but no listener serves \"acme-challenge\"");
     c.audit_file = top.has("audit_file") ? top.field("audit_file").path_value(false)
                                          : c.state_dir / "audit.jsonl";
+    if (top.has("secrets_key_file"))
+        c.secrets_key_file = top.field("secrets_key_file").path_value(true);
     return c;
 }
 

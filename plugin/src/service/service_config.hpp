@@ -115,6 +115,9 @@ struct ServiceConfig {
     // EST: CA label ("" = none) -> the profile it enrolls with (a local-ca one).
     std::map<std::string, std::string> est_profiles;
     std::filesystem::path audit_file;  // default STATE_DIR/audit.jsonl
+    // The key that seals devices' HMAC keys in the store (crypto/sealing.hpp); when not given,
+    // STATE_DIR/secrets.key, made at the first start.
+    std::optional<std::filesystem::path> secrets_key_file;
 };
 
 ServiceConfig load_service_config(const std::filesystem::path& file);
