@@ -2,15 +2,21 @@
 // Debian's mosquitto 2.0 (connect_rewrite) and the vendored Mosquitto 2.1 (proxy_v2), with real
 // Paho C++ clients and hand-made TLS connections, on 127.0.0.1.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
 
+#include "brokertls/crypto/certificate.hpp"
 #include "brokertls/crypto/handles.hpp"
+#include "brokertls/store/files.hpp"
 #include "gateway_fixture.hpp"
 #include "mosquitto_fixture.hpp"
 #include "pki.hpp"
@@ -306,6 +312,89 @@ TEST_F(Gateway, SniPicksTheCertificateProfile) {
     EXPECT_EQ(subject("localhost"), "CN = localhost");
     EXPECT_EQ(subject("unknown.test"), "CN = localhost");  // the first is the default
     EXPECT_EQ(subject(""), "CN = localhost");
+}
+
+TEST_F(Gateway, ANewCertificateGoesToTheNextHandshakeWhileConnectionsStay) {
+    auto broker = plain_mosquitto20();
+    GatewayProcess gateway(tmp_.path(), config(broker->port()));
+    int port = gateway.port("mqtt");
+    auto served = [&] {
+        auto r = run({"sh", "-c",
+                      "openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                          " </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"},
+                     "", 15s);
+        auto fp = normalize_fingerprint(r.out.substr(r.out.find('=') + 1, 95));
+        return fp.value_or("(none) " + describe(r));
+    };
+    std::string old_fp = Certificate::load(pki_->server_cert()).fingerprint_sha256();
+    ASSERT_EQ(served(), old_fp);
+    MqttClient device(port, "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(device.connect(), "");
+    device.subscribe("devices/dev-1/#");
+
+    // The operator (certbot, say) puts a new pair where the "files" profile reads it.
+    auto fresh = pki_->open().issue({{CertificateProfile::Server,
+                                      "localhost",
+                                      "",
+                                      {classify_name("localhost"), classify_name("127.0.0.1")},
+                                      30,
+                                      KeyType::EcP256}},
+                                    tmp_ / "fresh", Overwrite::Refuse);
+    std::string new_fp = Certificate::load(fresh[0].cert).fingerprint_sha256();
+    write_file_atomic(pki_->server_key(), read_file(fresh[0].key));
+    write_file_atomic(pki_->server_cert(), read_file(fresh[0].chain));
+    ASSERT_TRUE(gateway.wait_for_log("now serves sha256 " + new_fp, 15s)) << gateway.log();
+    EXPECT_EQ(served(), new_fp);
+
+    // The connection made before the swap goes on with its own context.
+    EXPECT_TRUE(device.connected());
+    device.publish("devices/dev-1/temp", "22");
+    EXPECT_EQ(device.next_message(5s), "devices/dev-1/temp 22");
+    EXPECT_EQ(gateway.status()["gateway"]["listeners"][0]["certificates"][0]["sha256"], new_fp);
+}
+
+TEST_F(Gateway, SighupReloadsWithoutDroppingConnections) {
+    auto broker = plain_mosquitto20();
+    GatewayProcess gateway(tmp_.path(), config(broker->port()));
+    MqttClient device(gateway.port("mqtt"), "dev-1", pki_->root(), pki_->client("dev-1"));
+    ASSERT_EQ(device.connect(), "");
+    ASSERT_EQ(::kill(gateway.process().pid(), SIGHUP), 0);
+    EXPECT_TRUE(gateway.wait_for_log("configuration reloaded from")) << gateway.log();
+    EXPECT_TRUE(device.connected());
+    EXPECT_TRUE(gateway.process().running());
+}
+
+TEST_F(Gateway, LimitsCloseSlowAndExcessConnections) {
+    auto broker = plain_mosquitto20();
+    json c = config(broker->port());
+    c["gateway"]["limits"]["per_address"] = 1;
+    c["gateway"]["limits"]["handshake_timeout"] = "500ms";
+    GatewayProcess gateway(tmp_.path(), c);
+    int port = gateway.port("mqtt");
+    auto dev1 = pki_->client("dev-1");
+
+    RawTls first(port, dev1);  // holds the one connection 127.0.0.1 may have
+    EXPECT_THROW(RawTls(port, dev1), std::runtime_error);
+    EXPECT_EQ(gateway.status()["gateway"]["refused"].value("per_address", 0), 1);
+    EXPECT_EQ(first.read_until_closed(), "");  // then its first_packet_timeout ends it
+
+    // A TCP connection that never starts TLS is closed after handshake_timeout.
+    ASSERT_TRUE(
+        eventually([&] { return gateway.status()["gateway"]["connections_open"] == 0; }, 5s));
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte;
+    auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(::recv(fd, &byte, 1, 0), 0);  // closed by the gateway, not timed out here
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    ::close(fd);
+    EXPECT_EQ(gateway.status()["gateway"]["refused"].value("handshake_timeout", 0), 1);
 }
 
 TEST_F(Gateway, CheckOptionValidatesTheConfiguration) {
