@@ -220,6 +220,12 @@ TEST(MqttConnect, RewriteChecksTheClientIdAndRefusesBadPackets) {
     out = rewrite_connect(v311(), rules("dev-2", false, "dev-2"));
     EXPECT_EQ(out.problem, "the client id is not the identity 'dev-2'");
     EXPECT_TRUE(out.packet.empty());
+    // The broker must not settle on another identity through an AUTH exchange.
+    out = rewrite_connect(v5("\x15"s + str("SCRAM-SHA-1"), 0x82, str("dev-1") + str("u")),
+                          rules("dev-1"));
+    EXPECT_EQ(out.problem, "enhanced authentication (an authentication method) is not allowed");
+    EXPECT_TRUE(
+        parse_connect(v5("\x15"s + str("SCRAM-SHA-1")), kMax).connect.enhanced_authentication);
     out = rewrite_connect(v311(0x03, str("a")), rules("dev-1"));
     EXPECT_EQ(out.problem, "the reserved connect flag is set");
     out = rewrite_connect(v311(), rules("dev-1", false, std::nullopt, 20));

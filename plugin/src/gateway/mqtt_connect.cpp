@@ -131,9 +131,13 @@ bool is_topic_name(std::string_view topic) {
 }
 
 // A 5.0 property list (after its length): each known for this packet, each but user properties
-// at most once, each value of its type. Returns the list as sent.
+// at most once, each value of its type. Returns the list as sent and which properties it holds.
+struct Properties {
+    std::string_view raw;
+    std::set<unsigned char> ids;
+};
 template <std::size_t N>
-std::string_view read_properties(Reader& in, const PropertyRule (&rules)[N], const char* where) {
+Properties read_properties(Reader& in, const PropertyRule (&rules)[N], const char* where) {
     std::uint32_t length = in.varint(where);
     std::string_view raw = in.bytes(length, where);
     Reader props(raw);
@@ -186,7 +190,7 @@ std::string_view read_properties(Reader& in, const PropertyRule (&rules)[N], con
     // Authentication data means nothing without its method (MQTT 5.0 3.1.2.11.10).
     if (seen.count(0x16) && !seen.count(0x15))
         refuse(std::string(where) + ": authentication data without an authentication method");
-    return raw;
+    return {raw, std::move(seen)};
 }
 
 Connect parse(std::string_view packet, std::size_t max_size) {
@@ -219,12 +223,16 @@ Connect parse(std::string_view packet, std::size_t max_size) {
     if (c.version == 4 && has_password && !has_username)
         refuse("a password without a username (MQTT 3.1.1 3.1.2.9)");
     c.keep_alive = in.u16("keep alive");
-    if (c.version == 5) c.properties = read_properties(in, kConnectProperties, "properties");
+    if (c.version == 5) {
+        auto properties = read_properties(in, kConnectProperties, "properties");
+        c.properties = properties.raw;
+        c.enhanced_authentication = properties.ids.count(0x15) > 0;
+    }
 
     c.client_id = in.string("client id");
     if (c.will) {
         if (c.version == 5)
-            c.will_properties = read_properties(in, kWillProperties, "will properties");
+            c.will_properties = read_properties(in, kWillProperties, "will properties").raw;
         c.will_topic = in.string("will topic");
         if (!is_topic_name(c.will_topic)) refuse("will topic: not a topic name");
         c.will_payload = in.binary("will payload");
@@ -344,6 +352,12 @@ Rewritten rewrite_connect(std::string_view packet, const RewriteRules& rules) {
         return out;
     }
     Connect c = std::move(parsed.connect);
+    // An AUTH exchange lets the broker settle on an identity of its own: the identity is the
+    // certificate's alone.
+    if (c.enhanced_authentication) {
+        out.problem = "enhanced authentication (an authentication method) is not allowed";
+        return out;
+    }
     if (rules.required_client_id && c.client_id != *rules.required_client_id) {
         out.problem = "the client id is not the identity '" + *rules.required_client_id + "'";
         return out;

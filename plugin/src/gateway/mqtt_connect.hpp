@@ -19,6 +19,7 @@ struct Connect {
     bool clean_start = true;
     std::uint16_t keep_alive = 0;
     std::string properties;  // 5.0: the CONNECT properties as sent (checked), without length
+    bool enhanced_authentication = false;  // 5.0: the properties name an authentication method
     std::string client_id;
     bool will = false;
     int will_qos = 0;
@@ -61,7 +62,8 @@ struct Rewritten {
     Problem problem;
 };
 // Parses `packet` and encodes it again under `rules`: the client's username is always replaced
-// or dropped; its password goes on only when allowed (and, in 3.1.1, only with a username).
+// or dropped; its password goes on only when allowed (and, in 3.1.1, only with a username). A
+// 5.0 CONNECT asking for enhanced authentication is refused.
 Rewritten rewrite_connect(std::string_view packet, const RewriteRules& rules);
 
 // Well-formed UTF-8 (no overlong forms, no surrogates) without U+0000, the C0 and C1 control
