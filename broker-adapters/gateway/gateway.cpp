@@ -270,16 +270,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
 
   private:
+    // A timer that expires as the awaited operation completes may already have its handler
+    // queued, where cancel() no longer reaches it: the generation tells it that it is stale.
     void arm(std::chrono::milliseconds timeout) {
         timed_out_ = false;
+        unsigned generation = ++deadline_generation_;
         deadline_.expires_after(timeout);
-        deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-            if (ec) return;
-            if (auto self = weak.lock()) {
-                self->timed_out_ = true;
-                self->close();
-            }
+        deadline_.async_wait([weak = weak_from_this(), generation](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self || self->deadline_generation_ != generation) return;
+            self->timed_out_ = true;
+            self->close();
         });
+    }
+    void disarm() {
+        ++deadline_generation_;
+        deadline_.cancel();
     }
 
     std::string who() const {
@@ -293,7 +299,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         arm(limits.handshake_timeout);
         auto [handshake] =
             co_await client_.async_handshake(asio::ssl::stream_base::server, as_tuple);
-        deadline_.cancel();
+        disarm();
         if (handshake) {
             ++gateway_.counters.handshakes_failed;
             if (timed_out_) gateway_.refuse("handshake_timeout");
@@ -354,7 +360,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
             auto [e, endpoint] = co_await asio::async_connect(upstream_, endpoints, as_tuple);
             connect_error = e;
         }
-        deadline_.cancel();
+        disarm();
         if (connect_error) {
             gateway_.refuse("upstream");
             gateway_.log("cannot reach the broker at " + config.upstream + " for " + who() + ": " +
@@ -387,19 +393,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
         while (true) {
             auto size = mqtt::connect_packet_size(pending_, limits.max_connect_size);
             if (size.problem) {
-                deadline_.cancel();
+                disarm();
                 gateway_.refuse("bad_connect");
                 gateway_.log("refused the first packet of " + who() + ": " +
                              printable(*size.problem));
                 co_return std::nullopt;
             }
             if (size.size && pending_.size() >= size.size) {
-                deadline_.cancel();
+                disarm();
                 co_return size.size;
             }
             auto [ec, n] = co_await client_.async_read_some(asio::buffer(chunk), as_tuple);
             if (ec) {
-                deadline_.cancel();
+                disarm();
                 if (timed_out_) {
                     gateway_.refuse("first_packet_timeout");
                     gateway_.log("refused " + who() +
@@ -449,6 +455,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     tcp::socket upstream_;
     asio::steady_timer deadline_;
     bool timed_out_ = false;
+    unsigned deadline_generation_ = 0;
     std::string key_, address_;
     std::string pending_;  // client bytes read before the relay
     std::array<char, kRelayBuffer> up_{}, down_{};
@@ -689,20 +696,19 @@ asio::awaitable<void> Gateway::Impl::status_loop() {
     }
 }
 
-asio::awaitable<void> Gateway::Impl::serve_status(tcp::socket socket) {
-    asio::steady_timer deadline(socket.get_executor(), kStatusTimeout);
-    deadline.async_wait([&socket](boost::system::error_code ec) {
+asio::awaitable<void> Gateway::Impl::serve_status(tcp::socket accepted) {
+    // Shared with the deadline's handler, which may run after this coroutine has ended.
+    auto socket = std::make_shared<tcp::socket>(std::move(accepted));
+    asio::steady_timer deadline(socket->get_executor(), kStatusTimeout);
+    deadline.async_wait([weak = std::weak_ptr<tcp::socket>(socket)](boost::system::error_code ec) {
         boost::system::error_code ignored;
-        if (!ec) socket.close(ignored);
+        if (auto s = weak.lock(); s && !ec) s->close(ignored);
     });
     std::string request;
     auto [ec, n] = co_await asio::async_read_until(
-        socket, asio::dynamic_buffer(request, kMaxStatusRequest), "\r\n\r\n", as_tuple);
+        *socket, asio::dynamic_buffer(request, kMaxStatusRequest), "\r\n\r\n", as_tuple);
+    if (ec) co_return;
     std::string code = "404 Not Found", body = "{\"error\": \"not found\"}\n";
-    if (ec) {
-        deadline.cancel();
-        co_return;
-    }
     if (request.starts_with("GET /status ")) {
         code = "200 OK";
         body = status_json() + "\n";
@@ -711,10 +717,9 @@ asio::awaitable<void> Gateway::Impl::serve_status(tcp::socket socket) {
         "HTTP/1.1 " + code +
         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
         "\r\nConnection: close\r\n\r\n" + body;
-    co_await asio::async_write(socket, asio::buffer(response), as_tuple);
-    deadline.cancel();
+    co_await asio::async_write(*socket, asio::buffer(response), as_tuple);
     boost::system::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket->shutdown(tcp::socket::shutdown_both, ignored);
 }
 
 Gateway::Gateway(const Config& config, SecurityModule& module, Log log)

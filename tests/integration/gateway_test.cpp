@@ -170,6 +170,60 @@ TEST_F(Gateway, ConnectRewriteGivesTheBrokerTheIdentityAndAclPatternsApply) {
     EXPECT_TRUE(status["module"].is_object());
 }
 
+// An MQTT 5.0 client (mosquitto_pub) with CONNECT properties, a will and its own username: the
+// rewritten CONNECT is one mosquitto takes, under the identity.
+TEST_F(Gateway, Mqtt5ConnectWithPropertiesIsRewritten) {
+    auto broker = plain_mosquitto20();
+    GatewayProcess gateway(tmp_.path(), config(broker->port()));
+    auto dev1 = pki_->client("dev-1");
+    MqttClient monitor(gateway.port("mqtt"), "monitor", pki_->root(), pki_->client("monitor"));
+    ASSERT_EQ(monitor.connect(), "");
+    monitor.subscribe("devices/#");
+    auto r = run({"mosquitto_pub",
+                  "-h",
+                  "127.0.0.1",
+                  "-p",
+                  std::to_string(gateway.port("mqtt")),
+                  "--cafile",
+                  pki_->root().string(),
+                  "--cert",
+                  dev1.cert.string(),
+                  "--key",
+                  dev1.key.string(),
+                  "-V",
+                  "mqttv5",
+                  "-i",
+                  "dev-1",
+                  "-u",
+                  "admin",
+                  "-P",
+                  "secret",
+                  "-D",
+                  "connect",
+                  "session-expiry-interval",
+                  "60",
+                  "-D",
+                  "connect",
+                  "user-property",
+                  "site",
+                  "lab",
+                  "--will-topic",
+                  "devices/dev-1/status",
+                  "--will-payload",
+                  "gone",
+                  "-q",
+                  "1",
+                  "-t",
+                  "devices/dev-1/v5",
+                  "-m",
+                  "hello"},
+                 "", 20s);
+    EXPECT_EQ(r.exit_code, 0) << describe(r) << gateway.log();
+    EXPECT_TRUE(broker->wait_for_log("as dev-1 (p5, c1, k60, u'dev-1')")) << broker->log();
+    EXPECT_EQ(monitor.next_message(5s), "devices/dev-1/v5 hello");
+    EXPECT_EQ(count(broker->log(), "u'admin'"), 0u);
+}
+
 TEST_F(Gateway, RejectedClientsNeverReachTheBroker) {
     auto broker = plain_mosquitto20();
     TempDir other_dir;
