@@ -227,6 +227,19 @@ TEST_F(Gateway, Mqtt5ConnectWithPropertiesIsRewritten) {
     EXPECT_EQ(count(broker->log(), "u'admin'"), 0u);
 }
 
+// identity "none": TLS only. Without a security profile no client certificate is asked for,
+// and the CONNECT goes to the broker as sent (its username included): the broker decides.
+TEST_F(Gateway, IdentityNoneRelaysTheConnectUntouched) {
+    auto broker = plain_mosquitto20();
+    json c = config(broker->port(), "none");
+    c["gateway"]["listeners"][0].erase("security_profile");
+    GatewayProcess gateway(tmp_.path(), c);
+    MqttClient client(gateway.port("mqtt"), "anyone", pki_->root(), ClientCert{});
+    client.credentials("someone", "secret");
+    ASSERT_EQ(client.connect(), "") << gateway.log();
+    EXPECT_TRUE(broker->wait_for_log("as anyone (p2, c1, k60, u'someone')")) << broker->log();
+}
+
 TEST_F(Gateway, RejectedClientsNeverReachTheBroker) {
     auto broker = plain_mosquitto20();
     TempDir other_dir;
