@@ -1,5 +1,6 @@
 #include "gateway.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <array>
@@ -83,6 +84,9 @@ struct ServedSet {
 
 struct Listener {
     GatewayListenerConfig config;
+    // The security profile's trust anchors: the CA names a CertificateRequest lists, so clients
+    // holding several certificates pick one of the right CA. A hint only; the module decides.
+    std::vector<std::filesystem::path> client_cas;
     asio::strand<asio::io_context::executor_type> strand;
     tcp::acceptor acceptor;
     std::atomic<std::shared_ptr<const ServedSet>> served;
@@ -139,8 +143,18 @@ Served load_served(const CertificateProfileConfig& profile, Listener& listener) 
         fail(ErrorKind::Input, where, profile.deploy_key.string() + ": " + openssl_reason());
     if (SSL_CTX_check_private_key(ctx) != 1)
         fail(ErrorKind::Input, where, "the key does not match the certificate");
-    if (!listener.config.security_profile.empty())
+    if (!listener.config.security_profile.empty()) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_chain);
+        STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+        for (const auto& anchors : listener.client_cas) {
+            if (std::filesystem::is_directory(anchors))
+                SSL_add_dir_cert_subjects_to_stack(names, anchors.c_str());
+            else
+                SSL_add_file_cert_subjects_to_stack(names, anchors.c_str());
+        }
+        ERR_clear_error();  // a file that is no certificate: fewer names in the hint
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, &listener);
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, &listener);
@@ -479,6 +493,9 @@ Gateway::Impl::Impl(const Config& cfg, SecurityModule& m, Log l)
       log(std::move(l)) {
     for (const auto& lc : config.listeners) {
         auto listener = std::make_unique<Listener>(lc, io);
+        if (auto p = cfg.security_profiles.find(lc.security_profile);
+            p != cfg.security_profiles.end())
+            listener->client_cas = p->second.trust_anchors;
         auto [host, port] = split_endpoint(lc.listen);
         boost::system::error_code ec;
         tcp::endpoint endpoint(asio::ip::make_address(host, ec),

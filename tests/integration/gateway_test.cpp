@@ -385,6 +385,15 @@ TEST_F(Gateway, SniPicksTheCertificateProfile) {
     EXPECT_EQ(subject("localhost"), "CN = localhost");
     EXPECT_EQ(subject("unknown.test"), "CN = localhost");  // the first is the default
     EXPECT_EQ(subject(""), "CN = localhost");
+
+    // The CertificateRequest names the security profile's CA, for clients with several
+    // certificates.
+    auto r = run(
+        {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(gateway.port("mqtt"))},
+        "", 15s);
+    EXPECT_NE(r.out.find("Acceptable client certificate CA names\nCN = brokertls test CA"),
+              std::string::npos)
+        << r.out;
 }
 
 TEST_F(Gateway, ANewCertificateGoesToTheNextHandshakeWhileConnectionsStay) {
