@@ -99,6 +99,33 @@ TEST_F(SecurityModuleTest, CrlChangeKicksOnlyTheRevokedConnectedClient) {
               RejectReason::Revoked);
 }
 
+// brokertls-gateway validates at the handshake, before the client names its client id: the
+// connection's key stands in for it, the profile's client-id rule is the adapter's, and a
+// revocation still kicks that key (and only it).
+TEST_F(SecurityModuleTest, ConnectionsAuthenticatedBeforeTheClientIdAreRevalidatedByKey) {
+    SecurityModule m(tmp_ / "brokertls.json");
+    EXPECT_TRUE(m.client_id_must_match_identity("devices"));  // its default with client certs
+    EXPECT_EQ(m.authenticate("devices", dev1_->get(), "gw-1", &conn1_, SystemClock::now()).reason,
+              RejectReason::ClientIdMismatch);
+    auto r =
+        m.authenticate_connection("devices", dev1_->get(), "gw-1", &conn1_, SystemClock::now());
+    ASSERT_TRUE(r.ok()) << r.detail;
+    EXPECT_EQ(r.identity, "dev-1");
+    ASSERT_TRUE(
+        m.authenticate_connection("devices", dev2_->get(), "gw-2", &conn2_, SystemClock::now())
+            .ok());
+    EXPECT_EQ(
+        m.authenticate_connection("devices", nullptr, "gw-3", &conn2_, SystemClock::now()).reason,
+        RejectReason::NoCertificate);
+    open().revoke(dev1_->serial_hex(), RevocationReason::KeyCompromise);
+    EXPECT_TRUE(poll_change(m));
+    EXPECT_EQ(m.tick(SystemClock::now()).kick, std::vector<std::string>{"gw-1"});
+    EXPECT_EQ(
+        m.authenticate_connection("devices", dev1_->get(), "gw-4", &conn1_, SystemClock::now())
+            .reason,
+        RejectReason::Revoked);
+}
+
 // A stale CRL written over the current one while the broker was down does not un-revoke
 // anything either: the CRL in force was kept in STATE_DIR/crls/.
 TEST_F(SecurityModuleTest, AStaleCrlAfterARestartDoesNotUnrevoke) {

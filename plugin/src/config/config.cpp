@@ -263,7 +263,7 @@ Config parse_config(const std::string& text, const fs::path& file) {
     json root = parse_json_strictly(text, file);
     Node top(root, "", file);
     top.only_keys({"security_profiles", "certificate_profiles", "issuers", "renewal", "events",
-                   "state_dir", "capath", "control", "listeners", "comment"});
+                   "state_dir", "capath", "control", "listeners", "gateway", "comment"});
     Config config;
     config.file = file;
     if (top.has("security_profiles"))
@@ -337,6 +337,7 @@ Config parse_config(const std::string& text, const fs::path& file) {
                 node.error("no security profile '" + profile + "'");
             config.listeners.emplace(number, std::move(profile));
         }
+    if (top.has("gateway")) config.gateway = parse_gateway(top.field("gateway"), config);
     if (config.security_profiles.empty() && config.certificate_profiles.empty())
         top.error("defines no security_profiles and no certificate_profiles");
     return config;

@@ -4,6 +4,7 @@
 // Relative paths are resolved against the directory of the configuration file.
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -138,6 +139,41 @@ struct ControlAllow {
     std::string security_profile;  // "" = any security profile
 };
 
+// brokertls-gateway (`gateway`): TLS terminated in front of a broker that cannot load the
+// plugin. Read once when the gateway starts; the module ignores it.
+struct GatewayListenerConfig {
+    // How the broker learns the identity mapped from the client's certificate.
+    enum class Identity { ConnectRewrite, ProxyV2, None };
+    std::string name;
+    std::string listen;  // "host:port" (port 0: any free port)
+    // Certificate profile names: the first is served when SNI names none of the others.
+    std::vector<std::string> certificates;
+    std::string security_profile;  // "" = no client certificate asked for
+    std::string upstream;          // the broker, "host:port"
+    Identity identity = Identity::ConnectRewrite;
+    bool pass_password = false;  // connect_rewrite: the client's password goes on to the broker
+    // connect_rewrite: the client id must equal the identity; unset = the security profile's
+    // client_id_must_match_identity.
+    std::optional<bool> client_id_must_match;
+    std::vector<std::string> alpn{"mqtt"};
+};
+
+struct GatewayLimits {
+    std::chrono::milliseconds handshake_timeout{10000};
+    std::chrono::milliseconds first_packet_timeout{10000};
+    std::size_t max_connect_size = 16 * 1024;  // bytes of the client's CONNECT
+    int max_connections = 10000;               // open at once, all listeners
+    int per_address = 100;                     // open at once from one client address
+};
+
+struct GatewayConfig {
+    std::vector<GatewayListenerConfig> listeners;
+    int workers = 2;            // threads running the connections
+    std::string status_listen;  // HTTP GET /status, "host:port"; "" = none
+    std::chrono::milliseconds drain_timeout{10000};
+    GatewayLimits limits;
+};
+
 struct Config {
     std::filesystem::path file;
     std::map<std::string, SecurityProfile> security_profiles;
@@ -157,6 +193,7 @@ struct Config {
     // 2.1's global_plugin, which asks the broker which port a client came in on). Clients of a
     // port not listed are left to the broker's other authentication.
     std::map<int, std::string> listeners;
+    std::optional<GatewayConfig> gateway;
 };
 
 // Throws Error(Input) naming the file, JSON path and reason. Checks that every file a profile

@@ -110,5 +110,7 @@ std::string endpoint_field(const ConfigNode& node, bool port_required, bool allo
 // An ACME issuer (`issuers.NAME` of brokertls.json) and its challenge.
 ChallengeConfig parse_challenge(const ConfigNode& node);
 IssuerConfig parse_issuer(const std::string& name, const ConfigNode& node);
+// brokertls.json's `gateway`, checked against the profiles of `config` (parsed before it).
+GatewayConfig parse_gateway(const ConfigNode& node, const Config& config);
 
 }  // namespace brokertls

@@ -78,8 +78,9 @@ struct SecurityModule::Impl {
     std::string security_profile_for_port(int port) const;
     bool maps_listeners() const;
     ValidationResult authenticate(const std::string& profile, X509* leaf,
-                                  std::string_view client_id, const void* connection,
-                                  TimePoint now);
+                                  std::string_view client_id, const void* connection, TimePoint now,
+                                  bool check_client_id);
+    bool client_id_must_match_identity(const std::string& profile) const;
     void disconnected(std::string_view client_id, const void* connection);
     Outcome reload(TimePoint now);
     void broker_reloaded(TimePoint now);
@@ -99,7 +100,13 @@ struct SecurityModule::Impl {
         Certificate certificate;
         const void* connection;
         std::string identity;
+        bool check_client_id = true;  // false: the adapter checks it (authenticate_connection)
     };
+    // The verdict, with a client-id mismatch forgiven when the adapter checks the client id:
+    // that check comes last in TrustSnapshot::validate, so everything else was checked.
+    static ValidationResult validate(const TrustSnapshot& snapshot, X509* leaf,
+                                     std::string_view client_id, TimePoint now,
+                                     bool check_client_id);
     const Connected* connected(std::string_view client_id, const void* connection) const;
     bool control_allowed(const Connected& caller) const;
     // Builds the state of `config` (every security profile's files read and checked).
@@ -392,9 +399,27 @@ bool SecurityModule::Impl::requires_client_certificate(const std::string& profil
     return it == state->trust.end() || it->second->profile().require_client_certificate;
 }
 
+ValidationResult SecurityModule::Impl::validate(const TrustSnapshot& snapshot, X509* leaf,
+                                                std::string_view client_id, TimePoint now,
+                                                bool check_client_id) {
+    ValidationResult r = snapshot.validate(leaf, client_id, now);
+    if (!check_client_id && r.reason == RejectReason::ClientIdMismatch) {
+        r.reason = RejectReason::None;
+        r.detail.clear();
+    }
+    return r;
+}
+
+bool SecurityModule::Impl::client_id_must_match_identity(const std::string& profile) const {
+    auto state = state_.load();
+    auto it = state->trust.find(profile);
+    return it == state->trust.end() || it->second->profile().client_id_must_match_identity;
+}
+
 ValidationResult SecurityModule::Impl::authenticate(const std::string& profile, X509* leaf,
                                                     std::string_view client_id,
-                                                    const void* connection, TimePoint now) {
+                                                    const void* connection, TimePoint now,
+                                                    bool check_client_id) {
     auto state = state_.load();
     auto it = state->trust.find(profile);
     ValidationResult r;
@@ -402,14 +427,14 @@ ValidationResult SecurityModule::Impl::authenticate(const std::string& profile, 
         r.reason = RejectReason::Untrusted;
         r.detail = "security profile '" + profile + "' is not configured";
     } else {
-        r = it->second->validate(leaf, client_id, now);
+        r = validate(*it->second, leaf, client_id, now, check_client_id);
     }
     ++counters_.validations[static_cast<std::size_t>(r.reason)];
     if (r.ok()) {
         X509_up_ref(leaf);
-        connected_.insert_or_assign(
-            std::string(client_id),
-            Connected{profile, Certificate(X509Ptr(leaf)), connection, r.identity});
+        connected_.insert_or_assign(std::string(client_id),
+                                    Connected{profile, Certificate(X509Ptr(leaf)), connection,
+                                              r.identity, check_client_id});
     }
     return r;
 }
@@ -430,8 +455,10 @@ std::vector<std::string> SecurityModule::Impl::revalidate_connected(TimePoint no
     std::vector<std::string> kick;
     for (auto it = connected_.begin(); it != connected_.end();) {
         auto snap = state->trust.find(it->second.profile);
-        bool still_ok = snap != state->trust.end() &&
-                        snap->second->validate(it->second.certificate.get(), it->first, now).ok();
+        bool still_ok =
+            snap != state->trust.end() && validate(*snap->second, it->second.certificate.get(),
+                                                   it->first, now, it->second.check_client_id)
+                                              .ok();
         if (still_ok) {
             ++it;
         } else {
@@ -810,7 +837,17 @@ bool SecurityModule::maps_listeners() const {
 ValidationResult SecurityModule::authenticate(const std::string& profile, X509* leaf,
                                               std::string_view client_id, const void* connection,
                                               TimePoint now) {
-    return impl_->authenticate(profile, leaf, client_id, connection, now);
+    return impl_->authenticate(profile, leaf, client_id, connection, now, true);
+}
+
+ValidationResult SecurityModule::authenticate_connection(const std::string& profile, X509* leaf,
+                                                         std::string_view key,
+                                                         const void* connection, TimePoint now) {
+    return impl_->authenticate(profile, leaf, key, connection, now, false);
+}
+
+bool SecurityModule::client_id_must_match_identity(const std::string& profile) const {
+    return impl_->client_id_must_match_identity(profile);
 }
 
 void SecurityModule::disconnected(std::string_view client_id, const void* connection) {

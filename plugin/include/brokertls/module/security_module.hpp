@@ -66,6 +66,15 @@ class SecurityModule {
                                   std::string_view client_id, const void* connection,
                                   TimePoint now);
     void disconnected(std::string_view client_id, const void* connection);
+    // For an adapter that validates a connection before the client names its client id
+    // (brokertls-gateway, at the TLS handshake): as authenticate(), with `key` (unique per
+    // connection) in place of the client id, here, in Outcome::kick and for disconnected(). The
+    // profile's client_id_must_match_identity is left to the caller, here and when connected
+    // clients are re-validated: client_id_must_match_identity() says whether it applies.
+    ValidationResult authenticate_connection(const std::string& profile, X509* leaf,
+                                             std::string_view key, const void* connection,
+                                             TimePoint now);
+    bool client_id_must_match_identity(const std::string& profile) const;
 
     struct Message {
         std::string topic, payload;
