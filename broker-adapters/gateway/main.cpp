@@ -3,17 +3,14 @@
 // identity mapping, renewal. The broker learns the identity from a rewritten CONNECT or a PROXY
 // v2 header, never from what the client chose.
 
-#include <signal.h>
-
-#include <ctime>
 #include <iostream>
-#include <mutex>
 
 #include "brokertls/error.hpp"
 #include "brokertls/identity.hpp"
 #include "brokertls/module/security_module.hpp"
 #include "config/config.hpp"
 #include "gateway.hpp"
+#include "process/daemon.hpp"
 
 namespace {
 
@@ -30,47 +27,21 @@ Options:
 Exit codes: 0 ok, 1 usage error, 2 configuration or start-up error.
 )";
 
-std::mutex log_mutex;
-
 void log_line(const std::string& line) {
-    std::time_t t = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    std::lock_guard lock(log_mutex);
-    std::cerr << stamp << " brokertls-gateway: " << line << std::endl;
+    brokertls::daemon_log("brokertls-gateway", line);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace brokertls;
-    std::string config_file = "/etc/brokertls/brokertls.json";
-    bool check = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            std::cout << kUsage;
-            return 0;
-        }
-        if (a == "--version") {
-            std::cout << "brokertls-gateway " << BROKERTLS_VERSION << "\n";
-            return 0;
-        }
-        if (a == "--check") {
-            check = true;
-        } else if (a == "--config" && i + 1 < argc) {
-            config_file = argv[++i];
-        } else {
-            std::cerr << "brokertls-gateway: unknown argument " << a << "\n\n" << kUsage;
-            return 1;
-        }
-    }
     // Signals are taken by sigwait on the main thread: the workers never see them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    sigset_t signals = block_daemon_signals();
+    DaemonCommandLine command{"/etc/brokertls/brokertls.json"};
+    if (auto exit_code = parse_daemon_command_line(argc, argv, "brokertls-gateway",
+                                                   BROKERTLS_VERSION, kUsage, command))
+        return *exit_code;
+    const std::string& config_file = command.config_file;
     try {
         Config config = load_config(config_file);
         if (!config.gateway)
@@ -81,7 +52,7 @@ int main(int argc, char** argv) {
             if (!listener.security_profile.empty())
                 module.use_security_profile(listener.security_profile);
         Gateway gateway(config, module, log_line);
-        if (check) {
+        if (command.check) {
             std::cout << config_file << ": ok\n";
             return 0;
         }
@@ -95,9 +66,7 @@ int main(int argc, char** argv) {
             log_line("status on port " + std::to_string(gateway.status_port()));
         log_line("ready");
         while (true) {
-            int received = 0;
-            sigwait(&signals, &received);
-            if (received != SIGHUP) break;
+            if (wait_for_signal(signals) != SIGHUP) break;
             log_line("SIGHUP: re-reading certificates and configuration");
             gateway.reload();
         }

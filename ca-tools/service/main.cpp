@@ -2,15 +2,11 @@
 // account and the CA keys; brokers and devices send it CSRs (ACMEMS's POST /sign, or the JSON
 // API /v1) and get certificates back.
 
-#include <signal.h>
-
-#include <cstring>
-#include <ctime>
 #include <iostream>
-#include <mutex>
 
 #include "brokertls/error.hpp"
 #include "brokertls/time/clock.hpp"
+#include "process/daemon.hpp"
 #include "service/http_server.hpp"
 #include "service/issuing_service.hpp"
 #include "service/service_config.hpp"
@@ -29,52 +25,25 @@ Options:
 Exit codes: 0 ok, 1 usage error, 2 configuration or start-up error.
 )";
 
-std::mutex log_mutex;
-
 void log_line(const std::string& line) {
-    std::time_t t = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    std::lock_guard lock(log_mutex);
-    std::cerr << stamp << " brokertls-service: " << line << std::endl;
+    brokertls::daemon_log("brokertls-service", line);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace brokertls;
-    std::string config_file = "/etc/brokertls/service.json";
-    bool check = false;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            std::cout << kUsage;
-            return 0;
-        }
-        if (a == "--version") {
-            std::cout << "brokertls-service " << BROKERTLS_VERSION << "\n";
-            return 0;
-        }
-        if (a == "--check") {
-            check = true;
-        } else if (a == "--config" && i + 1 < argc) {
-            config_file = argv[++i];
-        } else {
-            std::cerr << "brokertls-service: unknown argument " << a << "\n\n" << kUsage;
-            return 1;
-        }
-    }
     // Signals are taken by sigwait on the main thread: the server's threads never see them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    sigset_t signals = block_daemon_signals();
+    DaemonCommandLine command{"/etc/brokertls/service.json"};
+    if (auto exit_code = parse_daemon_command_line(argc, argv, "brokertls-service",
+                                                   BROKERTLS_VERSION, kUsage, command))
+        return *exit_code;
     try {
-        ServiceConfig config = load_service_config(config_file);
+        ServiceConfig config = load_service_config(command.config_file);
         IssuingService service(config, Clock::system(), log_line);
-        if (check) {
-            std::cout << config_file << ": ok\n";
+        if (command.check) {
+            std::cout << command.config_file << ": ok\n";
             return 0;
         }
         std::vector<HttpListenerConfig> listeners;
@@ -86,9 +55,7 @@ int main(int argc, char** argv) {
                      std::to_string(server.port(i)) + (config.listeners[i].tls ? " (TLS)" : ""));
         log_line("ready");
         while (true) {
-            int received = 0;
-            sigwait(&signals, &received);
-            if (received != SIGHUP) break;
+            if (wait_for_signal(signals) != SIGHUP) break;
             try {
                 server.reload_tls();
                 log_line("TLS certificates reloaded");
