@@ -21,6 +21,9 @@
 //       "trying" after the first try that failed, then the wall-clock time (Unix seconds) it was
 //       answered, so that a script can time the start without the cost of starting a client process
 //       per try.
+//   mqtt_load idle PORT CA CERT KEY COUNT PID
+//       opens COUNT connections one after the other (client ids idle-0, idle-1, ...), holds
+//       them all and prints PID's RSS before and after, and its growth per connection held.
 //   mqtt_load servers CA_DIR OUT_DIR COUNT
 //       issues COUNT server certificates (srv-1..srv-COUNT, for localhost and 127.0.0.1) from
 //       the brokertls-ca directory CA_DIR into OUT_DIR in one batch (brokertls-ca issues one
@@ -56,47 +59,60 @@ struct Client {
     int port;
 };
 
-// One connection; returns the served leaf's SHA-256 fingerprint, or "" on any failure.
-std::string connect_once(const Client& c, const std::string& client_id) {
+// A TCP connection to 127.0.0.1:PORT with a 5 s read timeout; -1 when refused.
+int tcp_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(c.port));
+    addr.sin_port = htons(static_cast<uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     timeval tv{5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string fingerprint;
-    SSL* ssl = nullptr;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-        ssl = SSL_new(c.ctx);
-        SSL_set_fd(ssl, fd);
-        if (SSL_connect(ssl) == 1) {
-            // CONNECT: protocol "MQTT" level 4, clean session, keepalive 60, client id.
-            std::string p;
-            p += std::string("\x00\x04MQTT\x04\x02\x00\x3c", 10);
-            p += static_cast<char>(client_id.size() >> 8);
-            p += static_cast<char>(client_id.size() & 0xff);
-            p += client_id;
-            std::string packet = std::string(1, '\x10') + static_cast<char>(p.size()) + p;
-            unsigned char connack[4] = {};
-            if (SSL_write(ssl, packet.data(), static_cast<int>(packet.size())) > 0 &&
-                SSL_read(ssl, connack, 4) == 4 && connack[0] == 0x20 && connack[3] == 0) {
-                X509* leaf = SSL_get0_peer_certificate(ssl);
-                unsigned char md[32];
-                unsigned len = 0;
-                if (leaf && X509_digest(leaf, EVP_sha256(), md, &len)) {
-                    char hex[65];
-                    for (unsigned i = 0; i < len; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
-                    fingerprint = hex;
-                }
-                SSL_write(ssl, "\xe0\x00", 2);
-            }
-            SSL_shutdown(ssl);
-        }
-        SSL_free(ssl);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(fd);
+        return -1;
     }
+    return fd;
+}
+
+// CONNECT (protocol "MQTT" level 4, clean session, keepalive 60) and its CONNACK; true when
+// accepted.
+bool mqtt_connect(SSL* ssl, const std::string& client_id) {
+    std::string p;
+    p += std::string("\x00\x04MQTT\x04\x02\x00\x3c", 10);
+    p += static_cast<char>(client_id.size() >> 8);
+    p += static_cast<char>(client_id.size() & 0xff);
+    p += client_id;
+    std::string packet = std::string(1, '\x10') + static_cast<char>(p.size()) + p;
+    unsigned char connack[4] = {};
+    return SSL_write(ssl, packet.data(), static_cast<int>(packet.size())) > 0 &&
+           SSL_read(ssl, connack, 4) == 4 && connack[0] == 0x20 && connack[3] == 0;
+}
+
+// One connection; returns the served leaf's SHA-256 fingerprint, or "" on any failure.
+std::string connect_once(const Client& c, const std::string& client_id) {
+    int fd = tcp_connect(c.port);
+    if (fd < 0) return "";
+    std::string fingerprint;
+    SSL* ssl = SSL_new(c.ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) {
+        if (mqtt_connect(ssl, client_id)) {
+            X509* leaf = SSL_get0_peer_certificate(ssl);
+            unsigned char md[32];
+            unsigned len = 0;
+            if (leaf && X509_digest(leaf, EVP_sha256(), md, &len)) {
+                char hex[65];
+                for (unsigned i = 0; i < len; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
+                fingerprint = hex;
+            }
+            SSL_write(ssl, "\xe0\x00", 2);
+        }
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
     ERR_clear_error();
     close(fd);
     return fingerprint;
@@ -300,6 +316,47 @@ int wait_answer(const Client& c, int timeout_s) {
     return 0;
 }
 
+// VmRSS of PID in KiB, or -1.
+long rss_kib(pid_t pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    std::fclose(f);
+    return kib;
+}
+
+int idle(const Client& c, int count, pid_t pid) {
+    long before = rss_kib(pid);
+    std::vector<std::pair<int, SSL*>> held;
+    int failed = 0;
+    for (int i = 0; i < count; ++i) {
+        int fd = tcp_connect(c.port);
+        SSL* ssl = fd < 0 ? nullptr : SSL_new(c.ctx);
+        if (ssl) SSL_set_fd(ssl, fd);
+        if (ssl && SSL_connect(ssl) == 1 && mqtt_connect(ssl, "idle-" + std::to_string(i))) {
+            held.emplace_back(fd, ssl);
+            continue;
+        }
+        ++failed;
+        SSL_free(ssl);
+        ERR_clear_error();
+        if (fd >= 0) close(fd);
+    }
+    // Every CONNACK came back through PID: each held connection is fully set up there.
+    long after = rss_kib(pid);
+    std::printf("connections %d failed %d rss_kib %ld -> %ld per_connection_kib %.1f\n", count,
+                failed, before, after,
+                held.empty() ? 0.0 : static_cast<double>(after - before) / held.size());
+    for (auto [fd, ssl] : held) {
+        SSL_free(ssl);
+        close(fd);
+    }
+    return 0;
+}
+
 int servers(const char* ca_dir, const char* out, int count) {
     auto t0 = Clock::now();
     auto issued = issue_servers(ca_dir, out, "srv-", 1, count);
@@ -327,6 +384,10 @@ int main(int argc, char** argv) {
         Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
         return wait_answer(c, std::stoi(a[6]));
     }
+    if (a.size() == 8 && a[1] == "idle") {
+        Client c{make_ctx(argv[3], argv[4], argv[5]), std::stoi(a[2])};
+        return idle(c, std::stoi(a[6]), static_cast<pid_t>(std::stol(a[7])));
+    }
     if (a.size() == 5 && a[1] == "servers") return servers(argv[2], argv[3], std::stoi(a[4]));
     std::fprintf(stderr,
                  "usage: mqtt_load rate PORT CA CERT KEY COUNT [PARALLEL [CLIENT_ID]]\n"
@@ -334,6 +395,7 @@ int main(int argc, char** argv) {
                  "[TIMEOUT_S]\n"
                  "       mqtt_load reload PORT CA CERT KEY PID\n"
                  "       mqtt_load wait PORT CA CERT KEY TIMEOUT_S\n"
+                 "       mqtt_load idle PORT CA CERT KEY COUNT PID\n"
                  "       mqtt_load servers CA_DIR OUT_DIR COUNT\n");
     return 1;
 }
