@@ -90,6 +90,8 @@ struct Listener {
     asio::strand<asio::io_context::executor_type> strand;
     tcp::acceptor acceptor;
     std::atomic<std::shared_ptr<const ServedSet>> served;
+    // The broker's addresses, resolved once at start: not a lookup per client.
+    tcp::resolver::results_type upstream;
     int port = 0;
     Listener(GatewayListenerConfig c, asio::io_context& io)
         : config(std::move(c)), strand(asio::make_strand(io)), acceptor(strand) {}
@@ -368,15 +370,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
             pending_.erase(0, *packet);  // what the client sent after its CONNECT
         }
 
-        auto [host, port] = split_endpoint(config.upstream);
         arm(limits.handshake_timeout);
-        tcp::resolver resolver(executor());
-        auto [resolve_error, endpoints] = co_await resolver.async_resolve(host, port, as_tuple);
-        boost::system::error_code connect_error = resolve_error;
-        if (!resolve_error) {
-            auto [e, endpoint] = co_await asio::async_connect(upstream_, endpoints, as_tuple);
-            connect_error = e;
-        }
+        auto [connect_error, endpoint] =
+            co_await asio::async_connect(upstream_, listener_.upstream, as_tuple);
         disarm();
         if (connect_error) {
             gateway_.refuse("upstream");
@@ -503,6 +499,14 @@ Gateway::Impl::Impl(const Config& cfg, SecurityModule& m, Log l)
         if (auto p = cfg.security_profiles.find(lc.security_profile);
             p != cfg.security_profiles.end())
             listener->client_cas = p->second.trust_anchors;
+        {
+            auto [host, port] = split_endpoint(lc.upstream);
+            boost::system::error_code ec;
+            listener->upstream = tcp::resolver(io).resolve(host, port, ec);
+            if (ec)
+                fail(ErrorKind::Input, "listener " + lc.name,
+                     "upstream " + lc.upstream + ": " + ec.message());
+        }
         auto [host, port] = split_endpoint(lc.listen);
         boost::system::error_code ec;
         tcp::endpoint endpoint(asio::ip::make_address(host, ec),
