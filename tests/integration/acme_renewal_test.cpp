@@ -105,14 +105,6 @@ json http01_challenge(const PebbleFixture& pebble) {
     return {{"type", "http-01"}, {"listen", "127.0.0.1:" + std::to_string(pebble.http01_port())}};
 }
 
-json acme_issuer(const PebbleFixture& pebble, json challenge) {
-    return {{"type", "acme"},
-            {"directory", pebble.directory_url()},
-            {"ca_bundle", pebble.ca_bundle().string()},
-            {"email", "ops@example.com"},
-            {"challenge", std::move(challenge)}};
-}
-
 // A configuration in `dir` (relative paths resolve there), renewed by a renewer whose hooks
 // feed `recorder`. Declared before the renewer, the recorder outlives its threads.
 class RenewalSetup {
@@ -191,7 +183,7 @@ class AcmeRenewalTest : public ::testing::Test {
 PebbleFixture* AcmeRenewalTest::pebble_ = nullptr;
 
 TEST_F(AcmeRenewalTest, ANewProfileServesATemporaryCertificateUntilPebblesArrives) {
-    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("pebble", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("web", "pebble", {"web.example"});
 
     ASSERT_TRUE(s.configure());
@@ -251,7 +243,7 @@ TEST_F(AcmeRenewalTest, ANewProfileServesATemporaryCertificateUntilPebblesArrive
 }
 
 TEST_F(AcmeRenewalTest, RenewNowReplacesTheCertificateAndArchivesThePreviousOne) {
-    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("pebble", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("web", "pebble", {"renew.example"});
     s.configure();
     s.renewer.start();
@@ -303,10 +295,10 @@ exit 2
 TEST_F(AcmeRenewalTest, AFailedValidationBacksOffAndTheBackoffSurvivesARestart) {
     fs::path hook = s.dir / "dns-hook.sh";
     write_file_atomic(hook, txt_hook(pebble, "wrong"), 0755);
-    s.issuer("pebble", acme_issuer(pebble, {{"type", "dns-01"},
-                                            {"provider", "exec"},
-                                            {"command", hook.string()},
-                                            {"timeout", "10s"}}));
+    s.issuer("pebble", pebble.issuer_json({{"type", "dns-01"},
+                                           {"provider", "exec"},
+                                           {"command", hook.string()},
+                                           {"timeout", "10s"}}));
     s.profile("exec", "pebble", {"exec.example"});
     s.configure();
     std::string temporary = s.fingerprint("exec");
@@ -374,14 +366,14 @@ TEST_F(AcmeRenewalTest, ADirectorySwitchRenewsAtOnceFromTheNewCa) {
     options.challtestsrv_http01 = false;
     PebbleFixture production(options);
 
-    s.issuer("le", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("le", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("web", "le", {"switch.example"});
     s.configure();
     s.renewer.start();
     ASSERT_TRUE(s.settled("web", "obtained")) << s.recorder.log_text();
     EXPECT_TRUE(verifies(s.chain("web"), pebble.roots_pem(0)));
 
-    s.issuer("le", acme_issuer(production, http01_challenge(production)));
+    s.issuer("le", production.issuer_json(http01_challenge(production)));
     EXPECT_FALSE(s.configure());  // what is deployed stays until the new one is there
     ASSERT_TRUE(s.settled("web", "obtained", 2)) << s.recorder.log_text();
 
@@ -405,7 +397,7 @@ TEST_F(AcmeRenewalTest, ADirectorySwitchRenewsAtOnceFromTheNewCa) {
     // Back to the first directory across a restart: the state on disk says where the deployed
     // certificate came from, so the restarted renewer renews at once, with the kept account.
     s.renewer.stop();
-    s.issuer("le", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("le", pebble.issuer_json(http01_challenge(pebble)));
     Recorder recorder;
     CertificatePipeline restarted(recorder.hooks());
     EXPECT_FALSE(s.configure(restarted));
@@ -425,7 +417,7 @@ TEST_F(AcmeRenewalTest, ProfilesOfOneIssuerSwitchDirectoryTogether) {
     PebbleOptions options;
     options.challtestsrv_http01 = false;
     PebbleFixture production(options);
-    s.issuer("le", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("le", pebble.issuer_json(http01_challenge(pebble)));
     const std::vector<std::string> profiles = {"s1", "s2", "s3", "s4", "s5", "s6"};
     for (const auto& p : profiles) s.profile(p, "le", {p + ".together.example"});
     s.doc["renewal"] = {{"max_concurrent_orders", 6}};
@@ -434,7 +426,7 @@ TEST_F(AcmeRenewalTest, ProfilesOfOneIssuerSwitchDirectoryTogether) {
     for (const auto& p : profiles)
         ASSERT_TRUE(s.settled(p, "obtained")) << p << s.recorder.log_text();
 
-    s.issuer("le", acme_issuer(production, http01_challenge(production)));
+    s.issuer("le", production.issuer_json(http01_challenge(production)));
     s.configure();
     for (const auto& p : profiles)
         ASSERT_TRUE(s.settled(p, "obtained", 2))
@@ -455,7 +447,7 @@ TEST_F(AcmeRenewalTest, ProfilesOfOneIssuerSwitchDirectoryTogether) {
 }
 
 TEST_F(AcmeRenewalTest, ManualDns01WaitsForTheOperatorsResume) {
-    s.issuer("hand", acme_issuer(pebble, {{"type", "dns-01"}, {"provider", "manual"}}));
+    s.issuer("hand", pebble.issuer_json({{"type", "dns-01"}, {"provider", "manual"}}));
     s.profile("manual", "hand", {"manual.example"});
     s.configure();
     s.renewer.start();
@@ -492,7 +484,7 @@ TEST_F(AcmeRenewalTest, ManualDns01WaitsForTheOperatorsResume) {
 
 TEST_F(AcmeRenewalTest, ManualDns01NobodyResumesFailsAfterItsTimeout) {
     s.issuer("hand",
-             acme_issuer(pebble, {{"type", "dns-01"}, {"provider", "manual"}, {"timeout", "2s"}}));
+             pebble.issuer_json({{"type", "dns-01"}, {"provider", "manual"}, {"timeout", "2s"}}));
     s.profile("forgotten", "hand", {"forgotten.example"});
     s.configure();
     auto started = std::chrono::steady_clock::now();
@@ -511,7 +503,7 @@ TEST_F(AcmeRenewalTest, ManualDns01NobodyResumesFailsAfterItsTimeout) {
 }
 
 TEST_F(AcmeRenewalTest, AReloadDuringAnOrderKeepsTheJobAndItsOutcome) {
-    s.issuer("hand", acme_issuer(pebble, {{"type", "dns-01"}, {"provider", "manual"}}));
+    s.issuer("hand", pebble.issuer_json({{"type", "dns-01"}, {"provider", "manual"}}));
     s.profile("reload", "hand", {"reload.example"});
     s.configure();
     s.renewer.start();
@@ -542,7 +534,7 @@ TEST_F(AcmeRenewalTest, AReloadDuringAnOrderKeepsTheJobAndItsOutcome) {
 }
 
 TEST_F(AcmeRenewalTest, AShutdownDuringAnOrderIsNoFailure) {
-    s.issuer("hand", acme_issuer(pebble, {{"type", "dns-01"}, {"provider", "manual"}}));
+    s.issuer("hand", pebble.issuer_json({{"type", "dns-01"}, {"provider", "manual"}}));
     s.profile("waiting", "hand", {"shutdown.example"});
     s.configure();
     s.renewer.start();
@@ -566,7 +558,7 @@ TEST_F(AcmeRenewalTest, AShutdownDuringAnOrderIsNoFailure) {
 }
 
 TEST_F(AcmeRenewalTest, HooksAreOptional) {
-    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("pebble", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("quiet", "pebble", {"quiet.example"});
     CertificatePipeline quiet(CertificatePipeline::Hooks{});
     EXPECT_TRUE(s.configure(quiet));
@@ -579,10 +571,9 @@ TEST_F(AcmeRenewalTest, HooksAreOptional) {
 }
 
 TEST_F(AcmeRenewalTest, TlsAlpn01ResponderObtains) {
-    s.issuer(
-        "pebble",
-        acme_issuer(pebble, {{"type", "tls-alpn-01"},
-                             {"listen", "127.0.0.1:" + std::to_string(pebble.tls_alpn01_port())}}));
+    s.issuer("pebble", pebble.issuer_json(
+                           {{"type", "tls-alpn-01"},
+                            {"listen", "127.0.0.1:" + std::to_string(pebble.tls_alpn01_port())}}));
     s.profile("alpn", "pebble", {"alpn.example"});
     s.configure();
     s.renewer.start();
@@ -601,7 +592,7 @@ TEST_F(AcmeRenewalTest, Http01WebrootServedByAnotherWebServer) {
     ASSERT_TRUE(test::wait_for_port(pebble.http01_port(), 10s)) << server.log();
 
     json challenge = {{"type", "http-01"}, {"webroot", webroot.string()}};
-    s.issuer("pebble", acme_issuer(pebble, challenge));
+    s.issuer("pebble", pebble.issuer_json(challenge));
     s.profile("site", "pebble", {"site.example", "www.site.example"});
     s.configure();
     s.renewer.start();
@@ -618,7 +609,7 @@ TEST_F(AcmeRenewalTest, Http01WebrootServedByAnotherWebServer) {
 }
 
 TEST_F(AcmeRenewalTest, MaxConcurrentOrdersIsNeverExceeded) {
-    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("pebble", pebble.issuer_json(http01_challenge(pebble)));
     s.doc["renewal"] = {{"max_concurrent_orders", 2}};
     const std::vector<std::string> profiles = {"c1", "c2", "c3", "c4", "c5", "c6"};
     for (const auto& p : profiles) s.profile(p, "pebble", {p + ".many.example"});
@@ -652,7 +643,7 @@ TEST_F(AcmeRenewalTest, MaxConcurrentOrdersIsNeverExceeded) {
 }
 
 TEST_F(AcmeRenewalTest, AnIpAddressIsValidatedOverHttp01) {
-    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("pebble", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("ip", "pebble", {"127.0.0.1"});
     s.configure();
     s.renewer.start();
@@ -670,7 +661,7 @@ TEST(AcmeRenewalOutage, PebbleDownLeavesTheDeployedCertificateInPlace) {
     options.challtestsrv_http01 = false;
     PebbleFixture pebble(options);
     RenewalSetup s;
-    s.issuer("pebble", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("pebble", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("web", "pebble", {"outage.example"});
     s.configure();
     s.renewer.start();
@@ -708,10 +699,10 @@ TEST(AcmeRenewalEab, TheBindingIsSentWhenConfiguredAndMissedWhenNot) {
     options.eab_keys = {{"kid-1", mac}};
     PebbleFixture pebble(options);
     RenewalSetup s;
-    json bound = acme_issuer(pebble, http01_challenge(pebble));
+    json bound = pebble.issuer_json(http01_challenge(pebble));
     bound["eab"] = {{"key_id", "kid-1"}, {"hmac_key", mac}};
     s.issuer("bound", bound);
-    s.issuer("unbound", acme_issuer(pebble, http01_challenge(pebble)));
+    s.issuer("unbound", pebble.issuer_json(http01_challenge(pebble)));
     s.profile("with", "bound", {"eab.example"});
     s.profile("without", "unbound", {"no-eab.example"});
     s.configure();
@@ -799,14 +790,14 @@ TEST(AcmeRenewalRfc2136, UpdatesBindFollowsTheCnameAndCleansUp) {
     options.dns_server = resolver.server();
     PebbleFixture pebble(options);
     RenewalSetup s;
-    s.issuer("bind", acme_issuer(pebble, {{"type", "dns-01"},
-                                          {"provider", "rfc2136"},
-                                          {"server", named.server()},
-                                          {"tsig_key_file", named.key_file().string()},
-                                          {"resolver", named.server()},
-                                          {"propagation_servers", {named.server()}},
-                                          {"propagation_interval", "200ms"},
-                                          {"propagation_timeout", "10s"}}));
+    s.issuer("bind", pebble.issuer_json({{"type", "dns-01"},
+                                         {"provider", "rfc2136"},
+                                         {"server", named.server()},
+                                         {"tsig_key_file", named.key_file().string()},
+                                         {"resolver", named.server()},
+                                         {"propagation_servers", {named.server()}},
+                                         {"propagation_interval", "200ms"},
+                                         {"propagation_timeout", "10s"}}));
     // _acme-challenge.broker.example.test is a CNAME into acme-delegate.test.
     s.profile("delegated", "bind", {"broker.example.test"});
     s.profile("wild", "bind", {"*.wild.example.test", "wild.example.test"});

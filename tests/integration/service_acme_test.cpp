@@ -29,14 +29,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kOpsKey = "ops-key-0123456789abcdef";
 
-json acme_issuer(const PebbleFixture& pebble, json challenge) {
-    return {{"type", "acme"},
-            {"directory", pebble.directory_url()},
-            {"ca_bundle", pebble.ca_bundle().string()},
-            {"email", "ops@example.com"},
-            {"challenge", std::move(challenge)}};
-}
-
 // The HTTP status (last line) and the rest of curl's output made with -w "\n%{http_code}".
 std::pair<std::string, std::string> split_status(const std::string& out) {
     auto at = out.rfind('\n');
@@ -92,7 +84,7 @@ class ServiceAcme : public ::testing::Test {
                   {"challenge",
                    {{"listen", "127.0.0.1:" + std::to_string(challenge_port)},
                     {"serve", {"acme-challenge"}}}}}},
-                {"issuers", {{"pebble", acme_issuer(pebble, {{"type", "http-01"}})}}},
+                {"issuers", {{"pebble", pebble.issuer_json({{"type", "http-01"}})}}},
                 {"profiles", {{"web", {{"issuer", "pebble"}, {"domains", {"*.example.test"}}}}}},
                 {"auth",
                  {{{"name", "lan"},
@@ -165,7 +157,7 @@ TEST_F(ServiceAcme, ADeviceGetsItsNameThroughDns01InBind) {
             {{"listen", "127.0.0.1:0"},
              {"serve", {"v1"}},
              {"tls", {{"cert", "tls/127.0.0.1.chain.pem"}, {"key", "tls/127.0.0.1.key"}}}}}}},
-         {"issuers", {{"pebble", acme_issuer(pebble, dns01)}}},
+         {"issuers", {{"pebble", pebble.issuer_json(dns01)}}},
          {"profiles", {{"device", {{"issuer", "pebble"}, {"domains", {"*.example.test"}}}}}},
          {"clients",
           {{"ops", {{"key_file", "ops.key"}, {"profiles", {"device"}}, {"admin", true}}}}},

@@ -130,6 +130,14 @@ std::string PebbleFixture::pebble_log() const {
     return pebble_ ? pebble_->log() : "";
 }
 
+json PebbleFixture::issuer_json(json challenge) const {
+    return {{"type", "acme"},
+            {"directory", directory_url()},
+            {"ca_bundle", ca_bundle().string()},
+            {"email", "ops@example.com"},
+            {"challenge", std::move(challenge)}};
+}
+
 std::string PebbleFixture::directory_url() const {
     return "https://127.0.0.1:" + std::to_string(acme_port_) + "/dir";
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "acme/http.hpp"
@@ -47,6 +48,9 @@ class PebbleFixture {
     std::string directory_url() const;
     // The PEM file that trusts Pebble's HTTPS (ACME and management).
     std::filesystem::path ca_bundle() const { return ca_bundle_; }
+    // An "acme" issuer (brokertls.json's or brokertls-service's) for this Pebble, with
+    // `challenge` as its challenge.
+    nlohmann::json issuer_json(nlohmann::json challenge) const;
     // Pebble's issuing roots and intermediates (management /roots/N, /intermediates/N; N > 0
     // for the alternate roots of PEBBLE_ALTERNATE_ROOTS).
     std::string roots_pem(int index = 0);
